@@ -1,0 +1,36 @@
+"""api: HTTP (authenticated). The REST API v1 of DESIGN §10."""
+
+import json
+
+import flask
+import functions_framework
+
+from shared.api.app import handle_request
+from shared.api.http import ApiRequest
+from shared.platform.runtime import api_context, start_function
+
+start_function()
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    response = handle_request(
+        ApiRequest(
+            method=request.method,
+            path=request.path,
+            query=request.args.to_dict(),
+            headers=dict(request.headers),
+            body=request.get_data(),
+        ),
+        api_context(),
+    )
+    if response.body is None:
+        return flask.Response(status=response.status, headers=response.headers)
+    if isinstance(response.body, str | bytes):
+        return flask.Response(response.body, response.status, response.headers)
+    return flask.Response(
+        json.dumps(response.body, default=str),
+        response.status,
+        response.headers,
+        content_type="application/json",
+    )

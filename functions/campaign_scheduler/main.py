@@ -1,0 +1,25 @@
+"""campaign_scheduler: HTTP, called by Cloud Scheduler each minute (OIDC).
+
+Launches due SCHEDULED campaigns, completes finished ones, and sweeps sends
+whose claim expired.
+"""
+
+import flask
+import functions_framework
+
+from shared.campaigns.scheduler import run_tick
+from shared.platform.clock import utcnow
+from shared.platform.config import core_settings
+from shared.platform.firestore import firestore_client
+from shared.platform.pubsub import pubsub_publisher
+from shared.platform.runtime import start_function, task_queue
+
+start_function()
+
+
+@functions_framework.http
+def campaign_scheduler(request: flask.Request) -> tuple[dict[str, object], int]:
+    report = run_tick(
+        firestore_client(), pubsub_publisher(), task_queue(), core_settings(), utcnow()
+    )
+    return report.__dict__, 200

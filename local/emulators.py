@@ -1,0 +1,148 @@
+"""Start and stop the official Firestore and Pub/Sub emulators (gcloud's).
+
+Each server starts in its own session (setsid), so stopping it by process group
+also ends the Java process that the wrapper script launches.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+SDK_ROOT = Path(os.environ.get("GCLOUD_SDK_ROOT", "/usr/lib/google-cloud-sdk"))
+FIRESTORE_BIN = SDK_ROOT / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
+PUBSUB_BIN = SDK_ROOT / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
+INSTALL_HINT = (
+    "install them with: gcloud components install cloud-firestore-emulator "
+    "pubsub-emulator (and Java 11+ on PATH)"
+)
+
+
+class EmulatorsMissing(RuntimeError):
+    pass
+
+
+def missing_emulators() -> list[str]:
+    """What is missing to run the emulators, as readable strings."""
+    missing = [str(p) for p in (FIRESTORE_BIN, PUBSUB_BIN) if not p.exists()]
+    if not _java_available():
+        missing.append("java")
+    return missing
+
+
+def _java_available() -> bool:
+    return any(
+        (Path(d) / "java").exists() for d in os.environ.get("PATH", "").split(":") if d
+    )
+
+
+def require_emulators() -> None:
+    missing = missing_emulators()
+    if missing:
+        raise EmulatorsMissing(
+            f"emulators unavailable (missing: {', '.join(missing)}); {INSTALL_HINT}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    pgid: int
+    port: int
+    log_path: Path
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def start_process(
+    name: str, argv: list[str], port: int, log_dir: Path, env: dict[str, str] | None = None
+) -> Server:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own fixed argv
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    return Server(name, process.pid, port, log_path)
+
+
+def stop_group(pgid: int, grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace`."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def wait_http(url: str, timeout: float = 60.0, server: Server | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    hint = f" (log: {server.log_path})" if server else ""
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s{hint}")
+
+
+def start_firestore(port: int, log_dir: Path) -> Server:
+    require_emulators()
+    server = start_process(
+        "firestore-emulator",
+        [str(FIRESTORE_BIN), "start", "--host=127.0.0.1", f"--port={port}"],
+        port,
+        log_dir,
+    )
+    wait_http(f"http://127.0.0.1:{port}/", server=server)
+    return server
+
+
+def start_pubsub(port: int, log_dir: Path, project: str) -> Server:
+    require_emulators()
+    data_dir = log_dir / f"pubsub-data-{port}"
+    server = start_process(
+        "pubsub-emulator",
+        [str(PUBSUB_BIN), "--host=127.0.0.1", f"--port={port}", f"--data-dir={data_dir}"],
+        port,
+        log_dir,
+    )
+    wait_http(f"http://127.0.0.1:{port}/v1/projects/{project}/topics", server=server)
+    return server
+
+
+def reset_firestore(host: str, project: str) -> None:
+    url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
+    requests.delete(url, timeout=30).raise_for_status()

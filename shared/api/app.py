@@ -1,0 +1,52 @@
+"""The REST API v1: authentication, routing and the error contract."""
+
+from __future__ import annotations
+
+import hmac
+from functools import lru_cache
+
+from shared.api import campaigns, imports, messages, segments, templates, users
+from shared.api.context import ApiContext
+from shared.api.http import ApiError, ApiRequest, ApiResponse, Router
+from shared.platform.logging import get_logger
+
+log = get_logger(__name__)
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+@lru_cache(maxsize=1)
+def api_router() -> Router:
+    router = Router()
+    for module in (users, imports, templates, segments, campaigns, messages):
+        router.include(module.router)
+    return router
+
+
+def authenticate(request: ApiRequest, keys: frozenset[str]) -> None:
+    header = request.header("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    valid = scheme.lower() == "bearer" and any(
+        hmac.compare_digest(token.strip(), key) for key in keys
+    )
+    if not valid:
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "a valid 'Authorization: Bearer <key>' header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def handle_request(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Answer one request; bad input never becomes a 500 with a stack trace."""
+    try:
+        if request.path not in PUBLIC_PATHS:
+            authenticate(request, context.api.api_key_set)
+        return api_router().dispatch(request, context)
+    except ApiError as error:
+        return ApiResponse(error.status, error.body(), error.headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        internal = ApiError(500, "internal", "internal error")
+        return ApiResponse(500, internal.body())

@@ -1,0 +1,23 @@
+"""What every API handler may use: Firestore, the publisher, tasks, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.cloud import firestore
+
+from shared.platform.config import ApiSettings, CoreSettings
+from shared.platform.pubsub import Publisher
+from shared.platform.tasks import TaskQueue
+
+
+@dataclass
+class ApiContext:
+    db: firestore.Client
+    publisher: Publisher
+    tasks: Callable[[], TaskQueue]
+    core: CoreSettings
+    api: ApiSettings
+    clock: Callable[[], datetime]

@@ -1,0 +1,50 @@
+"""Cursor paging for list endpoints: `limit` (≤ 500) and `page_token`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.api.http import ApiError, ApiRequest
+
+MAX_LIMIT = 500
+
+
+def page_limit(request: ApiRequest, default: int = 50) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_limit", f"limit must be 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+def _decode(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
+
+
+def paged(
+    request: ApiRequest,
+    query: firestore.Query,
+    collection: firestore.CollectionReference,
+    render: Callable[[firestore.DocumentSnapshot], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of `query`, ordered by document id, with the next page's token."""
+    limit = page_limit(request)
+    page = query.order_by("__name__").limit(limit + 1)
+    token = request.query.get("page_token")
+    if token:
+        page = page.start_after([collection.document(_decode(token))])
+    snapshots = list(page.stream())
+    more = len(snapshots) > limit
+    snapshots = snapshots[:limit]
+    next_token = (
+        base64.urlsafe_b64encode(snapshots[-1].id.encode()).decode()
+        if more and snapshots
+        else None
+    )
+    return {"items": [render(s) for s in snapshots], "next_page_token": next_token}

@@ -1,0 +1,119 @@
+"""Campaign state transitions, each in one Firestore transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.campaigns.models import (
+    Campaign,
+    CampaignAction,
+    CampaignStatus,
+    campaign_ref,
+    transitions_for,
+)
+from shared.payloads import CampaignLaunch
+from shared.platform.pubsub import Publisher, Topic
+
+
+class CampaignNotFound(LookupError):
+    pass
+
+
+class IllegalTransition(Exception):
+    def __init__(self, action: CampaignAction, current: CampaignStatus) -> None:
+        super().__init__(f"cannot {action.value} a campaign that is {current.value}")
+        self.action = action
+        self.current = current
+
+
+def next_status(campaign: Campaign, action: CampaignAction) -> CampaignStatus:
+    target = transitions_for(campaign).get((action, campaign.status))
+    if target is None:
+        raise IllegalTransition(action, campaign.status)
+    if action is CampaignAction.RESUME and campaign.paused_from:
+        return campaign.paused_from
+    return target
+
+
+def transition(
+    db: firestore.Client,
+    campaign_id: str,
+    action: CampaignAction,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+) -> Campaign:
+    """Apply `action` atomically; raises IllegalTransition with the status."""
+    ref = campaign_ref(db, campaign_id)
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> Campaign:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            raise CampaignNotFound(campaign_id)
+        campaign = Campaign.from_snapshot(snapshot)
+        update: dict[str, Any] = {
+            "status": next_status(campaign, action).value,
+            "updated_at": now,
+            **(changes or {}),
+        }
+        if action is CampaignAction.PAUSE:
+            update["paused_from"] = campaign.status.value
+        transaction.update(ref, update)
+        return Campaign.model_validate(
+            {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}
+        )
+
+    return apply(db.transaction())
+
+
+def launch_campaign(
+    db: firestore.Client,
+    publisher: Publisher,
+    campaign_id: str,
+    now: datetime,
+    schedule_at: datetime | None = None,
+) -> Campaign:
+    """DRAFT → ACTIVE (triggered), SCHEDULED (future schedule_at) or RUNNING."""
+    snapshot = campaign_ref(db, campaign_id).get()
+    if not snapshot.exists:
+        raise CampaignNotFound(campaign_id)
+    campaign = Campaign.from_snapshot(snapshot)
+    if campaign.is_triggered:
+        return transition(db, campaign_id, CampaignAction.ACTIVATE, now)
+    when = schedule_at or campaign.schedule_at
+    if when is not None and when > now:
+        return transition(
+            db, campaign_id, CampaignAction.SCHEDULE, now, {"schedule_at": when}
+        )
+    return start_campaign(db, publisher, campaign_id, now)
+
+
+def start_campaign(
+    db: firestore.Client, publisher: Publisher, campaign_id: str, now: datetime
+) -> Campaign:
+    """→ RUNNING with a fresh launch id, then publish the launch.
+
+    If the publish is lost, the scheduler re-publishes the same launch id for a
+    RUNNING campaign that has not been evaluated; the evaluator dedupes on it.
+    """
+    launch_id = uuid.uuid4().hex
+    campaign = transition(
+        db,
+        campaign_id,
+        CampaignAction.START,
+        now,
+        {"launch_id": launch_id, "launched_at": now},
+    )
+    publish_launch(publisher, campaign_id, launch_id)
+    return campaign
+
+
+def publish_launch(publisher: Publisher, campaign_id: str, launch_id: str) -> None:
+    publisher.publish(
+        Topic.CAMPAIGN_LAUNCHES,
+        CampaignLaunch(campaign_id=campaign_id, launch_id=launch_id),
+    )

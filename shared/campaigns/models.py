@@ -1,0 +1,155 @@
+"""The campaign document, its settings, and the lifecycle state machine."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from google.cloud import firestore
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+CAMPAIGNS = "campaigns"
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "DRAFT"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    ACTIVE = "ACTIVE"
+
+
+class CampaignAction(StrEnum):
+    SCHEDULE = "schedule"
+    START = "start"
+    ACTIVATE = "activate"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    COMPLETE = "complete"
+    FAIL = "fail"
+
+
+S = CampaignStatus
+A = CampaignAction
+# (action, from) → to. Anything else is an illegal transition (HTTP 409).
+BROADCAST_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
+    (A.SCHEDULE, S.DRAFT): S.SCHEDULED,
+    (A.START, S.DRAFT): S.RUNNING,
+    (A.START, S.SCHEDULED): S.RUNNING,
+    (A.PAUSE, S.SCHEDULED): S.PAUSED,
+    (A.PAUSE, S.RUNNING): S.PAUSED,
+    # Resume goes back to the status paused from (`paused_from`).
+    (A.RESUME, S.PAUSED): S.RUNNING,
+    (A.CANCEL, S.DRAFT): S.CANCELLED,
+    (A.CANCEL, S.SCHEDULED): S.CANCELLED,
+    (A.CANCEL, S.RUNNING): S.CANCELLED,
+    (A.CANCEL, S.PAUSED): S.CANCELLED,
+    (A.COMPLETE, S.RUNNING): S.COMPLETED,
+    (A.FAIL, S.SCHEDULED): S.FAILED,
+    (A.FAIL, S.RUNNING): S.FAILED,
+}
+TRIGGERED_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
+    (A.ACTIVATE, S.DRAFT): S.ACTIVE,
+    (A.PAUSE, S.ACTIVE): S.PAUSED,
+    (A.RESUME, S.PAUSED): S.ACTIVE,
+    (A.CANCEL, S.DRAFT): S.CANCELLED,
+    (A.CANCEL, S.ACTIVE): S.CANCELLED,
+    (A.CANCEL, S.PAUSED): S.CANCELLED,
+}
+FINAL_CAMPAIGN_STATUSES = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+EDITABLE_STATUSES = frozenset({S.DRAFT, S.SCHEDULED})
+
+
+class QuietHours(BaseModel):
+    """The local period in which nothing is sent; it may wrap past midnight."""
+
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.match(value):
+            raise ValueError("must be HH:MM (24-hour)")
+        return value
+
+
+class FrequencyCap(BaseModel):
+    max_messages: int = Field(ge=1)
+    per_hours: int = Field(ge=1, le=24 * 31)
+
+
+class Sender(BaseModel):
+    messaging_service_sid: str | None = None
+    from_: str | None = Field(None, alias="from")
+
+    model_config = {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Sender:
+        if bool(self.messaging_service_sid) == bool(self.from_):
+            raise ValueError("give exactly one of messaging_service_sid or from")
+        return self
+
+
+class Trigger(BaseModel):
+    event: str = Field(min_length=1, max_length=64)
+    where: dict[str, Any] | None = None
+
+
+class CampaignSettings(BaseModel):
+    """What an operator sets; shared by the API schema and the document."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    name: str = Field(min_length=1, max_length=200)
+    template_id: str = Field(min_length=1)
+    segment_id: str | None = None
+    rate_limit_mps: float = Field(10.0, gt=0, le=1000)
+    # "default" takes the configured default window; None means no quiet hours.
+    quiet_hours: QuietHours | Literal["default"] | None = "default"
+    default_timezone: str | None = None
+    frequency_cap: FrequencyCap | None = None
+    sender: Sender | None = None
+    trigger: Trigger | None = None
+    schedule_at: datetime | None = None
+
+
+class Campaign(CampaignSettings):
+    model_config = {"extra": "ignore", "populate_by_name": True}
+
+    id: str
+    status: CampaignStatus = CampaignStatus.DRAFT
+    launch_id: str | None = None
+    launched_at: datetime | None = None
+    completed_at: datetime | None = None
+    failure_reason: str | None = None
+    paused_from: CampaignStatus | None = None
+    batches_planned: int | None = None
+    recipients_planned: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_triggered(self) -> bool:
+        return self.trigger is not None
+
+    @classmethod
+    def from_snapshot(cls, snapshot: firestore.DocumentSnapshot) -> Campaign:
+        return cls.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
+
+
+def transitions_for(campaign: Campaign) -> dict[tuple[A, S], S]:
+    return TRIGGERED_TRANSITIONS if campaign.is_triggered else BROADCAST_TRANSITIONS
+
+
+def campaign_ref(db: firestore.Client, campaign_id: str) -> firestore.DocumentReference:
+    return db.collection(CAMPAIGNS).document(campaign_id)

@@ -1,0 +1,186 @@
+"""The minute tick: launch due campaigns, complete finished ones, sweep stuck sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from google.cloud import firestore
+
+from shared.campaigns.lifecycle import (
+    IllegalTransition,
+    publish_launch,
+    start_campaign,
+    transition,
+)
+from shared.campaigns.models import (
+    CAMPAIGNS,
+    Campaign,
+    CampaignAction,
+    CampaignStatus,
+    campaign_ref,
+)
+from shared.delivery.messages import MESSAGES
+from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
+from shared.platform.config import CoreSettings
+from shared.platform.firestore import count_of
+from shared.platform.logging import get_logger, log_context
+from shared.platform.pubsub import Publisher
+from shared.platform.tasks import SendTask, TaskQueue, task_name_for
+
+log = get_logger(__name__)
+
+LOST_LAUNCH_AFTER = timedelta(minutes=2)
+SWEEP_LIMIT = 500
+
+
+@dataclass
+class TickReport:
+    launched: list[str] = field(default_factory=list)
+    relaunched: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    swept: int = 0
+
+
+def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
+    return firestore.FieldFilter(field_path, op, value)
+
+
+def run_tick(
+    db: firestore.Client,
+    publisher: Publisher,
+    tasks: TaskQueue,
+    core: CoreSettings,
+    now: datetime,
+) -> TickReport:
+    report = TickReport()
+    launch_due(db, publisher, now, report)
+    for campaign in _running(db):
+        with log_context(campaign_id=campaign.id):
+            _check_running(db, publisher, campaign, core, now, report)
+    report.swept = sweep_stuck_sends(db, tasks, now)
+    return report
+
+
+def launch_due(
+    db: firestore.Client, publisher: Publisher, now: datetime, report: TickReport
+) -> None:
+    due = (
+        db.collection(CAMPAIGNS)
+        .where(filter=_where("status", "==", CampaignStatus.SCHEDULED.value))
+        .where(filter=_where("schedule_at", "<=", now))
+    )
+    for snapshot in due.stream():
+        try:
+            start_campaign(db, publisher, snapshot.id, now)
+        except IllegalTransition:
+            continue  # another tick (or an operator) got there first
+        report.launched.append(snapshot.id)
+
+
+def _running(db: firestore.Client) -> list[Campaign]:
+    query = db.collection(CAMPAIGNS).where(
+        filter=_where("status", "==", CampaignStatus.RUNNING.value)
+    )
+    return [Campaign.from_snapshot(s) for s in query.stream()]
+
+
+def _check_running(
+    db: firestore.Client,
+    publisher: Publisher,
+    campaign: Campaign,
+    core: CoreSettings,
+    now: datetime,
+    report: TickReport,
+) -> None:
+    if campaign.batches_planned is None:
+        launched = campaign.launched_at or now
+        if campaign.launch_id and now - launched > LOST_LAUNCH_AFTER:
+            publish_launch(publisher, campaign.id, campaign.launch_id)
+            report.relaunched.append(campaign.id)
+        return
+    if is_finished(db, campaign, core, now):
+        try:
+            transition(
+                db,
+                campaign.id,
+                CampaignAction.COMPLETE,
+                now,
+                {"completed_at": now, "final_counts": status_counts(db, campaign.id)},
+            )
+        except IllegalTransition:
+            return
+        report.completed.append(campaign.id)
+        log.info("campaign completed")
+
+
+def _messages_of(db: firestore.Client, campaign_id: str) -> firestore.Query:
+    return db.collection(MESSAGES).where(
+        filter=_where("campaign_id", "==", campaign_id)
+    )
+
+
+def batches_done(db: firestore.Client, campaign: Campaign) -> int:
+    reservations = (
+        campaign_ref(db, campaign.id)
+        .collection("pacing")
+        .document(campaign.launch_id or "-")
+        .collection("batches")
+        .where(filter=_where("done", "==", True))
+    )
+    return count_of(reservations)
+
+
+def is_finished(
+    db: firestore.Client, campaign: Campaign, core: CoreSettings, now: datetime
+) -> bool:
+    """Every batch fanned out and every message final (SENT counts once settled)."""
+    if batches_done(db, campaign) < (campaign.batches_planned or 0):
+        return False
+    unsent = _messages_of(db, campaign.id).where(
+        filter=_where(
+            "status_rank",
+            "in",
+            [rank_of(MessageStatus.QUEUED), rank_of(MessageStatus.SENDING)],
+        )
+    )
+    if count_of(unsent) > 0:
+        return False
+    unsettled = (
+        _messages_of(db, campaign.id)
+        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENT)))
+        .where(
+            filter=_where("sent_at", ">", now - timedelta(seconds=core.settle_seconds))
+        )
+    )
+    return count_of(unsettled) == 0
+
+
+def status_counts(db: firestore.Client, campaign_id: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status, rank in STATUS_RANK.items():
+        query = _messages_of(db, campaign_id).where(
+            filter=_where("status_rank", "==", rank)
+        )
+        counts[status.value] = count_of(query)
+    return counts
+
+
+def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> int:
+    """Re-enqueue SENDING messages whose lease expired, for reconciliation."""
+    stuck = (
+        db.collection(MESSAGES)
+        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENDING)))
+        .where(filter=_where("lease_until", "<", now))
+        .limit(SWEEP_LIMIT)
+    )
+    batch = []
+    for snapshot in stuck.stream():
+        data = snapshot.to_dict() or {}
+        # A new name per attempt: the original task name is already used.
+        generation = int(data.get("generation", 0))
+        name = f"{task_name_for(snapshot.id, generation)}-r{data.get('attempts', 0)}"
+        batch.append(SendTask(name, {"message_id": snapshot.id}, now))
+    if batch:
+        tasks.enqueue(batch)
+    return len(batch)

@@ -1,0 +1,106 @@
+"""The Twilio gateway: sends through the real twilio SDK.
+
+Locally the SDK is pointed at the Twilio simulator through its own extension
+point, a custom HTTP client, which rewrites Twilio's API host to the
+simulator's base URL. The SDK itself is not patched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from shared.delivery.errors import is_retriable
+from shared.platform.config import TwilioSettings
+
+TWILIO_API_HOST = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    to: str
+    body: str
+    status_callback: str
+    messaging_service_sid: str | None = None
+    from_number: str | None = None
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SendAccepted:
+    sid: str
+    status: str
+
+
+class TwilioSendError(Exception):
+    def __init__(self, message: str, code: int | None, http_status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+        self.retriable = is_retriable(http_status, code)
+
+
+class RedirectingHttpClient(TwilioHttpClient):
+    """Sends the SDK's requests to another base URL (the local simulator)."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(pool_connections=True, timeout=timeout)
+        self._base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if url.startswith(TWILIO_API_HOST):
+            url = self._base_url + url[len(TWILIO_API_HOST) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioGateway:
+    def __init__(self, settings: TwilioSettings) -> None:
+        http_client = (
+            RedirectingHttpClient(
+                settings.api_base_url, settings.request_timeout_seconds
+            )
+            if settings.api_base_url
+            else TwilioHttpClient(
+                pool_connections=True, timeout=settings.request_timeout_seconds
+            )
+        )
+        self._client = Client(
+            settings.account_sid, settings.auth_token, http_client=http_client
+        )
+
+    def send(self, message: OutboundMessage) -> SendAccepted:
+        params: dict[str, Any] = {
+            "to": message.to,
+            "status_callback": message.status_callback,
+        }
+        if message.messaging_service_sid:
+            params["messaging_service_sid"] = message.messaging_service_sid
+        else:
+            params["from_"] = message.from_number
+        if message.content_sid:
+            params["content_sid"] = message.content_sid
+            params["content_variables"] = json.dumps(message.content_variables or {})
+        else:
+            params["body"] = message.body
+        try:
+            created = self._client.messages.create(**params)
+        except TwilioRestException as exc:
+            raise TwilioSendError(str(exc.msg), exc.code, exc.status) from exc
+        except (TwilioException, requests.RequestException) as exc:
+            # Timeouts and connection errors: the outcome is unknown, retry later.
+            raise TwilioSendError(str(exc), None, 503) from exc
+        return SendAccepted(sid=str(created.sid), status=str(created.status))
+
+    def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
+        """Messages Twilio holds for `to` since `since` (for reconciliation)."""
+        found = self._client.messages.list(to=to, date_sent_after=since, limit=20)
+        return [SendAccepted(sid=str(m.sid), status=str(m.status)) for m in found]

@@ -1,0 +1,355 @@
+"""Sending one message: compliance pipeline, claim, Twilio, record.
+
+The lean path costs two document reads (message, user) and two writes (claim,
+SENT). Writes that follow a read carry that read's update time as a
+precondition, so two deliveries of one task can never both claim a message.
+The SENT write raises `status_rank` with a Maximum transform, so a status
+callback that outran it is never undone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared.audience.consent import set_consent
+from shared.audience.users import ConsentState, User, get_user
+from shared.campaigns.cache import TtlCache
+from shared.campaigns.models import Campaign, FrequencyCap
+from shared.delivery.errors import OPT_OUT_CODES
+from shared.delivery.gateway import OutboundMessage, TwilioGateway, TwilioSendError
+from shared.delivery.messages import MESSAGES, Message, message_ref
+from shared.delivery.pipeline import (
+    MESSAGE_STEPS,
+    RECIPIENT_STEPS,
+    Decision,
+    Outcome,
+    SendContext,
+    run_steps,
+    skip_reason,
+)
+from shared.delivery.quiet_hours import parse_quiet_hours
+from shared.delivery.status import MessageStatus, rank_of
+from shared.platform.config import CoreSettings, TwilioSettings
+from shared.platform.firestore import count_of, operations
+from shared.platform.logging import get_logger
+from shared.platform.tasks import SendTask, TaskQueue, task_name_for
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    http_status: int
+    outcome: str
+
+
+@dataclass
+class SenderDeps:
+    db: firestore.Client
+    gateway: TwilioGateway
+    tasks: TaskQueue
+    core: CoreSettings
+    twilio: TwilioSettings
+    campaigns: TtlCache[Campaign]
+    clock: Callable[[], datetime]
+
+
+def parse_cap(spec: str) -> FrequencyCap | None:
+    """ "3/24" → at most 3 messages per 24 hours; "" → no global cap."""
+    if not spec.strip():
+        return None
+    count, _, hours = spec.partition("/")
+    return FrequencyCap(max_messages=int(count), per_hours=int(hours))
+
+
+def count_recent_sends(db: firestore.Client) -> Callable[[str, datetime], int]:
+    def count(phone: str, since: datetime) -> int:
+        return count_of(
+            db.collection(MESSAGES)
+            .where(filter=firestore.FieldFilter("phone", "==", phone))
+            .where(filter=firestore.FieldFilter("sent_at", ">=", since))
+        )
+
+    return count
+
+
+def send_message(deps: SenderDeps, message_id: str) -> SendResult:
+    """Run one send task; 200 acknowledges it, 503 asks Cloud Tasks to retry."""
+    for _ in range(3):
+        try:
+            return _attempt(deps, message_id)
+        except gexc.FailedPrecondition:
+            # Another writer changed the message since we read it: re-read.
+            continue
+    return SendResult(503, "contended")
+
+
+def _attempt(deps: SenderDeps, message_id: str) -> SendResult:
+    now = deps.clock()
+    operations.add("reads")
+    snapshot = message_ref(deps.db, message_id).get()
+    if not snapshot.exists:
+        log.warning("send task for an unknown message")
+        return SendResult(200, "unknown_message")
+    message = Message.from_snapshot(snapshot)
+    ctx = SendContext(
+        message=message,
+        campaign=deps.campaigns.get(message.campaign_id),
+        now=now,
+        quiet_default=parse_quiet_hours(deps.core.quiet_hours_default),
+        global_cap=parse_cap(deps.core.global_frequency_cap),
+        prohibited_patterns=deps.core.prohibited_pattern_list,
+        count_recent_sends=count_recent_sends(deps.db),
+    )
+    decisions = run_steps(ctx, MESSAGE_STEPS)
+    if decisions[-1].outcome is Outcome.PASS:
+        ctx = _with_user(deps.db, ctx)
+        decisions += run_steps(ctx, RECIPIENT_STEPS)
+    return _act(deps, snapshot, ctx, decisions)
+
+
+def _with_user(db: firestore.Client, ctx: SendContext) -> SendContext:
+    operations.add("reads")
+    user: User | None = get_user(db, ctx.message.phone)
+    return SendContext(**{**ctx.__dict__, "user": user})
+
+
+def _act(
+    deps: SenderDeps,
+    snapshot: firestore.DocumentSnapshot,
+    ctx: SendContext,
+    decisions: Sequence[Decision],
+) -> SendResult:
+    final = decisions[-1]
+    audit = [d.audit(ctx.now) for d in decisions]
+    actions: dict[Outcome, Callable[[], SendResult]] = {
+        Outcome.DONE: lambda: SendResult(200, final.reason or "done"),
+        Outcome.RETRY_LATER: lambda: SendResult(503, final.reason or "retry"),
+        Outcome.SKIP: lambda: _skip(deps, snapshot, final, audit),
+        Outcome.HOLD: lambda: _hold(deps, snapshot, audit),
+        Outcome.DEFER: lambda: _defer(deps, snapshot, ctx.message, final, audit),
+        Outcome.RECONCILE: lambda: _reconcile(deps, snapshot, ctx, audit),
+        Outcome.PASS: lambda: _claim_and_send(deps, snapshot, ctx, audit),
+    }
+    return actions[final.outcome]()
+
+
+def _update_if_unchanged(
+    deps: SenderDeps, snapshot: firestore.DocumentSnapshot, fields: dict[str, Any]
+) -> Any:
+    operations.add("writes")
+    option = deps.db.write_option(last_update_time=snapshot.update_time)
+    return snapshot.reference.update(fields, option=option)
+
+
+def _skip(
+    deps: SenderDeps,
+    snapshot: firestore.DocumentSnapshot,
+    decision: Decision,
+    audit: list[dict[str, Any]],
+) -> SendResult:
+    reason = skip_reason(decision)
+    _update_if_unchanged(
+        deps,
+        snapshot,
+        {
+            "status_rank": rank_of(MessageStatus.SKIPPED),
+            "skip_reason": reason,
+            "skipped_at": audit[-1]["at"],
+            "audit": firestore.ArrayUnion(audit),
+        },
+    )
+    log.info("message skipped: %s", reason)
+    return SendResult(200, f"skipped:{reason}")
+
+
+def _hold(
+    deps: SenderDeps, snapshot: firestore.DocumentSnapshot, audit: list[dict[str, Any]]
+) -> SendResult:
+    _update_if_unchanged(
+        deps, snapshot, {"held": True, "audit": firestore.ArrayUnion(audit)}
+    )
+    return SendResult(200, "held")
+
+
+def _defer(
+    deps: SenderDeps,
+    snapshot: firestore.DocumentSnapshot,
+    message: Message,
+    decision: Decision,
+    audit: list[dict[str, Any]],
+) -> SendResult:
+    until = decision.until or deps.clock()
+    generation = message.generation + 1
+    _update_if_unchanged(
+        deps,
+        snapshot,
+        {
+            "send_at": until,
+            "generation": generation,
+            "audit": firestore.ArrayUnion(audit),
+        },
+    )
+    deps.tasks.enqueue(
+        [
+            SendTask(
+                task_name_for(message.id, generation), {"message_id": message.id}, until
+            )
+        ]
+    )
+    log.info("message deferred by quiet hours until %s", until.isoformat())
+    return SendResult(200, "deferred")
+
+
+def _outbound(
+    deps: SenderDeps, message: Message, campaign: Campaign | None
+) -> OutboundMessage:
+    sender = campaign.sender if campaign else None
+    mss = sender.messaging_service_sid if sender else None
+    from_number = sender.from_ if sender else None
+    if not (mss or from_number):
+        mss = deps.twilio.messaging_service_sid or None
+        from_number = deps.twilio.from_number or None
+    return OutboundMessage(
+        to=message.phone,
+        body=message.body,
+        status_callback=(
+            f"{deps.twilio.public_base_url}/twilio/status?message_id={message.id}"
+        ),
+        messaging_service_sid=mss,
+        from_number=from_number,
+        content_sid=message.content_sid,
+        content_variables=message.content_variables,
+    )
+
+
+def _claim_and_send(
+    deps: SenderDeps,
+    snapshot: firestore.DocumentSnapshot,
+    ctx: SendContext,
+    audit: list[dict[str, Any]],
+) -> SendResult:
+    attempt_id = uuid.uuid4().hex
+    claim = {"step": "claim", "outcome": "claimed", "reason": attempt_id, "at": ctx.now}
+    claimed = _update_if_unchanged(
+        deps,
+        snapshot,
+        {
+            "status_rank": rank_of(MessageStatus.SENDING),
+            "attempt_id": attempt_id,
+            "claimed_at": ctx.now,
+            "lease_until": ctx.now + timedelta(seconds=deps.core.sending_lease_seconds),
+            "attempts": firestore.Increment(1),
+            "audit": firestore.ArrayUnion([*audit, claim]),
+        },
+    )
+    outbound = _outbound(deps, ctx.message, ctx.campaign)
+    try:
+        accepted = deps.gateway.send(outbound)
+    except TwilioSendError as exc:
+        return _send_failed(deps, ctx.message, claimed.update_time, exc)
+    _record_sent(deps, ctx.message.id, accepted.sid, "sent")
+    log.info("message sent")
+    return SendResult(200, "sent")
+
+
+def _record_sent(deps: SenderDeps, message_id: str, sid: str, how: str) -> None:
+    now = deps.clock()
+    operations.add("writes")
+    message_ref(deps.db, message_id).update(
+        {
+            "status_rank": firestore.Maximum(rank_of(MessageStatus.SENT)),
+            "provider_sid": sid,
+            "sent_at": now,
+            "lease_until": None,
+            "audit": firestore.ArrayUnion(
+                [{"step": "send", "outcome": how, "reason": sid, "at": now}]
+            ),
+        }
+    )
+
+
+def _send_failed(
+    deps: SenderDeps, message: Message, claimed_at: Any, exc: TwilioSendError
+) -> SendResult:
+    now = deps.clock()
+    entry = {
+        "step": "send",
+        "outcome": "retry" if exc.retriable else "failed",
+        "reason": f"{exc.code or exc.http_status}: {exc}",
+        "at": now,
+    }
+    ref = message_ref(deps.db, message.id)
+    option = deps.db.write_option(last_update_time=claimed_at)
+    operations.add("writes")
+    if exc.retriable:
+        # Release the claim so the retried task can send; nothing reached Twilio.
+        ref.update(
+            {
+                "status_rank": rank_of(MessageStatus.QUEUED),
+                "lease_until": None,
+                "audit": firestore.ArrayUnion([entry]),
+            },
+            option=option,
+        )
+        log.warning("retriable Twilio error %s", exc.code or exc.http_status)
+        return SendResult(503, "retriable_error")
+    ref.update(
+        {
+            "status_rank": firestore.Maximum(rank_of(MessageStatus.FAILED)),
+            "error_code": str(exc.code) if exc.code else None,
+            "error_message": str(exc),
+            "failed_at": now,
+            "lease_until": None,
+            "audit": firestore.ArrayUnion([entry]),
+        }
+    )
+    if exc.code in OPT_OUT_CODES:
+        set_consent(
+            deps.db,
+            message.phone,
+            ConsentState.STOP,
+            source=f"carrier_{exc.code}",
+            now=now,
+            evidence=message.id,
+        )
+    log.warning("permanent Twilio error %s", exc.code)
+    return SendResult(200, "failed")
+
+
+def _reconcile(
+    deps: SenderDeps,
+    snapshot: firestore.DocumentSnapshot,
+    ctx: SendContext,
+    audit: list[dict[str, Any]],
+) -> SendResult:
+    """An expired claim: find out from Twilio whether the send happened."""
+    message = ctx.message
+    since = (message.lease_until or ctx.now) - timedelta(
+        seconds=deps.core.sending_lease_seconds + 60
+    )
+    try:
+        found = deps.gateway.find_sent(message.phone, since)
+    except TwilioSendError:
+        return SendResult(503, "reconcile_lookup_failed")
+    if found:
+        _record_sent(deps, message.id, found[0].sid, "reconciled")
+        return SendResult(200, "reconciled_sent")
+    _update_if_unchanged(
+        deps,
+        snapshot,
+        {
+            "status_rank": rank_of(MessageStatus.QUEUED),
+            "lease_until": None,
+            "audit": firestore.ArrayUnion(audit),
+        },
+    )
+    # Retried by Cloud Tasks; the next attempt finds it QUEUED and sends.
+    return SendResult(503, "reconciled_not_sent")

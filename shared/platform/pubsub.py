@@ -1,0 +1,95 @@
+"""The Publisher port and its Pub/Sub adapter, plus the parser of push events.
+
+The adapter uses google-cloud-pubsub; with PUBSUB_EMULATOR_HOST set the library
+talks to the emulator, so local runs use the same code path.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from concurrent import futures
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar
+
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from pydantic import BaseModel, ValidationError
+
+from shared.platform.config import core_settings
+
+
+class Topic(StrEnum):
+    CAMPAIGN_LAUNCHES = "campaign-launches"
+    RECIPIENT_BATCHES = "recipient-batches"
+    DELIVERY_RECEIPTS = "delivery-receipts"
+    INBOUND_MESSAGES = "inbound-messages"
+    EVENTS = "events"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.value}-dlq"
+
+
+class Publisher(Protocol):
+    def publish(self, topic: Topic, payload: BaseModel, **attributes: str) -> None:
+        """Publish one message and wait until the service has it."""
+
+    def publish_many(
+        self, topic: Topic, payloads: Sequence[BaseModel], **attributes: str
+    ) -> None:
+        """Publish several messages and wait until the service has all of them."""
+
+
+class PubSubPublisher:
+    def __init__(self, project: str, timeout_seconds: float = 30.0) -> None:
+        self._project = project
+        self._timeout = timeout_seconds
+        self._client = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.005)
+        )
+
+    def publish(self, topic: Topic, payload: BaseModel, **attributes: str) -> None:
+        self.publish_many(topic, [payload], **attributes)
+
+    def publish_many(
+        self, topic: Topic, payloads: Sequence[BaseModel], **attributes: str
+    ) -> None:
+        path = self._client.topic_path(self._project, topic.value)
+        pending = [
+            self._client.publish(path, p.model_dump_json().encode(), **attributes)
+            for p in payloads
+        ]
+        # Raises the first publish error, so the caller can answer 5xx or retry.
+        for done in futures.as_completed(pending, timeout=self._timeout):
+            done.result()
+
+
+@lru_cache(maxsize=1)
+def pubsub_publisher() -> PubSubPublisher:
+    return PubSubPublisher(core_settings().gcp_project)
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+class PoisonMessage(ValueError):
+    """A Pub/Sub message whose payload can never be processed."""
+
+
+def decode_push_data(event_data: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The data and attributes of a Pub/Sub message inside a CloudEvent."""
+    message = event_data.get("message") or {}
+    raw = message.get("data") or ""
+    return base64.b64decode(raw), dict(message.get("attributes") or {})
+
+
+def parse_pubsub_payload(
+    event_data: Mapping[str, Any], model: type[PayloadT]
+) -> PayloadT:
+    data, _ = decode_push_data(event_data)
+    try:
+        return model.model_validate(json.loads(data))
+    except (ValueError, ValidationError) as exc:
+        raise PoisonMessage(f"{model.__name__}: {exc}") from exc

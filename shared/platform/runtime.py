@@ -1,0 +1,80 @@
+"""The composition root: each function's dependencies, built once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from twilio.request_validator import RequestValidator
+
+from shared.api.context import ApiContext
+from shared.campaigns.cache import campaign_cache
+from shared.delivery.gateway import TwilioGateway
+from shared.delivery.sender import SenderDeps
+from shared.platform.clock import utcnow
+from shared.platform.config import (
+    api_settings,
+    core_settings,
+    task_settings,
+    twilio_settings,
+)
+from shared.platform.firestore import firestore_client
+from shared.platform.logging import configure_logging
+from shared.platform.pubsub import pubsub_publisher
+from shared.platform.tasks import TaskQueue, build_task_queue
+
+
+def start_function() -> None:
+    """Fail fast on missing settings and set up structured logging."""
+    core = core_settings()
+    configure_logging(core.log_level, core.gcp_project)
+
+
+@lru_cache(maxsize=1)
+def task_queue() -> TaskQueue:
+    settings = task_settings()
+    return build_task_queue(
+        backend=settings.backend,
+        project=core_settings().gcp_project,
+        location=settings.location,
+        queue=settings.queue,
+        target_url=settings.message_sender_url,
+        service_account_email=settings.service_account_email,
+        local_dispatcher_url=settings.local_dispatcher_url,
+    )
+
+
+@lru_cache(maxsize=1)
+def twilio_gateway() -> TwilioGateway:
+    return TwilioGateway(twilio_settings())
+
+
+@lru_cache(maxsize=1)
+def request_validator() -> RequestValidator:
+    return RequestValidator(twilio_settings().auth_token)
+
+
+@lru_cache(maxsize=1)
+def sender_deps() -> SenderDeps:
+    core = core_settings()
+    db = firestore_client()
+    return SenderDeps(
+        db=db,
+        gateway=twilio_gateway(),
+        tasks=task_queue(),
+        core=core,
+        twilio=twilio_settings(),
+        campaigns=campaign_cache(db, core.campaign_cache_seconds),
+        clock=utcnow,
+    )
+
+
+@lru_cache(maxsize=1)
+def api_context() -> ApiContext:
+    return ApiContext(
+        db=firestore_client(),
+        publisher=pubsub_publisher(),
+        tasks=task_queue,
+        core=core_settings(),
+        api=api_settings(),
+        clock=utcnow,
+    )
