@@ -70,7 +70,11 @@ class Server:
 
 
 def start_process(
-    name: str, argv: list[str], port: int, log_dir: Path, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    port: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
 ) -> Server:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -135,7 +139,12 @@ def start_pubsub(port: int, log_dir: Path, project: str) -> Server:
     data_dir = log_dir / f"pubsub-data-{port}"
     server = start_process(
         "pubsub-emulator",
-        [str(PUBSUB_BIN), "--host=127.0.0.1", f"--port={port}", f"--data-dir={data_dir}"],
+        [
+            str(PUBSUB_BIN),
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--data-dir={data_dir}",
+        ],
         port,
         log_dir,
     )

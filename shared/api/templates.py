@@ -1,9 +1,11 @@
-"""Templates API."""
+"""Templates API: CRUD, and previews rendered for one recipient."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, Field, model_validator
 
 from shared.api.context import ApiContext
 from shared.api.http import (
@@ -14,15 +16,51 @@ from shared.api.http import (
     not_found,
     parse_body,
 )
+from shared.api.paging import paged
+from shared.api.users import phone_param
+from shared.audience.users import get_user
+from shared.campaigns.models import CAMPAIGNS, FINAL_CAMPAIGN_STATUSES
 from shared.content.encoding import count_segments
-from shared.content.store import Template, TemplateFields, get_template, template_ref
+from shared.content.store import (
+    Template,
+    TemplateFields,
+    create_template,
+    get_template,
+    is_template_id,
+    replace_template,
+    template_ref,
+    templates_collection,
+)
 from shared.content.templates import (
+    TemplateChannel,
+    TemplateRenderError,
     TemplateSyntaxError,
-    compile_template,
+    render_content_variables,
+    render_message,
     template_variables,
 )
 
 router = Router()
+
+# Enough ids in a 409 for an operator to act on, without listing a long history.
+MAX_BLOCKING_CAMPAIGNS_SHOWN = 10
+
+
+class RenderRequest(BaseModel):
+    """Who to preview for: given attributes, or a stored user by phone."""
+
+    model_config = {"extra": "forbid"}
+
+    attributes: dict[str, Any] | None = None
+    phone: str | None = Field(None, min_length=1, max_length=64)
+    # The triggering event of a triggered campaign; templates read it as `event`.
+    event: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> RenderRequest:
+        if (self.attributes is None) == (self.phone is None):
+            raise ValueError("give exactly one of attributes or phone")
+        return self
 
 
 def template_body(template: Template) -> dict[str, Any]:
@@ -34,38 +72,189 @@ def template_body(template: Template) -> dict[str, Any]:
     }
 
 
-def check_syntax(body: str) -> list[str]:
+def _syntax_error(field: str, exc: TemplateSyntaxError) -> ApiError:
+    return ApiError(
+        422,
+        "template_syntax",
+        f"{field} does not parse: line {exc.line}: {exc.reason}",
+        [{"field": field, "line": exc.line, "error": exc.reason}],
+    )
+
+
+def _variables_of(field: str, source: str) -> list[str]:
     try:
-        compile_template(body)
+        return template_variables(source)
     except TemplateSyntaxError as exc:
-        raise ApiError(
-            422,
-            "template_syntax",
-            f"template does not parse: line {exc.line}: {exc.reason}",
-            [{"field": "body", "line": exc.line, "error": exc.reason}],
-        ) from exc
-    return template_variables(body)
+        raise _syntax_error(field, exc) from exc
+
+
+def check_syntax(fields: TemplateFields) -> list[str]:
+    """Every variable the body and content variables read; 422 if one won't parse."""
+    variables = set(_variables_of("body", fields.body))
+    for placeholder, expression in (fields.content_variables or {}).items():
+        field = f"content_variables.{placeholder}"
+        variables.update(_variables_of(field, expression))
+    return sorted(variables)
+
+
+def _template_id(request: ApiRequest) -> str:
+    template_id = request.path_params["template_id"]
+    if not is_template_id(template_id):
+        raise not_found("template")
+    return template_id
+
+
+def load_template(context: ApiContext, template_id: str) -> Template:
+    template = get_template(context.db, template_id)
+    if template is None:
+        raise not_found("template")
+    return template
 
 
 @router.add("POST", "/v1/templates")
-def create_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def post_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     fields = parse_body(request, TemplateFields)
-    variables = check_syntax(fields.body)
-    now = context.clock()
-    template = Template(
-        **fields.model_dump(),
-        id=uuid.uuid4().hex[:20],
-        variables=variables,
-        created_at=now,
-        updated_at=now,
+    template = create_template(
+        context.db, fields, check_syntax(fields), context.clock()
     )
-    template_ref(context.db, template.id).create(template.model_dump(exclude={"id"}))
     return ApiResponse(201, template_body(template))
+
+
+@router.add("GET", "/v1/templates")
+def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    collection = templates_collection(context.db)
+    every_template = firestore.Query(collection)
+    page = paged(
+        request,
+        every_template,
+        collection,
+        lambda snapshot: template_body(Template.from_snapshot(snapshot)),
+    )
+    return ApiResponse(200, page)
 
 
 @router.add("GET", "/v1/templates/{template_id}")
 def read_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    template = get_template(context.db, request.path_params["template_id"])
+    template = load_template(context, request.path_params["template_id"])
+    return ApiResponse(200, template_body(template))
+
+
+@router.add("PUT", "/v1/templates/{template_id}")
+def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    template_id = _template_id(request)
+    fields = parse_body(request, TemplateFields)
+    variables = check_syntax(fields)
+    template = replace_template(
+        context.db, template_id, fields, variables, context.clock()
+    )
     if template is None:
         raise not_found("template")
     return ApiResponse(200, template_body(template))
+
+
+def _campaigns_using(
+    db: firestore.Client, transaction: firestore.Transaction, template_id: str
+) -> list[str]:
+    """Ids of campaigns that may still render the template."""
+    query = (
+        db.collection(CAMPAIGNS)
+        .where(filter=firestore.FieldFilter("template_id", "==", template_id))
+        .select(["status"])
+    )
+    return sorted(
+        snapshot.id
+        for snapshot in transaction.get(query)
+        if (snapshot.to_dict() or {}).get("status") not in FINAL_CAMPAIGN_STATUSES
+    )
+
+
+def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
+    """Delete the template unless campaigns use it; returns those campaigns.
+
+    The campaign query and the delete share a transaction, so a campaign created
+    in between makes the delete retry and see it. Raises 404 for no template.
+    """
+    ref = template_ref(db, template_id)
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> list[str]:
+        if not ref.get(transaction=transaction).exists:
+            raise not_found("template")
+        blocking = _campaigns_using(db, transaction, template_id)
+        if not blocking:
+            transaction.delete(ref)
+        return blocking
+
+    blocking: list[str] = apply(db.transaction())
+    return blocking
+
+
+@router.add("DELETE", "/v1/templates/{template_id}")
+def delete_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    blocking = delete_unused_template(context.db, _template_id(request))
+    if blocking:
+        raise ApiError(
+            409,
+            "template_in_use",
+            f"{len(blocking)} campaign(s) not yet finished use this template",
+            [{"campaign_id": id_} for id_ in blocking[:MAX_BLOCKING_CAMPAIGNS_SHOWN]],
+        )
+    return ApiResponse(204)
+
+
+def _preview_phone(attributes: dict[str, Any]) -> str:
+    # Without a stored user, `{{ phone }}` comes from the attributes if given;
+    # otherwise the preview reports it missing, as a real send never would.
+    phone = attributes.get("phone")
+    return phone if isinstance(phone, str) else ""
+
+
+def _recipient(
+    request: ApiRequest, context: ApiContext, preview: RenderRequest
+) -> tuple[dict[str, Any], str]:
+    """The attributes and phone to render with; 404 for a phone with no user."""
+    if preview.attributes is not None:
+        return preview.attributes, _preview_phone(preview.attributes)
+    user = get_user(context.db, phone_param(request, context, preview.phone))
+    if user is None:
+        raise not_found("user")
+    return user.attributes, user.phone
+
+
+def render_preview(
+    template: Template,
+    attributes: dict[str, Any],
+    phone: str,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    rendered = render_message(template.body, attributes, phone, extra)
+    info = count_segments(rendered.body)
+    preview: dict[str, Any] = {
+        "body": rendered.body,
+        "encoding": info.encoding.value,
+        "segments": info.segments,
+        "characters": info.characters,
+        "missing_variables": rendered.missing_variables,
+    }
+    if template.channel == TemplateChannel.WHATSAPP:
+        values, missing = render_content_variables(
+            template.content_variables or {}, attributes, phone, extra
+        )
+        preview["content_variables"] = values
+        preview["missing_variables"] = sorted({*rendered.missing_variables, *missing})
+    return preview
+
+
+@router.add("POST", "/v1/templates/{template_id}/render")
+def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    template = load_template(context, request.path_params["template_id"])
+    preview = parse_body(request, RenderRequest)
+    attributes, phone = _recipient(request, context, preview)
+    extra = {"event": preview.event} if preview.event is not None else None
+    try:
+        body = render_preview(template, attributes, phone, extra)
+    except (TemplateSyntaxError, TemplateRenderError) as exc:
+        raise ApiError(
+            422, "template_render", f"template does not render: {exc}"
+        ) from exc
+    return ApiResponse(200, body)

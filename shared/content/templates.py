@@ -331,3 +331,24 @@ def render_message(
     finally:
         _current_audit.reset(reset_token)
     return RenderResult(body=text, missing_variables=sorted(audit.missing))
+
+
+def render_content_variables(
+    mapping: Mapping[str, str],
+    attributes: Mapping[str, Any],
+    phone: str,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Render WhatsApp content variables (placeholder → Liquid expression).
+
+    Twilio fills its approved content template (ContentSid) with these values, so
+    they are held to the body's rule: returns the rendered values and every
+    variable left empty. Raises like `render_message`.
+    """
+    values: dict[str, str] = {}
+    missing: set[str] = set()
+    for placeholder, expression in mapping.items():
+        rendered = render_message(expression, attributes, phone, extra)
+        values[placeholder] = rendered.body
+        missing.update(rendered.missing_variables)
+    return values, sorted(missing)

@@ -261,22 +261,39 @@ def test_max_attempts_then_failed_and_listed(target: Target) -> None:
         server.stop()
 
 
-def test_rate_cap_holds_in_every_one_second_window(target: Target) -> None:
+def _max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(
+        sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times)
+    )
+
+
+def test_rate_cap_holds_in_every_one_second_window(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts: list[float] = []
+    acquire = RateLimiter.acquire
+
+    def recording_acquire(self: RateLimiter) -> float:
+        started = acquire(self)
+        starts.append(started)
+        return started
+
+    monkeypatch.setattr(RateLimiter, "acquire", recording_acquire)
     server = start_dispatcher(max_dispatches_per_second=20, max_concurrent=8)
     try:
         create(server, *(task(f"r{i}", target.url) for i in range(60)))
         assert server.dispatcher.wait_idle(10)
     finally:
         server.stop()
-    arrivals = sorted(h.at for h in target.hits)
-    assert len(arrivals) == 60
-    # Arrival times include loopback and handler jitter, so windows are measured
-    # a few milliseconds short of a second; starts are checked exactly below.
-    window = 1.0 - 0.01
-    for i, start in enumerate(arrivals):
-        in_window = sum(1 for t in arrivals[i:] if t < start + window)
-        assert in_window <= 20, (i, in_window)
-    assert arrivals[-1] - arrivals[0] >= 2.0
+    arrivals = [h.at for h in target.hits]
+    assert len(arrivals) == len(starts) == 60
+    # Dispatch starts, as the dispatcher takes them: exact one-second windows.
+    assert _max_in_window(starts, 1.0) <= 20
+    # Arrivals at the target add loopback and GIL jitter (tens of ms on a busy
+    # 2-core box), so their windows are measured a little short of a second.
+    assert _max_in_window(arrivals, 0.95) <= 20
+    assert max(arrivals) - min(arrivals) >= 2.0
 
 
 def test_rate_limiter_sliding_window_is_exact() -> None:

@@ -1,0 +1,41 @@
+# Event Stream Engine — local commands. `make demo` and `make test` are the two
+# set-up commands: each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS := requirements.txt requirements-dev.txt requirements-test.txt
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install test lint up down status demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: $(REQS)
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(addprefix -r ,$(REQS))
+	@touch $@
+
+test: install
+	$(PY) -m local.run_tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+up: install
+	$(PY) -m local.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m local.stack down; else echo "nothing to stop"; fi
+
+status:
+	$(PY) -m local.stack status
+
+demo: install
+	$(PY) -m local.demo
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,105 @@
+"""The local stack for end-to-end tests.
+
+With ESE_ENDPOINTS pointing at an endpoints.json, the tests use that running
+stack; otherwise the session starts its own stack and stops it at the end.
+Each test starts from an empty database, simulator and task queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from local import emulators, stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Stack:
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self.endpoints = endpoints
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {endpoints['api_key']}"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(
+            method, self.endpoints["api"] + path, timeout=30, **kwargs
+        )
+
+    def sim(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(
+            method, self.endpoints["simulator"] + path, timeout=30, **kwargs
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def sent_messages(self) -> list[dict[str, Any]]:
+        return list(self.sim("GET", "/_sim/messages")["messages"])
+
+    def tick(self) -> dict[str, Any]:
+        response = requests.post(self.endpoints["campaign_scheduler"] + "/", timeout=60)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def firestore(self) -> Any:
+        from google.cloud import firestore
+
+        os.environ["FIRESTORE_EMULATOR_HOST"] = self.endpoints["firestore_emulator"]
+        try:
+            return firestore.Client(project=self.endpoints["project"])
+        finally:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+
+    def reset(self) -> None:
+        requests.post(
+            self.endpoints["task_dispatcher"] + "/v1/tasks:purge", timeout=30
+        ).raise_for_status()
+        self.sim("POST", "/_sim/reset")
+        emulators.reset_firestore(
+            self.endpoints["firestore_emulator"], self.endpoints["project"]
+        )
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.3
+) -> Any:
+    """Poll until `condition()` is truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Stack]:
+    given = os.environ.get("ESE_ENDPOINTS")
+    if given:
+        yield Stack(json.loads(Path(given).read_text()))
+        return
+    missing = emulators.missing_emulators()
+    if missing:
+        pytest.skip(f"local stack unavailable: missing {', '.join(missing)}")
+    state_dir = REPO / ".local" / "e2e-stack"
+    base = int(os.environ.get("ESE_E2E_BASE_PORT", "18700"))
+    try:
+        endpoints = stack.up(base, state_dir, {"SCHEDULER_TICK_SECONDS": "2"})
+        yield Stack(endpoints)
+    finally:
+        stack.down(state_dir)
+
+
+@pytest.fixture
+def e2e(local_stack: Stack) -> Stack:
+    local_stack.reset()
+    return local_stack
