@@ -90,8 +90,8 @@ def local_stack() -> Iterator[Stack]:
     missing = emulators.missing_emulators()
     if missing:
         pytest.skip(f"local stack unavailable: missing {', '.join(missing)}")
-    state_dir = REPO / ".local" / "e2e-stack"
     base = int(os.environ.get("ESE_E2E_BASE_PORT", "18700"))
+    state_dir = REPO / ".local" / f"e2e-stack-{base}"
     try:
         endpoints = stack.up(base, state_dir, {"SCHEDULER_TICK_SECONDS": "2"})
         yield Stack(endpoints)
