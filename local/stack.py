@@ -45,6 +45,12 @@ PUSH_FUNCTIONS = {
 }
 FUNCTIONS = (*HTTP_FUNCTIONS, *PUSH_FUNCTIONS.values())
 MAX_DELIVERY_ATTEMPTS = 10
+# gunicorn threads per function process: the I/O-bound hot paths get more.
+FUNCTION_THREADS = {
+    "message_sender": "32",
+    "twilio_webhooks": "16",
+    "receipt_updater": "16",
+}
 
 
 def log(message: str) -> None:
@@ -87,6 +93,12 @@ def function_env(ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]
 
 
 def start_function(name: str, port: int, env: dict[str, str], log_dir: Path) -> Server:
+    # Each function process reports its Firestore reads and writes here.
+    env = {
+        **env,
+        "ESE_OPS_COUNTER_FILE": str(log_dir.parent / "ops" / f"{name}.json"),
+        "THREADS": env.get(f"THREADS_{name.upper()}", FUNCTION_THREADS.get(name, "8")),
+    }
     argv = [
         sys.executable,
         "-m",
@@ -215,8 +227,9 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{server.name} did not listen (log: {server.log_path})")
 
 
-def endpoints(ports: dict[str, int]) -> dict[str, Any]:
+def endpoints(ports: dict[str, int], state_dir: Path) -> dict[str, Any]:
     return {
+        "state_dir": str(state_dir),
         "api": url(ports["api"]),
         "twilio_webhooks": url(ports["twilio_webhooks"]),
         "campaign_scheduler": url(ports["campaign_scheduler"]),
@@ -250,7 +263,7 @@ def up(base_port: int, state_dir: Path, extra_env: dict[str, str]) -> dict[str, 
         log("start-up failed; stopping what was started")
         down(state_dir)
         raise
-    info = endpoints(ports)
+    info = endpoints(ports, state_dir)
     (state_dir / "endpoints.json").write_text(json.dumps(info, indent=2))
     elapsed = time.monotonic() - started
     log(f"up in {elapsed:.1f}s; endpoints in {state_dir / 'endpoints.json'}")

@@ -13,11 +13,35 @@ class CampaignLaunch(BaseModel):
     launch_id: str
 
 
+class BatchRecipient(BaseModel):
+    phone: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
 class RecipientBatch(BaseModel):
     campaign_id: str
     launch_id: str
     batch_no: int = Field(ge=0)
     phones: list[str] = Field(max_length=500)
+    # The evaluator already read these users; carrying their attributes spares
+    # fan-out a second read of each. Without them, fan-out reads the users.
+    recipients: list[BatchRecipient] | None = Field(None, max_length=500)
+
+
+class SendTaskBody(BaseModel):
+    """The body of a `message-sends` task.
+
+    Beyond `message_id` it carries what the send needs (the rendered message)
+    and `version`, the message's update time when the task was enqueued. The
+    sender claims with that time as a precondition: if nothing touched the
+    message since, the claim succeeds without reading it first; otherwise the
+    sender reads the message and decides from what it finds.
+    """
+
+    message_id: str = Field(min_length=1, max_length=1500)
+    version: str | None = None
+    reconcile: bool = False
+    message: dict[str, Any] | None = None
 
 
 class StatusCallback(BaseModel):

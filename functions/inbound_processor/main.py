@@ -8,7 +8,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.delivery.gateway import OutboundMessage
-from shared.inbound.processor import process_inbound
+from shared.inbound.processor import Reply, process_inbound
 from shared.payloads import InboundWebhook
 from shared.platform.clock import utcnow
 from shared.platform.config import core_settings, twilio_settings
@@ -19,15 +19,18 @@ from shared.platform.runtime import start_function, twilio_gateway
 start_function()
 
 
-def send_reply(phone: str, body: str) -> None:
+def send_reply(reply: Reply) -> None:
     settings = twilio_settings()
+    # From the number the sender wrote to; the configured sender otherwise.
+    from_number = reply.from_number or settings.from_number or None
+    service_sid = None if from_number else settings.messaging_service_sid or None
     twilio_gateway().send(
         OutboundMessage(
-            to=phone,
-            body=body,
+            to=reply.to,
+            body=reply.body,
             status_callback=f"{settings.public_base_url}/twilio/status",
-            messaging_service_sid=settings.messaging_service_sid or None,
-            from_number=settings.from_number or None,
+            messaging_service_sid=service_sid,
+            from_number=from_number,
         )
     )
 

@@ -6,8 +6,10 @@ Runs the compliance pipeline for one message and sends it through Twilio.
 
 import flask
 import functions_framework
+from pydantic import ValidationError
 
 from shared.delivery.sender import send_message
+from shared.payloads import SendTaskBody
 from shared.platform.logging import get_logger, log_context
 from shared.platform.runtime import sender_deps, start_function
 
@@ -17,13 +19,13 @@ log = get_logger("message_sender")
 
 @functions_framework.http
 def message_sender(request: flask.Request) -> tuple[str, int]:
-    body = request.get_json(silent=True)
-    message_id = body.get("message_id") if isinstance(body, dict) else None
-    if not isinstance(message_id, str) or not message_id:
+    try:
+        task = SendTaskBody.model_validate_json(request.get_data())
+    except ValidationError:
         # A malformed task can never succeed: acknowledge it instead of retrying.
-        log.error("send task without a message_id dropped")
+        log.error("malformed send task dropped")
         return "bad task", 200
-    campaign_id = message_id.rsplit("_", 1)[0]
-    with log_context(campaign_id=campaign_id, message_id=message_id):
-        result = send_message(sender_deps(), message_id)
+    campaign_id = (task.message or {}).get("campaign_id")
+    with log_context(campaign_id=campaign_id, message_id=task.message_id):
+        result = send_message(sender_deps(), task)
     return result.outcome, result.http_status

@@ -6,7 +6,7 @@ Streams the campaign's segment into `recipient-batches` of at most 500 phones.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.campaigns.fanout import evaluate_launch
+from shared.campaigns.evaluation import evaluate_launch
 from shared.payloads import CampaignLaunch
 from shared.platform.clock import utcnow
 from shared.platform.firestore import firestore_client

@@ -1,4 +1,4 @@
-"""Segments API."""
+"""Segments API: CRUD and previews."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
@@ -17,7 +18,16 @@ from shared.api.http import (
     not_found,
     parse_body,
 )
-from shared.audience.segments import SegmentDefinitionError, validate_definition
+from shared.api.paging import paged
+from shared.audience.segments import (
+    SegmentDefinitionError,
+    SegmentPreview,
+    preview_segment,
+    validate_definition,
+)
+from shared.audience.users import User
+from shared.campaigns.models import CAMPAIGNS, FINAL_CAMPAIGN_STATUSES
+from shared.platform.logging import mask_phone
 
 router = Router()
 SEGMENTS = "segments"
@@ -36,6 +46,12 @@ class Segment(SegmentFields):
     updated_at: datetime | None = None
 
 
+class PreviewRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    definition: dict[str, Any]
+
+
 def check_definition(definition: Any) -> None:
     try:
         validate_definition(definition)
@@ -48,6 +64,21 @@ def check_definition(definition: Any) -> None:
         ) from exc
 
 
+def segment_ref(context: ApiContext, segment_id: str) -> firestore.DocumentReference:
+    return context.db.collection(SEGMENTS).document(segment_id)
+
+
+def _segment(snapshot: firestore.DocumentSnapshot) -> Segment:
+    return Segment.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
+
+
+def load_segment(context: ApiContext, segment_id: str) -> Segment:
+    snapshot = segment_ref(context, segment_id).get()
+    if not snapshot.exists:
+        raise not_found("segment")
+    return _segment(snapshot)
+
+
 @router.add("POST", "/v1/segments")
 def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     fields = parse_body(request, SegmentFields)
@@ -56,20 +87,104 @@ def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     segment = Segment(
         **fields.model_dump(), id=uuid.uuid4().hex[:20], created_at=now, updated_at=now
     )
-    context.db.collection(SEGMENTS).document(segment.id).create(
-        segment.model_dump(exclude={"id"})
-    )
+    segment_ref(context, segment.id).create(segment.model_dump(exclude={"id"}))
     return ApiResponse(201, segment.model_dump(mode="json"))
+
+
+@router.add("GET", "/v1/segments")
+def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    collection = context.db.collection(SEGMENTS)
+    page = paged(
+        request,
+        firestore.Query(collection),
+        collection,
+        lambda snapshot: _segment(snapshot).model_dump(mode="json"),
+    )
+    return ApiResponse(200, page)
 
 
 @router.add("GET", "/v1/segments/{segment_id}")
 def read_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    snapshot = (
-        context.db.collection(SEGMENTS)
-        .document(request.path_params["segment_id"])
-        .get()
-    )
-    if not snapshot.exists:
-        raise not_found("segment")
-    segment = Segment.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
+    segment = load_segment(context, request.path_params["segment_id"])
     return ApiResponse(200, segment.model_dump(mode="json"))
+
+
+@router.add("PUT", "/v1/segments/{segment_id}")
+def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    fields = parse_body(request, SegmentFields)
+    check_definition(fields.definition)
+    segment = load_segment(context, request.path_params["segment_id"])
+    updated = segment.model_copy(
+        update={**fields.model_dump(), "updated_at": context.clock()}
+    )
+    segment_ref(context, segment.id).update(
+        updated.model_dump(include={"name", "definition", "updated_at"})
+    )
+    return ApiResponse(200, updated.model_dump(mode="json"))
+
+
+def _campaigns_using(
+    transaction: firestore.Transaction, context: ApiContext, segment_id: str
+) -> list[dict[str, Any]]:
+    query = (
+        context.db.collection(CAMPAIGNS)
+        .where(filter=firestore.FieldFilter("segment_id", "==", segment_id))
+        .select(["status"])
+    )
+    return [
+        {"campaign_id": snapshot.id, "status": snapshot.get("status")}
+        for snapshot in transaction.get(query)
+        if snapshot.get("status") not in FINAL_CAMPAIGN_STATUSES
+    ]
+
+
+@router.add("DELETE", "/v1/segments/{segment_id}")
+def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Delete unless a campaign that is not final uses the segment (409)."""
+    ref = segment_ref(context, request.path_params["segment_id"])
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> list[dict[str, Any]]:
+        if not ref.get(transaction=transaction).exists:
+            raise not_found("segment")
+        in_use = _campaigns_using(transaction, context, ref.id)
+        if not in_use:
+            transaction.delete(ref)
+        return in_use
+
+    in_use = apply(context.db.transaction())
+    if in_use:
+        raise ApiError(
+            409,
+            "segment_in_use",
+            "campaigns that are not final use this segment",
+            in_use,
+        )
+    return ApiResponse(204)
+
+
+def _sample_body(user: User) -> dict[str, Any]:
+    return {"phone": mask_phone(user.phone), "consent_state": user.consent.state}
+
+
+def preview_body(preview: SegmentPreview) -> dict[str, Any]:
+    return {
+        "count": preview.count,
+        "eligible": preview.eligible,
+        "sample": [_sample_body(user) for user in preview.sample],
+    }
+
+
+@router.add("POST", "/v1/segments/preview")
+def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    body = parse_body(request, PreviewRequest)
+    check_definition(body.definition)
+    preview = preview_segment(context.db, body.definition, context.clock())
+    return ApiResponse(200, preview_body(preview))
+
+
+@router.add("POST", "/v1/segments/{segment_id}/preview")
+def preview_stored_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    segment = load_segment(context, request.path_params["segment_id"])
+    preview = preview_segment(context.db, segment.definition, context.clock())
+    return ApiResponse(200, preview_body(preview))

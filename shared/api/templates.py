@@ -171,8 +171,11 @@ def _campaigns_using(
 def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     """Delete the template unless campaigns use it; returns those campaigns.
 
-    The campaign query and the delete share a transaction, so a campaign created
-    in between makes the delete retry and see it. Raises 404 for no template.
+    The campaign query and the delete share a transaction, so no campaign joins
+    the query's result between the check and the delete. Campaign creation reads
+    the template outside any transaction, so a campaign racing a delete may still
+    name a deleted template; fan-out stops it with `template_not_found`.
+    Raises 404 when there is no template.
     """
     ref = template_ref(db, template_id)
 
@@ -197,14 +200,17 @@ def delete_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
             409,
             "template_in_use",
             f"{len(blocking)} campaign(s) not yet finished use this template",
-            [{"campaign_id": id_} for id_ in blocking[:MAX_BLOCKING_CAMPAIGNS_SHOWN]],
+            [
+                {"campaign_id": campaign_id}
+                for campaign_id in blocking[:MAX_BLOCKING_CAMPAIGNS_SHOWN]
+            ],
         )
     return ApiResponse(204)
 
 
 def _preview_phone(attributes: dict[str, Any]) -> str:
     # Without a stored user, `{{ phone }}` comes from the attributes if given;
-    # otherwise the preview reports it missing, as a real send never would.
+    # otherwise the preview reports it missing (a real send always has a phone).
     phone = attributes.get("phone")
     return phone if isinstance(phone, str) else ""
 

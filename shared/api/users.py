@@ -1,11 +1,16 @@
-"""Users API: create, read, consent."""
+"""Users API: create, list, read, merge, erase; consent and its history."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
-from google.api_core import exceptions as gexc
-from pydantic import BaseModel, Field
+from google.cloud import firestore
+from pydantic import BaseModel, Field, field_validator
 
 from shared.api.context import ApiContext
 from shared.api.http import (
@@ -16,18 +21,32 @@ from shared.api.http import (
     not_found,
     parse_body,
 )
+from shared.api.paging import page_limit, paged
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
-    Consent,
+    USERS,
     ConsentState,
     User,
-    consent_event,
-    record_consent_change,
+    UserErased,
+    UserExists,
+    UserNotFound,
+    check_attributes,
+    consent_events,
+    create_user,
+    erase_user,
+    is_valid_timezone,
+    patch_user,
     user_ref,
 )
 
 router = Router()
+
+
+def _valid_timezone(value: str | None) -> str | None:
+    if value is not None and not is_valid_timezone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Asia/Colombo')")
+    return value
 
 
 class UserCreate(BaseModel):
@@ -37,6 +56,32 @@ class UserCreate(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     timezone: str | None = None
     consent_state: ConsentState = ConsentState.OPT_IN
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_attributes(value)
+        # On create a null attribute means "absent".
+        return {name: item for name, item in value.items() if item is not None}
+
+    _timezone = field_validator("timezone")(_valid_timezone)
+
+
+class UserPatch(BaseModel):
+    """A merge: listed attributes are set, null ones deleted, others kept."""
+
+    model_config = {"extra": "forbid"}
+
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    timezone: str | None = None
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_attributes(value)
+        return value
+
+    _timezone = field_validator("timezone")(_valid_timezone)
 
 
 class ConsentUpdate(BaseModel):
@@ -50,10 +95,10 @@ class ConsentUpdate(BaseModel):
 def phone_param(
     request: ApiRequest, context: ApiContext, raw: str | None = None
 ) -> str:
+    """The E.164 phone of the body (`raw`) or of the path ('+1…' or '%2B1…')."""
+    text = raw if raw is not None else unquote(request.path_params["phone"])
     try:
-        return normalize_phone(
-            raw or request.path_params["phone"], context.core.default_region
-        )
+        return normalize_phone(text, context.core.default_region)
     except InvalidPhone as exc:
         raise ApiError(
             422, "invalid_phone", str(exc), [{"field": "phone", "error": str(exc)}]
@@ -64,29 +109,44 @@ def user_body(user: User) -> dict[str, Any]:
     return user.model_dump(mode="json")
 
 
+def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    return user_body(User.from_doc(snapshot.to_dict() or {}))
+
+
 @router.add("POST", "/v1/users")
-def create_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     body = parse_body(request, UserCreate)
     phone = phone_param(request, context, body.phone)
-    now = context.clock()
-    user = User(
-        phone=phone,
-        attributes=body.attributes,
-        timezone=body.timezone,
-        consent=Consent(state=body.consent_state, updated_at=now, source="api"),
-        created_at=now,
-        updated_at=now,
-    )
-    batch = context.db.batch()
-    batch.create(user_ref(context.db, phone), user.model_dump())
-    record_consent_change(
-        batch, context.db, phone, consent_event(None, body.consent_state, "api", now)
-    )
     try:
-        batch.commit()
-    except gexc.AlreadyExists as exc:
+        user = create_user(
+            context.db,
+            phone,
+            body.attributes,
+            body.timezone,
+            body.consent_state,
+            context.clock(),
+        )
+    except UserExists as exc:
         raise ApiError(409, "already_exists", f"user {phone} already exists") from exc
     return ApiResponse(201, user_body(user))
+
+
+@router.add("GET", "/v1/users")
+def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    collection = context.db.collection(USERS)
+    query = firestore.Query(collection)
+    state = request.query.get("consent_state")
+    if state:
+        if state not in ConsentState.__members__:
+            raise ApiError(
+                400,
+                "invalid_query",
+                f"consent_state must be one of {', '.join(ConsentState)}",
+            )
+        query = collection.where(
+            filter=firestore.FieldFilter("consent.state", "==", state)
+        )
+    return ApiResponse(200, paged(request, query, collection, _user_from_snapshot))
 
 
 def load_user(context: ApiContext, phone: str) -> User:
@@ -101,6 +161,36 @@ def get_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(
         200, user_body(load_user(context, phone_param(request, context)))
     )
+
+
+@router.add("PATCH", "/v1/users/{phone}")
+def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    phone = phone_param(request, context)
+    body = parse_body(request, UserPatch)
+    options = {"timezone": body.timezone} if "timezone" in body.model_fields_set else {}
+    try:
+        user = patch_user(
+            context.db, phone, body.attributes, context.clock(), **options
+        )
+    except UserNotFound as exc:
+        raise not_found("user") from exc
+    except UserErased as exc:
+        raise ApiError(
+            409,
+            "user_erased",
+            "this user was erased; POST /v1/users creates the profile again",
+        ) from exc
+    return ApiResponse(200, user_body(user))
+
+
+@router.add("DELETE", "/v1/users/{phone}")
+def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    phone = phone_param(request, context)
+    try:
+        erase_user(context.db, phone, context.clock())
+    except UserNotFound as exc:
+        raise not_found("user") from exc
+    return ApiResponse(204)
 
 
 @router.add("PUT", "/v1/users/{phone}/consent")
@@ -118,3 +208,58 @@ def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
     if change is None:
         raise not_found("user")
     return ApiResponse(200, user_body(load_user(context, phone)))
+
+
+def _history_token(snapshot: firestore.DocumentSnapshot) -> str:
+    at = (snapshot.get("at") or datetime.min).isoformat()
+    return base64.urlsafe_b64encode(json.dumps([at, snapshot.id]).encode()).decode()
+
+
+def _history_cursor(
+    events: firestore.CollectionReference, token: str
+) -> dict[str, Any]:
+    try:
+        at, event_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return {"at": datetime.fromisoformat(at), "__name__": events.document(event_id)}
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
+
+
+def _event_body(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    data = snapshot.to_dict() or {}
+    at = data.get("at")
+    return {
+        "id": snapshot.id,
+        "from": data.get("from"),
+        "to": data.get("to"),
+        "source": data.get("source"),
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "evidence": data.get("evidence"),
+    }
+
+
+@router.add("GET", "/v1/users/{phone}/consent")
+def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """The consent history, newest first, paged by (at, id)."""
+    phone = phone_param(request, context)
+    load_user(context, phone)
+    limit = page_limit(request)
+    events = consent_events(context.db, phone)
+    query = (
+        events.order_by("at", direction=firestore.Query.DESCENDING)
+        .order_by("__name__", direction=firestore.Query.DESCENDING)
+        .limit(limit + 1)
+    )
+    token = request.query.get("page_token")
+    if token:
+        query = query.start_after(_history_cursor(events, token))
+    snapshots = list(query.stream())
+    more = len(snapshots) > limit
+    snapshots = snapshots[:limit]
+    return ApiResponse(
+        200,
+        {
+            "items": [_event_body(s) for s in snapshots],
+            "next_page_token": _history_token(snapshots[-1]) if more else None,
+        },
+    )

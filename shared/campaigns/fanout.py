@@ -1,39 +1,38 @@
-"""Launch evaluation and fan-out: from a segment to planned, enqueued messages."""
+"""Fan-out: a recipient batch becomes rendered, paced, enqueued messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.bulk_writer import (
     BulkWriteFailure,
     BulkWriter,
     BulkWriterOptions,
 )
+from google.cloud.firestore_v1.types.write import WriteResult
 
-from shared.audience.segments import iter_segment_users
 from shared.audience.users import USERS, User
 from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.content.encoding import count_segments
 from shared.content.store import Template, get_template
-from shared.content.templates import render_message
+from shared.content.templates import render_content_variables, render_message
 from shared.content.validation import with_opt_out_footer
-from shared.delivery.messages import MESSAGES, message_id_for
+from shared.delivery.messages import MESSAGES, message_id_for, send_task
 from shared.delivery.status import MessageStatus, rank_of
-from shared.payloads import CampaignLaunch, RecipientBatch
+from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger
-from shared.platform.pubsub import Publisher, Topic
-from shared.platform.tasks import SendTask, TaskQueue, task_name_for
+from shared.platform.tasks import SendTask, TaskQueue
 
 log = get_logger(__name__)
 
-BATCH_SIZE = 500
 PACING = "pacing"
 ALREADY_EXISTS = 6  # gRPC status code
 # BulkWriter throttles to 500 ops/s by default; fan-out writes to many distinct
@@ -41,73 +40,17 @@ ALREADY_EXISTS = 6  # gRPC status code
 _WRITER_OPTIONS = BulkWriterOptions(
     initial_ops_per_second=5000, max_ops_per_second=20000
 )
-
-
-def _batched(users: Iterator[User], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for user in users:
-        batch.append(user.phone)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    evaluated: bool
-    batches: int = 0
-    recipients: int = 0
-    reason: str | None = None
-
-
-def evaluate_launch(
-    db: firestore.Client, publisher: Publisher, launch: CampaignLaunch, now: datetime
-) -> EvaluationResult:
-    """Stream the campaign's segment into recipient batches of ≤ 500."""
-    snapshot = campaign_ref(db, launch.campaign_id).get()
-    if not snapshot.exists:
-        return EvaluationResult(False, reason="campaign_not_found")
-    campaign = Campaign.from_snapshot(snapshot)
-    if campaign.launch_id != launch.launch_id:
-        return EvaluationResult(False, reason="stale_launch")
-    if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED):
-        return EvaluationResult(False, reason=f"campaign_{campaign.status.lower()}")
-    if campaign.batches_planned is not None:
-        return EvaluationResult(False, reason="already_evaluated")
-    segment = db.collection("segments").document(campaign.segment_id or "-").get()
-    definition = (segment.to_dict() or {}).get("definition") if segment.exists else None
-    if definition is None:
-        return EvaluationResult(False, reason="segment_not_found")
-    batches = recipients = 0
-    pending: list[RecipientBatch] = []
-    for phones in _batched(iter_segment_users(db, definition, now), BATCH_SIZE):
-        pending.append(
-            RecipientBatch(
-                campaign_id=campaign.id,
-                launch_id=launch.launch_id,
-                batch_no=batches,
-                phones=phones,
-            )
-        )
-        batches += 1
-        recipients += len(phones)
-        if len(pending) >= 20:
-            publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
-            pending = []
-    publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
-    campaign_ref(db, campaign.id).update(
-        {"batches_planned": batches, "recipients_planned": recipients}
-    )
-    return EvaluationResult(True, batches, recipients)
+QUEUED_RANK = rank_of(MessageStatus.QUEUED)
 
 
 @dataclass(frozen=True)
 class PlannedMessage:
     message_id: str
     doc: dict[str, Any]
-    send: bool
+
+    @property
+    def sendable(self) -> bool:
+        return bool(self.doc["status_rank"] == QUEUED_RANK)
 
 
 @dataclass(frozen=True)
@@ -119,16 +62,36 @@ class FanoutResult:
     reason: str | None = None
 
 
+def _skip_at_render(doc: dict[str, Any], missing: list[str], now: datetime) -> None:
+    doc["status_rank"] = rank_of(MessageStatus.SKIPPED)
+    doc["skip_reason"] = "missing_variable"
+    doc["audit"] = [
+        {
+            "step": "render",
+            "outcome": "skip",
+            "reason": f"missing_variable: {', '.join(missing)}",
+            "at": now,
+        }
+    ]
+
+
 def render_for(
     template: Template,
     user: User,
     campaign: Campaign,
     core: CoreSettings,
     now: datetime,
+    event: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The message document for one recipient (send_at filled in later)."""
-    rendered = render_message(template.body, user.attributes, user.phone)
+    """The message document for one recipient (send_at is planned later).
+
+    A variable that renders empty without a default makes the message SKIPPED
+    (`missing_variable`) here, so no message with a hole in it is ever queued.
+    """
+    extra = {"event": event} if event is not None else None
+    rendered = render_message(template.body, user.attributes, user.phone, extra)
     body = rendered.body
+    missing = list(rendered.missing_variables)
     if core.add_opt_out_footer and template.channel == "sms":
         body = with_opt_out_footer(body, core.opt_out_footer)
     info = count_segments(body)
@@ -139,25 +102,36 @@ def render_for(
         "encoding": info.encoding.value,
         "segments": info.segments,
         "channel": template.channel,
-        "status_rank": rank_of(MessageStatus.QUEUED),
+        "status_rank": QUEUED_RANK,
         "generation": 0,
         "attempts": 0,
         "created_at": now,
         "audit": [],
     }
-    if rendered.missing_variables:
-        reason = "missing_variable"
-        doc["status_rank"] = rank_of(MessageStatus.SKIPPED)
-        doc["skip_reason"] = reason
-        doc["audit"] = [
-            {
-                "step": "render",
-                "outcome": "skip",
-                "reason": f"{reason}: {', '.join(rendered.missing_variables)}",
-                "at": now,
-            }
-        ]
+    if template.content_sid:
+        values, missing_content = render_content_variables(
+            template.content_variables or {}, user.attributes, user.phone, extra
+        )
+        doc["content_sid"] = template.content_sid
+        doc["content_variables"] = values
+        missing += [m for m in missing_content if m not in missing]
+    if missing:
+        _skip_at_render(doc, missing, now)
     return doc
+
+
+def _recipients(db: firestore.Client, batch: RecipientBatch) -> list[User]:
+    if batch.recipients is not None:
+        return [User(phone=r.phone, attributes=r.attributes) for r in batch.recipients]
+    return _load_users(db, batch.phones)
+
+
+def _batch_problem(campaign: Campaign | None, batch: RecipientBatch) -> str | None:
+    if campaign is None or campaign.launch_id != batch.launch_id:
+        return "stale_or_unknown_campaign"
+    if campaign.status is CampaignStatus.CANCELLED:
+        return "campaign_cancelled"
+    return None
 
 
 def fan_out_batch(
@@ -170,47 +144,35 @@ def fan_out_batch(
     """Create the batch's messages and enqueue their sends; safe to redeliver."""
     snapshot = campaign_ref(db, batch.campaign_id).get()
     campaign = Campaign.from_snapshot(snapshot) if snapshot.exists else None
-    if campaign is None or campaign.launch_id != batch.launch_id:
-        return FanoutResult(0, 0, 0, 0, reason="stale_or_unknown_campaign")
-    if campaign.status is CampaignStatus.CANCELLED:
-        return FanoutResult(0, 0, 0, 0, reason="campaign_cancelled")
-    template = get_template(db, campaign.template_id)
-    if template is None:
-        return FanoutResult(0, 0, 0, 0, reason="template_not_found")
-    users = _load_users(db, batch.phones)
+    problem = _batch_problem(campaign, batch)
+    template = get_template(db, campaign.template_id) if campaign else None
+    if problem or campaign is None or template is None:
+        return FanoutResult(0, 0, 0, 0, reason=problem or "template_not_found")
     planned = [
         PlannedMessage(
-            message_id_for(campaign.id, u.phone),
-            doc,
-            doc["status_rank"] == rank_of(MessageStatus.QUEUED),
+            message_id_for(campaign.id, user.phone),
+            render_for(template, user, campaign, core, now),
         )
-        for u in users
-        for doc in [render_for(template, u, campaign, core, now)]
+        for user in _recipients(db, batch)
     ]
-    segments = [p.doc["segments"] if p.send else 0 for p in planned]
+    segments = [p.doc["segments"] if p.sendable else 0 for p in planned]
     begin = reserve_send_window(db, campaign, batch, sum(segments), now)
-    for message, send_at in zip(
-        planned, plan_send_times(begin, segments, campaign.rate_limit_mps), strict=True
-    ):
+    send_times = plan_send_times(begin, segments, campaign.rate_limit_mps)
+    for message, send_at in zip(planned, send_times, strict=True):
         message.doc["send_at"] = send_at
-    existing_ids = _create_messages(db, planned)
-    to_enqueue = [p for p in planned if p.send and p.message_id not in existing_ids]
-    tasks_list = [
-        SendTask(
-            task_name_for(p.message_id, 0),
-            {"message_id": p.message_id},
-            p.doc["send_at"],
-        )
-        for p in to_enqueue
+    versions, existing = _create_messages(db, planned)
+    sends = [
+        send_task(p.message_id, p.doc, versions[p.message_id])
+        for p in planned
+        if p.sendable and p.message_id in versions
     ]
-    tasks_list += _tasks_for_existing(db, existing_ids)
-    result = tasks.enqueue(tasks_list)
+    result = tasks.enqueue(sends + _tasks_for_existing(db, existing))
     _mark_batch_done(db, campaign.id, batch)
     return FanoutResult(
-        created=len(planned) - len(existing_ids),
-        existing=len(existing_ids),
+        created=len(versions),
+        existing=len(existing),
         enqueued=result.created,
-        skipped=sum(1 for p in planned if not p.send),
+        skipped=sum(1 for p in planned if not p.sendable),
     )
 
 
@@ -223,6 +185,18 @@ def _load_users(db: firestore.Client, phones: Sequence[str]) -> list[User]:
     return sorted(users, key=lambda u: order[u.phone])
 
 
+def _reservation_ref(
+    db: firestore.Client, campaign_id: str, launch_id: str, batch_no: int
+) -> firestore.DocumentReference:
+    return (
+        campaign_ref(db, campaign_id)
+        .collection(PACING)
+        .document(launch_id)
+        .collection("batches")
+        .document(str(batch_no))
+    )
+
+
 def reserve_send_window(
     db: firestore.Client,
     campaign: Campaign,
@@ -230,36 +204,40 @@ def reserve_send_window(
     total_segments: int,
     now: datetime,
 ) -> datetime:
-    """Reserve this batch's sending interval on the launch's pacing cursor."""
-    cursor = campaign_ref(db, campaign.id).collection(PACING).document(batch.launch_id)
-    reservation = _reservation_ref(db, campaign.id, batch)
+    """Reserve this batch's sending interval on the launch's pacing cursor.
 
+    See shared/campaigns/pacing.py for how slots are assigned.
+    """
+    cursor = campaign_ref(db, campaign.id).collection(PACING).document(batch.launch_id)
+    reservation = _reservation_ref(db, campaign.id, batch.launch_id, batch.batch_no)
+    return reserve_interval(db, cursor, reservation, total_segments, campaign, now)
+
+
+def reserve_interval(
+    db: firestore.Client,
+    cursor: firestore.DocumentReference,
+    reservation: firestore.DocumentReference | None,
+    total_segments: int,
+    campaign: Campaign,
+    now: datetime,
+) -> datetime:
     @firestore.transactional
     def reserve(transaction: firestore.Transaction) -> datetime:
-        held = reservation.get(transaction=transaction)
-        if held.exists:
-            return (held.to_dict() or {})["begin"]
+        if reservation is not None:
+            held = reservation.get(transaction=transaction)
+            if held.exists:
+                return (held.to_dict() or {})["begin"]
         state = cursor.get(transaction=transaction)
         next_at = (state.to_dict() or {}).get("next_at") if state.exists else None
         begin = max(next_at or now, now)
         end = begin + batch_duration(total_segments, campaign.rate_limit_mps)
         transaction.set(cursor, {"next_at": end})
-        transaction.set(reservation, {"begin": begin, "segments": total_segments})
+        if reservation is not None:
+            transaction.set(reservation, {"begin": begin, "segments": total_segments})
         return begin
 
+    operations.add("writes", 2)
     return reserve(db.transaction())
-
-
-def _reservation_ref(
-    db: firestore.Client, campaign_id: str, batch: RecipientBatch
-) -> firestore.DocumentReference:
-    return (
-        campaign_ref(db, campaign_id)
-        .collection(PACING)
-        .document(batch.launch_id)
-        .collection("batches")
-        .document(str(batch.batch_no))
-    )
 
 
 def _mark_batch_done(
@@ -267,7 +245,9 @@ def _mark_batch_done(
 ) -> None:
     """Launch progress: the scheduler counts done batches against the plan."""
     operations.add("writes")
-    _reservation_ref(db, campaign_id, batch).update({"done": True})
+    _reservation_ref(db, campaign_id, batch.launch_id, batch.batch_no).update(
+        {"done": True}
+    )
 
 
 def _operation_id(failure: BulkWriteFailure) -> str:
@@ -276,10 +256,20 @@ def _operation_id(failure: BulkWriteFailure) -> str:
 
 def _create_messages(
     db: firestore.Client, planned: Sequence[PlannedMessage]
-) -> set[str]:
-    """Create every message that does not exist yet; return the ids that did."""
+) -> tuple[dict[str, Any], set[str]]:
+    """Create the messages that do not exist yet.
+
+    Returns each created message's update time (the version its send task
+    carries) and the ids that already existed.
+    """
+    versions: dict[str, Any] = {}
     existing: set[str] = set()
     failed: list[str] = []
+
+    def on_result(
+        ref: BaseDocumentReference, result: WriteResult, _: BulkWriter
+    ) -> None:
+        versions[ref.id] = result.update_time
 
     def on_error(failure: BulkWriteFailure, _: BulkWriter) -> bool:
         if failure.code == ALREADY_EXISTS:
@@ -291,6 +281,7 @@ def _create_messages(
         return False
 
     writer = db.bulk_writer(options=_WRITER_OPTIONS)
+    writer.on_write_result(on_result)
     writer.on_write_error(on_error)
     collection = db.collection(MESSAGES)
     for message in planned:
@@ -300,7 +291,7 @@ def _create_messages(
     if failed:
         # Raising makes Pub/Sub redeliver the batch; created messages are kept.
         raise RuntimeError(f"{len(failed)} message writes failed: {failed[:3]}")
-    return existing
+    return versions, existing
 
 
 def _tasks_for_existing(db: firestore.Client, ids: set[str]) -> list[SendTask]:
@@ -312,17 +303,9 @@ def _tasks_for_existing(db: firestore.Client, ids: set[str]) -> list[SendTask]:
         return []
     refs = [db.collection(MESSAGES).document(i) for i in sorted(ids)]
     operations.add("reads", len(refs))
-    tasks: list[SendTask] = []
-    for snap in db.get_all(refs):
-        data = snap.to_dict() or {}
-        if data.get("status_rank") == rank_of(MessageStatus.QUEUED) and not data.get(
-            "held"
-        ):
-            tasks.append(
-                SendTask(
-                    task_name_for(snap.id, int(data.get("generation", 0))),
-                    {"message_id": snap.id},
-                    data["send_at"],
-                )
-            )
-    return tasks
+    return [
+        send_task(snap.id, snap.to_dict() or {}, snap.update_time)
+        for snap in db.get_all(refs)
+        if (snap.to_dict() or {}).get("status_rank") == QUEUED_RANK
+        and not (snap.to_dict() or {}).get("held")
+    ]

@@ -20,13 +20,13 @@ from shared.campaigns.models import (
     CampaignStatus,
     campaign_ref,
 )
-from shared.delivery.messages import MESSAGES
+from shared.delivery.messages import MESSAGES, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import count_of
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
-from shared.platform.tasks import SendTask, TaskQueue, task_name_for
+from shared.platform.tasks import TaskQueue
 
 log = get_logger(__name__)
 
@@ -176,11 +176,12 @@ def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> 
     )
     batch = []
     for snapshot in stuck.stream():
-        data = snapshot.to_dict() or {}
+        data = {**(snapshot.to_dict() or {}), "send_at": now}
         # A new name per attempt: the original task name is already used.
-        generation = int(data.get("generation", 0))
-        name = f"{task_name_for(snapshot.id, generation)}-r{data.get('attempts', 0)}"
-        batch.append(SendTask(name, {"message_id": snapshot.id}, now))
+        suffix = f"-r{data.get('attempts', 0)}"
+        batch.append(
+            send_task(snapshot.id, data, None, reconcile=True, name_suffix=suffix)
+        )
     if batch:
         tasks.enqueue(batch)
     return len(batch)

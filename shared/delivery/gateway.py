@@ -39,6 +39,7 @@ class OutboundMessage:
 class SendAccepted:
     sid: str
     status: str
+    body: str | None = None
 
 
 class TwilioSendError(Exception):
@@ -102,5 +103,13 @@ class TwilioGateway:
 
     def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
         """Messages Twilio holds for `to` since `since` (for reconciliation)."""
-        found = self._client.messages.list(to=to, date_sent_after=since, limit=20)
-        return [SendAccepted(sid=str(m.sid), status=str(m.status)) for m in found]
+        try:
+            found = self._client.messages.list(to=to, date_sent_after=since, limit=50)
+        except TwilioRestException as exc:
+            raise TwilioSendError(str(exc.msg), exc.code, exc.status) from exc
+        except (TwilioException, requests.RequestException) as exc:
+            raise TwilioSendError(str(exc), None, 503) from exc
+        return [
+            SendAccepted(sid=str(m.sid), status=str(m.status), body=m.body)
+            for m in found
+        ]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
 
 from shared.audience.phones import phone_digits
 from shared.delivery.status import MessageStatus, status_of
+from shared.payloads import SendTaskBody
+from shared.platform.tasks import SendTask, task_name_for
 
 MESSAGES = "messages"
 
@@ -71,3 +76,57 @@ class Message(BaseModel):
 
 def message_ref(db: firestore.Client, message_id: str) -> firestore.DocumentReference:
     return db.collection(MESSAGES).document(message_id)
+
+
+# What a send task carries of its message, so the sender need not read it.
+TASK_FIELDS = (
+    "campaign_id",
+    "phone",
+    "body",
+    "encoding",
+    "segments",
+    "channel",
+    "content_sid",
+    "content_variables",
+    "event_id",
+    "send_at",
+    "generation",
+)
+
+
+def encode_version(update_time: Any) -> str:
+    """A document update time as text, keeping its nanoseconds."""
+    if hasattr(update_time, "rfc3339"):
+        return str(update_time.rfc3339())
+    return str(update_time.isoformat())
+
+
+def decode_version(text: str) -> DatetimeWithNanoseconds:
+    return DatetimeWithNanoseconds.from_rfc3339(text)
+
+
+def send_task(
+    message_id: str,
+    data: Mapping[str, Any],
+    version: Any | None,
+    *,
+    reconcile: bool = False,
+    name_suffix: str = "",
+) -> SendTask:
+    """The Cloud Task that sends a message at its `send_at`."""
+    generation = int(data.get("generation", 0))
+    body = SendTaskBody(
+        message_id=message_id,
+        version=encode_version(version) if version is not None else None,
+        reconcile=reconcile,
+        message=(
+            to_jsonable_python({k: data.get(k) for k in TASK_FIELDS})
+            if version is not None
+            else None
+        ),
+    )
+    return SendTask(
+        name=task_name_for(message_id, generation) + name_suffix,
+        body=body.model_dump(mode="json", exclude_none=True),
+        schedule_time=data["send_at"],
+    )

@@ -5,50 +5,118 @@ transform, the raw parameters are appended with ArrayUnion (an exact duplicate
 delivery adds nothing), and `error_code` is only ever set, never cleared. No
 read and no transaction are needed, so out-of-order and duplicate callbacks are
 safe by construction.
+
+Why `receipts` stays small without a read: an entry is the callback's signed
+parameters and nothing else (no arrival time, no delivery token), so a
+redelivered callback is the same element and ArrayUnion adds nothing. Only
+Twilio can sign new parameters, and it sends one callback per status change,
+so the list holds at most one entry per distinct status (about nine). Firestore
+has no transform that trims an array, and trimming by read would cost the read
+and the transaction this design avoids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.audience.consent import set_consent
+from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import ConsentState
-from shared.delivery.errors import OPT_OUT_CODES
+from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import MESSAGES, message_ref
 from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
 from shared.payloads import StatusCallback
 from shared.platform.firestore import operations
-from shared.platform.logging import get_logger
+from shared.platform.logging import get_logger, log_context
+from shared.webhooks.params import (
+    error_code,
+    message_sid,
+    message_status,
+    safe_document_id,
+)
 
 log = get_logger(__name__)
 
 UNMATCHED_RECEIPTS = "receipts"
+UNMATCHED_RETENTION = timedelta(days=30)
+MESSAGE_ID_PARAM = "message_id"
+
+# The time each status was reported. SENT has none: `sent_at` is the sender's
+# send time, which the settle sweep and the frequency cap read, and a late
+# `queued` or `sent` callback must not move it.
+STATUS_TIME_FIELD: dict[MessageStatus, str] = {
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.UNDELIVERED: "undelivered_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+class ReceiptOutcome(StrEnum):
+    APPLIED = "applied"
+    UNMATCHED = "unmatched"
+    UNKNOWN_STATUS = "unknown_status"
 
 
 @dataclass(frozen=True)
 class ReceiptResult:
-    outcome: str
+    outcome: ReceiptOutcome
     message_id: str | None = None
     status: MessageStatus | None = None
 
 
-def _receipt_entry(callback: StatusCallback) -> dict[str, Any]:
-    # No arrival time inside: a duplicate delivery must be the same element.
-    entry: dict[str, Any] = {"params": callback.params}
-    if callback.idempotency_token:
-        entry["token"] = callback.idempotency_token
-    return entry
+def campaign_id_of(message_id: str) -> str:
+    """Message ids start with their campaign id (`{campaign}_{digits}[_{event}]`)."""
+    return message_id.split("_", 1)[0]
 
 
-def _find_message_id(db: firestore.Client, callback: StatusCallback) -> str | None:
-    if callback.query.get("message_id"):
-        return callback.query["message_id"]
-    sid = callback.params.get("MessageSid") or callback.params.get("SmsSid")
+def receipt_entry(callback: StatusCallback) -> dict[str, Any]:
+    # Only the signed parameters: a redelivery must be the very same element.
+    return {"params": dict(callback.params)}
+
+
+def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, Any]:
+    """The blind update for one callback: every field either rises or is set."""
+    update: dict[str, Any] = {
+        "status_rank": firestore.Maximum(rank_of(status)),
+        "receipts": firestore.ArrayUnion([receipt_entry(callback)]),
+    }
+    time_field = STATUS_TIME_FIELD.get(status)
+    if time_field:
+        update[time_field] = callback.received_at
+    sid = message_sid(callback.params)
+    if sid:
+        # Repairs a message whose sender crashed before recording the SID.
+        update["provider_sid"] = sid
+    code = error_code(callback.params)
+    if code:
+        update["error_code"] = code
+        meaning = callback.params.get("ErrorMessage") or error_meaning(code)
+        if meaning:
+            update["error_message"] = meaning
+    return update
+
+
+def _url_message_id(callback: StatusCallback) -> str | None:
+    """The id our sender put in the StatusCallback URL, if it is a legal id."""
+    message_id = callback.query.get(MESSAGE_ID_PARAM, "")
+    if not message_id or safe_document_id(message_id) != message_id:
+        return None
+    return message_id
+
+
+def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | None:
+    """By the id in the callback URL, else by the indexed `provider_sid`."""
+    from_url = _url_message_id(callback)
+    if from_url:
+        return from_url
+    sid = message_sid(callback.params)
     if not sid:
         return None
     operations.add("reads")
@@ -61,77 +129,108 @@ def _find_message_id(db: firestore.Client, callback: StatusCallback) -> str | No
     return found[0].id if found else None
 
 
-def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, Any]:
-    params = callback.params
-    update: dict[str, Any] = {
-        "status_rank": firestore.Maximum(rank_of(status)),
-        "receipts": firestore.ArrayUnion([_receipt_entry(callback)]),
-        f"{status.value.lower()}_at": callback.received_at,
-    }
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    if sid:
-        # Repairs a message whose sender crashed before recording the SID.
-        update["provider_sid"] = sid
-    if params.get("ErrorCode"):
-        update["error_code"] = params["ErrorCode"]
-        if params.get("ErrorMessage"):
-            update["error_message"] = params["ErrorMessage"]
-    return update
-
-
 def apply_status_callback(
-    db: firestore.Client, callback: StatusCallback, now: datetime
+    db: firestore.Client,
+    callback: StatusCallback,
+    now: datetime,
+    retention: timedelta = UNMATCHED_RETENTION,
 ) -> ReceiptResult:
-    raw_status = (
-        callback.params.get("MessageStatus") or callback.params.get("SmsStatus") or ""
-    ).lower()
-    status = TWILIO_STATUS.get(raw_status)
-    message_id = _find_message_id(db, callback)
-    if status is None or message_id is None:
-        _store_unmatched(db, callback, now)
-        return ReceiptResult("unmatched", message_id)
-    operations.add("writes")
-    try:
-        message_ref(db, message_id).update(status_update(callback, status))
-    except gexc.NotFound:
-        _store_unmatched(db, callback, now)
-        return ReceiptResult("unmatched", message_id)
-    if (
-        callback.params.get("ErrorCode", "").isdigit()
-        and int(callback.params["ErrorCode"]) in OPT_OUT_CODES
-    ):
-        _carrier_opt_out(db, callback, message_id, now)
-    return ReceiptResult("applied", message_id, status)
+    """Apply one callback; returns normally whatever it finds, so it never loops."""
+    expire_at = now + retention
+    status = TWILIO_STATUS.get(message_status(callback.params))
+    if status is None:
+        store_unmatched(db, callback, expire_at, ReceiptOutcome.UNKNOWN_STATUS)
+        result = ReceiptResult(ReceiptOutcome.UNKNOWN_STATUS)
+    else:
+        result = _apply_to_message(db, callback, status, expire_at)
+    if _is_carrier_opt_out(callback):
+        _carrier_opt_out(db, callback, now)
+    return result
+
+
+def _apply_to_message(
+    db: firestore.Client,
+    callback: StatusCallback,
+    status: MessageStatus,
+    expire_at: datetime,
+) -> ReceiptResult:
+    message_id = find_message_id(db, callback)
+    if message_id is None:
+        store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
+        return ReceiptResult(ReceiptOutcome.UNMATCHED)
+    with log_context(campaign_id=campaign_id_of(message_id), message_id=message_id):
+        operations.add("writes")
+        try:
+            message_ref(db, message_id).update(status_update(callback, status))
+        except gexc.NotFound:
+            store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
+            return ReceiptResult(ReceiptOutcome.UNMATCHED, message_id)
+        log.info(
+            "status callback applied: %s",
+            status.value,
+            extra={"labels": {"event": "status_callback", "status": status.value}},
+        )
+    return ReceiptResult(ReceiptOutcome.APPLIED, message_id, status)
+
+
+def _is_carrier_opt_out(callback: StatusCallback) -> bool:
+    code = error_code(callback.params) or ""
+    return code.isdigit() and int(code) in OPT_OUT_CODES
 
 
 def _carrier_opt_out(
-    db: firestore.Client, callback: StatusCallback, message_id: str, now: datetime
+    db: firestore.Client, callback: StatusCallback, now: datetime
 ) -> None:
-    phone = callback.params.get("To", "")
-    if phone:
-        set_consent(
-            db,
+    """The carrier says the recipient replied STOP: suppress the number."""
+    code = error_code(callback.params)
+    try:
+        phone = normalize_phone(callback.params.get("To", ""))
+    except InvalidPhone:
+        log.warning("carrier opt-out %s for an unreadable number ignored", code)
+        return
+    # Created when unknown, like an inbound STOP, so that suppression holds.
+    change = set_consent(
+        db,
+        phone,
+        ConsentState.STOP,
+        source=f"carrier_{code}",
+        now=now,
+        evidence=message_sid(callback.params),
+        create_missing=True,
+    )
+    if change is not None and change.changed:
+        log.info(
+            "consent STOP from carrier %s for %s",
+            code,
             phone,
-            ConsentState.STOP,
-            source=f"carrier_{callback.params['ErrorCode']}",
-            now=now,
-            evidence=callback.params.get("MessageSid") or message_id,
+            extra={"labels": {"event": "opt_out", "source": f"carrier_{code}"}},
         )
 
 
-def _store_unmatched(
-    db: firestore.Client, callback: StatusCallback, now: datetime
+def store_unmatched(
+    db: firestore.Client,
+    callback: StatusCallback,
+    expire_at: datetime,
+    outcome: ReceiptOutcome,
 ) -> None:
     """Keep a callback that matched no message, for reconciliation (TTL)."""
-    sid = callback.params.get("MessageSid", "unknown")
-    status = callback.params.get("MessageStatus", "unknown")
+    sid = message_sid(callback.params) or "unknown"
+    status = message_status(callback.params) or "unknown"
     operations.add("writes")
-    db.collection(UNMATCHED_RECEIPTS).document(f"{sid}_{status}"[:1400]).set(
+    db.collection(UNMATCHED_RECEIPTS).document(safe_document_id(sid, status)).set(
         {
-            "params": callback.params,
-            "query": callback.query,
+            "params": dict(callback.params),
+            "query": dict(callback.query),
+            "idempotency_token": callback.idempotency_token,
+            "reason": outcome.value,
             "received_at": callback.received_at,
-            "expire_at": now + timedelta(days=30),
+            "expire_at": expire_at,
         }
     )
-    log.warning("status callback matched no message")
+    log.warning(
+        "status callback %s kept in %s/ (%s)",
+        status,
+        UNMATCHED_RECEIPTS,
+        outcome.value,
+        extra={"labels": {"event": "status_callback_unmatched", "sid": sid}},
+    )

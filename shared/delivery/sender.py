@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,13 @@ from shared.campaigns.cache import TtlCache
 from shared.campaigns.models import Campaign, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import OutboundMessage, TwilioGateway, TwilioSendError
-from shared.delivery.messages import MESSAGES, Message, message_ref
+from shared.delivery.messages import (
+    MESSAGES,
+    Message,
+    decode_version,
+    message_ref,
+    send_task,
+)
 from shared.delivery.pipeline import (
     MESSAGE_STEPS,
     RECIPIENT_STEPS,
@@ -36,10 +42,11 @@ from shared.delivery.pipeline import (
 )
 from shared.delivery.quiet_hours import parse_quiet_hours
 from shared.delivery.status import MessageStatus, rank_of
+from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger
-from shared.platform.tasks import SendTask, TaskQueue, task_name_for
+from shared.platform.tasks import TaskQueue
 
 log = get_logger(__name__)
 
@@ -80,29 +87,62 @@ def count_recent_sends(db: firestore.Client) -> Callable[[str, datetime], int]:
     return count
 
 
-def send_message(deps: SenderDeps, message_id: str) -> SendResult:
-    """Run one send task; 200 acknowledges it, 503 asks Cloud Tasks to retry."""
+@dataclass(frozen=True)
+class MessageHandle:
+    """A message document and the update time its writes expect to find."""
+
+    ref: firestore.DocumentReference
+    version: Any
+
+
+def send_message(deps: SenderDeps, task: SendTaskBody) -> SendResult:
+    """Run one send task; 200 acknowledges it, 503 asks Cloud Tasks to retry.
+
+    The fast path trusts the message the task carries and claims with the
+    task's version as a precondition, so it reads only the user. If anything
+    changed the message since (a duplicate task, a pause, a cancel), the write
+    fails its precondition and the send starts over from a fresh read.
+    """
+    from_task = bool(task.version and task.message) and not task.reconcile
     for _ in range(3):
         try:
-            return _attempt(deps, message_id)
+            if from_task:
+                return _attempt_from_task(deps, task)
+            return _attempt_from_store(deps, task.message_id)
         except gexc.FailedPrecondition:
-            # Another writer changed the message since we read it: re-read.
-            continue
+            from_task = False
     return SendResult(503, "contended")
 
 
-def _attempt(deps: SenderDeps, message_id: str) -> SendResult:
-    now = deps.clock()
+def _attempt_from_task(deps: SenderDeps, task: SendTaskBody) -> SendResult:
+    message = Message.model_validate(
+        {
+            **(task.message or {}),
+            "id": task.message_id,
+            "status_rank": rank_of(MessageStatus.QUEUED),
+        }
+    )
+    handle = MessageHandle(
+        message_ref(deps.db, message.id), decode_version(task.version or "")
+    )
+    return _run(deps, handle, message)
+
+
+def _attempt_from_store(deps: SenderDeps, message_id: str) -> SendResult:
     operations.add("reads")
     snapshot = message_ref(deps.db, message_id).get()
     if not snapshot.exists:
         log.warning("send task for an unknown message")
         return SendResult(200, "unknown_message")
-    message = Message.from_snapshot(snapshot)
+    handle = MessageHandle(snapshot.reference, snapshot.update_time)
+    return _run(deps, handle, Message.from_snapshot(snapshot))
+
+
+def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResult:
     ctx = SendContext(
         message=message,
         campaign=deps.campaigns.get(message.campaign_id),
-        now=now,
+        now=deps.clock(),
         quiet_default=parse_quiet_hours(deps.core.quiet_hours_default),
         global_cap=parse_cap(deps.core.global_frequency_cap),
         prohibited_patterns=deps.core.prohibited_pattern_list,
@@ -112,18 +152,18 @@ def _attempt(deps: SenderDeps, message_id: str) -> SendResult:
     if decisions[-1].outcome is Outcome.PASS:
         ctx = _with_user(deps.db, ctx)
         decisions += run_steps(ctx, RECIPIENT_STEPS)
-    return _act(deps, snapshot, ctx, decisions)
+    return _act(deps, handle, ctx, decisions)
 
 
 def _with_user(db: firestore.Client, ctx: SendContext) -> SendContext:
     operations.add("reads")
     user: User | None = get_user(db, ctx.message.phone)
-    return SendContext(**{**ctx.__dict__, "user": user})
+    return replace(ctx, user=user)
 
 
 def _act(
     deps: SenderDeps,
-    snapshot: firestore.DocumentSnapshot,
+    handle: MessageHandle,
     ctx: SendContext,
     decisions: Sequence[Decision],
 ) -> SendResult:
@@ -132,33 +172,33 @@ def _act(
     actions: dict[Outcome, Callable[[], SendResult]] = {
         Outcome.DONE: lambda: SendResult(200, final.reason or "done"),
         Outcome.RETRY_LATER: lambda: SendResult(503, final.reason or "retry"),
-        Outcome.SKIP: lambda: _skip(deps, snapshot, final, audit),
-        Outcome.HOLD: lambda: _hold(deps, snapshot, audit),
-        Outcome.DEFER: lambda: _defer(deps, snapshot, ctx.message, final, audit),
-        Outcome.RECONCILE: lambda: _reconcile(deps, snapshot, ctx, audit),
-        Outcome.PASS: lambda: _claim_and_send(deps, snapshot, ctx, audit),
+        Outcome.SKIP: lambda: _skip(deps, handle, final, audit),
+        Outcome.HOLD: lambda: _hold(deps, handle, audit),
+        Outcome.DEFER: lambda: _defer(deps, handle, ctx.message, final, audit),
+        Outcome.RECONCILE: lambda: _reconcile(deps, handle, ctx, audit),
+        Outcome.PASS: lambda: _claim_and_send(deps, handle, ctx, audit),
     }
     return actions[final.outcome]()
 
 
 def _update_if_unchanged(
-    deps: SenderDeps, snapshot: firestore.DocumentSnapshot, fields: dict[str, Any]
+    deps: SenderDeps, handle: MessageHandle, fields: dict[str, Any]
 ) -> Any:
     operations.add("writes")
-    option = deps.db.write_option(last_update_time=snapshot.update_time)
-    return snapshot.reference.update(fields, option=option)
+    option = deps.db.write_option(last_update_time=handle.version)
+    return handle.ref.update(fields, option=option)
 
 
 def _skip(
     deps: SenderDeps,
-    snapshot: firestore.DocumentSnapshot,
+    handle: MessageHandle,
     decision: Decision,
     audit: list[dict[str, Any]],
 ) -> SendResult:
     reason = skip_reason(decision)
     _update_if_unchanged(
         deps,
-        snapshot,
+        handle,
         {
             "status_rank": rank_of(MessageStatus.SKIPPED),
             "skip_reason": reason,
@@ -166,44 +206,39 @@ def _skip(
             "audit": firestore.ArrayUnion(audit),
         },
     )
-    log.info("message skipped: %s", reason)
+    log.info("message skipped: %s", reason, extra={"labels": {"skip_reason": reason}})
     return SendResult(200, f"skipped:{reason}")
 
 
 def _hold(
-    deps: SenderDeps, snapshot: firestore.DocumentSnapshot, audit: list[dict[str, Any]]
+    deps: SenderDeps, handle: MessageHandle, audit: list[dict[str, Any]]
 ) -> SendResult:
     _update_if_unchanged(
-        deps, snapshot, {"held": True, "audit": firestore.ArrayUnion(audit)}
+        deps, handle, {"held": True, "audit": firestore.ArrayUnion(audit)}
     )
     return SendResult(200, "held")
 
 
 def _defer(
     deps: SenderDeps,
-    snapshot: firestore.DocumentSnapshot,
+    handle: MessageHandle,
     message: Message,
     decision: Decision,
     audit: list[dict[str, Any]],
 ) -> SendResult:
     until = decision.until or deps.clock()
     generation = message.generation + 1
-    _update_if_unchanged(
+    written = _update_if_unchanged(
         deps,
-        snapshot,
+        handle,
         {
             "send_at": until,
             "generation": generation,
             "audit": firestore.ArrayUnion(audit),
         },
     )
-    deps.tasks.enqueue(
-        [
-            SendTask(
-                task_name_for(message.id, generation), {"message_id": message.id}, until
-            )
-        ]
-    )
+    data = {**message.model_dump(), "send_at": until, "generation": generation}
+    deps.tasks.enqueue([send_task(message.id, data, written.update_time)])
     log.info("message deferred by quiet hours until %s", until.isoformat())
     return SendResult(200, "deferred")
 
@@ -232,7 +267,7 @@ def _outbound(
 
 def _claim_and_send(
     deps: SenderDeps,
-    snapshot: firestore.DocumentSnapshot,
+    handle: MessageHandle,
     ctx: SendContext,
     audit: list[dict[str, Any]],
 ) -> SendResult:
@@ -240,7 +275,7 @@ def _claim_and_send(
     claim = {"step": "claim", "outcome": "claimed", "reason": attempt_id, "at": ctx.now}
     claimed = _update_if_unchanged(
         deps,
-        snapshot,
+        handle,
         {
             "status_rank": rank_of(MessageStatus.SENDING),
             "attempt_id": attempt_id,
@@ -256,7 +291,7 @@ def _claim_and_send(
     except TwilioSendError as exc:
         return _send_failed(deps, ctx.message, claimed.update_time, exc)
     _record_sent(deps, ctx.message.id, accepted.sid, "sent")
-    log.info("message sent")
+    log.info("message sent", extra={"labels": {"event": "message_sent"}})
     return SendResult(200, "sent")
 
 
@@ -326,7 +361,7 @@ def _send_failed(
 
 def _reconcile(
     deps: SenderDeps,
-    snapshot: firestore.DocumentSnapshot,
+    handle: MessageHandle,
     ctx: SendContext,
     audit: list[dict[str, Any]],
 ) -> SendResult:
@@ -339,12 +374,15 @@ def _reconcile(
         found = deps.gateway.find_sent(message.phone, since)
     except TwilioSendError:
         return SendResult(503, "reconcile_lookup_failed")
-    if found:
-        _record_sent(deps, message.id, found[0].sid, "reconciled")
+    # Only a send with this message's body counts: the same number may have
+    # had other messages in the window.
+    matching = [m for m in found if m.body in (None, message.body)]
+    if matching:
+        _record_sent(deps, message.id, matching[0].sid, "reconciled")
         return SendResult(200, "reconciled_sent")
     _update_if_unchanged(
         deps,
-        snapshot,
+        handle,
         {
             "status_rank": rank_of(MessageStatus.QUEUED),
             "lease_until": None,

@@ -1,4 +1,4 @@
-"""Inbound keyword classification (exact match, as data)."""
+"""Inbound keyword classification: exact match against keyword sets (as data)."""
 
 from __future__ import annotations
 
@@ -12,25 +12,21 @@ class Classification(StrEnum):
     REPLY = "REPLY"
 
 
+KEYWORD_SETS: dict[Classification, frozenset[str]] = {
+    Classification.STOP: frozenset(
+        {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+    ),
+    Classification.START: frozenset({"START", "YES", "UNSTOP"}),
+    Classification.HELP: frozenset({"HELP", "INFO"}),
+}
 KEYWORDS: dict[str, Classification] = {
-    **{
-        word: Classification.STOP
-        for word in (
-            "STOP",
-            "STOPALL",
-            "UNSUBSCRIBE",
-            "CANCEL",
-            "END",
-            "QUIT",
-            "REVOKE",
-            "OPTOUT",
-        )
-    },
-    **{word: Classification.START for word in ("START", "YES", "UNSTOP")},
-    **{word: Classification.HELP for word in ("HELP", "INFO")},
+    word: classification
+    for classification, words in KEYWORD_SETS.items()
+    for word in words
 }
 
-# Twilio's Advanced Opt-Out tells us its own reading of the message.
+# Twilio's Advanced Opt-Out tells us its own reading of the message, which also
+# covers its localised keywords and any custom ones set in the console.
 OPT_OUT_TYPES: dict[str, Classification] = {
     "STOP": Classification.STOP,
     "START": Classification.START,
@@ -42,8 +38,7 @@ def classify_inbound(
     body: str | None, opt_out_type: str | None = None
 ) -> Classification:
     """`OptOutType` wins when present; otherwise the trimmed body must match."""
-    if opt_out_type:
-        by_type = OPT_OUT_TYPES.get(opt_out_type.strip().upper())
-        if by_type is not None:
-            return by_type
+    by_type = OPT_OUT_TYPES.get((opt_out_type or "").strip().upper())
+    if by_type is not None:
+        return by_type
     return KEYWORDS.get((body or "").strip().upper(), Classification.REPLY)

@@ -1,25 +1,38 @@
-"""Inbound messages: consent changes, stored replies, HELP and confirmations."""
+"""Inbound messages: consent changes, stored replies, HELP and confirmations.
+
+Pub/Sub delivers at least once, possibly twice at the same time. The raw
+message in `inbound/{MessageSid}` is the guard: it is created first, and it is
+marked processed by a write conditional on its last update, before any reply
+is sent. So a redelivery finds it processed and does nothing, two concurrent
+deliveries cannot both win the mark, and a reply goes out at most once. A
+delivery that crashed before the mark is finished by the next one; consent
+changes are idempotent, so redoing them is harmless.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.audience.consent import ConsentChange, set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import ConsentState, user_ref
+from shared.audience.users import ConsentState, get_user, user_ref
 from shared.inbound.keywords import Classification, classify_inbound
 from shared.payloads import InboundWebhook
 from shared.platform.config import CoreSettings
 from shared.platform.logging import get_logger
+from shared.webhooks.params import inbound_sid, params_digest, safe_document_id
 
 log = get_logger(__name__)
 
 INBOUND = "inbound"
+KEYWORD_SOURCE = "keyword"
 
 CONSENT_FOR: dict[Classification, ConsentState] = {
     Classification.STOP: ConsentState.STOP,
@@ -27,14 +40,39 @@ CONSENT_FOR: dict[Classification, ConsentState] = {
 }
 
 
+class InboundOutcome(StrEnum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    INVALID_SENDER = "invalid_sender"
+
+
+@dataclass(frozen=True)
+class Reply:
+    to: str  # the sender's address as Twilio gave it, channel prefix included
+    from_number: str  # the number they wrote to, so the answer comes from it
+    body: str
+
+
 @dataclass(frozen=True)
 class InboundResult:
-    outcome: str
-    classification: Classification | None = None
-    reply: str | None = None
+    outcome: InboundOutcome
+    classification: Classification
+    reply: Reply | None = None
 
 
-ReplySender = Callable[[str, str], None]
+ReplySender = Callable[[Reply], None]
+
+
+def inbound_doc_id(params: dict[str, str]) -> str:
+    sid = inbound_sid(params)
+    return safe_document_id(sid) if sid else f"nosid-{params_digest(params)}"
+
+
+def sender_phone(params: dict[str, str], default_region: str) -> str | None:
+    try:
+        return normalize_phone(params.get("From", ""), default_region)
+    except InvalidPhone:
+        return None
 
 
 def process_inbound(
@@ -45,55 +83,89 @@ def process_inbound(
     now: datetime,
 ) -> InboundResult:
     params = inbound.params
-    sid = params.get("MessageSid") or params.get("SmsMessageSid") or ""
-    try:
-        phone = normalize_phone(params.get("From", ""), core.default_region)
-    except InvalidPhone:
-        log.warning("inbound from an invalid number ignored")
-        return InboundResult("invalid_sender")
     classification = classify_inbound(params.get("Body"), params.get("OptOutType"))
-    if not _store_raw(db, sid, phone, inbound, classification, core, now):
-        return InboundResult("duplicate", classification)
-    change = _apply_consent(db, phone, sid, classification, now)
-    _touch_user(db, phone, now)
-    reply = _reply_text(classification, change, core)
+    phone = sender_phone(params, core.default_region)
+    ref = db.collection(INBOUND).document(inbound_doc_id(params))
+    record = inbound_record(inbound, phone, classification, core)
+    claim = claim_inbound(ref, record)
+    if claim is None:
+        log.info("inbound redelivery ignored")
+        return InboundResult(InboundOutcome.DUPLICATE, classification)
+    if phone is None:
+        log.warning("inbound from an invalid number kept without action")
+        mark_processed(db, ref, claim, None, now)
+        return InboundResult(InboundOutcome.INVALID_SENDER, classification)
+    change = apply_consent(db, phone, inbound_sid(params), classification, now)
+    touch_user(db, phone, inbound.received_at)
+    reply = reply_for(db, params, phone, classification, change, core)
+    if not mark_processed(db, ref, claim, reply, now):
+        log.info("inbound processed concurrently elsewhere")
+        return InboundResult(InboundOutcome.DUPLICATE, classification)
     if reply:
-        send_reply(phone, reply)
-    log.info("inbound classified %s", classification.value)
-    return InboundResult("processed", classification, reply)
+        deliver_reply(send_reply, reply)
+    log.info(
+        "inbound classified %s",
+        classification.value,
+        extra={"labels": {"event": "inbound", "classification": classification}},
+    )
+    return InboundResult(InboundOutcome.PROCESSED, classification, reply)
 
 
-def _store_raw(
-    db: firestore.Client,
-    sid: str,
-    phone: str,
+def inbound_record(
     inbound: InboundWebhook,
+    phone: str | None,
     classification: Classification,
     core: CoreSettings,
+) -> dict[str, Any]:
+    return {
+        "params": dict(inbound.params),
+        "phone": phone,
+        "body": inbound.params.get("Body", ""),
+        "classification": classification.value,
+        "received_at": inbound.received_at,
+        "expire_at": inbound.received_at + timedelta(days=core.raw_retention_days),
+        "processed_at": None,
+    }
+
+
+def claim_inbound(
+    ref: firestore.DocumentReference, record: dict[str, Any]
+) -> datetime | None:
+    """Store the raw message; the update time to mark it by, None if done."""
+    try:
+        return ref.create(record).update_time
+    except gexc.AlreadyExists:
+        snapshot = ref.get()
+    if (snapshot.to_dict() or {}).get("processed_at") is not None:
+        return None
+    return snapshot.update_time
+
+
+def mark_processed(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    claim: datetime,
+    reply: Reply | None,
     now: datetime,
 ) -> bool:
-    """Create inbound/{MessageSid}; False when it exists (a redelivery)."""
-    ref = db.collection(INBOUND).document(sid or f"nosid-{now.timestamp()}")
+    """Compare-and-set on the update time: only one delivery may mark it."""
     try:
-        ref.create(
+        ref.update(
             {
-                "params": inbound.params,
-                "phone": phone,
-                "body": inbound.params.get("Body", ""),
-                "classification": classification.value,
-                "received_at": inbound.received_at,
-                "expire_at": now + timedelta(days=core.raw_retention_days),
-            }
+                "processed_at": now,
+                "reply": reply.body if reply else None,
+            },
+            option=db.write_option(last_update_time=claim),
         )
-    except gexc.AlreadyExists:
+    except gexc.FailedPrecondition:
         return False
     return True
 
 
-def _apply_consent(
+def apply_consent(
     db: firestore.Client,
     phone: str,
-    sid: str,
+    sid: str | None,
     classification: Classification,
     now: datetime,
 ) -> ConsentChange | None:
@@ -101,35 +173,77 @@ def _apply_consent(
     if state is None:
         return None
     # An unknown number that opts out is created as STOP so suppression holds.
-    return set_consent(
+    change = set_consent(
         db,
         phone,
         state,
-        source="keyword",
+        source=KEYWORD_SOURCE,
         now=now,
         evidence=sid,
         create_missing=state is ConsentState.STOP,
     )
+    if change is not None and change.changed:
+        log.info(
+            "consent %s by keyword for %s",
+            state.value,
+            phone,
+            extra={"labels": {"event": "consent_change", "to": state.value}},
+        )
+    return change
 
 
-def _touch_user(db: firestore.Client, phone: str, now: datetime) -> None:
+def touch_user(db: firestore.Client, phone: str, received_at: datetime) -> None:
+    # The time Twilio's webhook arrived, so a redelivery writes the same value.
     try:
-        user_ref(db, phone).update({"last_inbound_at": now})
+        user_ref(db, phone).update({"last_inbound_at": received_at})
     except gexc.NotFound:
         pass
 
 
-def _reply_text(
+def reply_for(
+    db: firestore.Client,
+    params: dict[str, str],
+    phone: str,
+    classification: Classification,
+    change: ConsentChange | None,
+    core: CoreSettings,
+) -> Reply | None:
+    body = reply_text(classification, change, core)
+    if body is None:
+        return None
+    if classification is Classification.HELP and _opted_out(db, phone):
+        # After STOP the only message a number gets is that STOP's confirmation.
+        return None
+    return Reply(params.get("From", phone), params.get("To", ""), body)
+
+
+def reply_text(
     classification: Classification,
     change: ConsentChange | None,
     core: CoreSettings,
 ) -> str | None:
+    """What to answer, if anything: pure, from the config and the change made."""
     if classification is Classification.HELP:
         return core.help_reply if core.send_help_reply else None
     if change is None or not change.changed or not core.send_opt_confirmations:
         return None
-    if classification is Classification.STOP:
-        return core.stop_reply
-    if classification is Classification.START:
-        return core.start_reply
-    return None
+    return {
+        Classification.STOP: core.stop_reply,
+        Classification.START: core.start_reply,
+    }.get(classification)
+
+
+def _opted_out(db: firestore.Client, phone: str) -> bool:
+    user = get_user(db, phone)
+    return user is not None and user.consent.state is ConsentState.STOP
+
+
+def deliver_reply(send_reply: ReplySender, reply: Reply) -> None:
+    try:
+        send_reply(reply)
+    except Exception:
+        # The message is already marked processed, so a retry would skip the
+        # reply anyway: a reply goes at most once, and a lost one is logged.
+        log.exception(
+            "inbound reply not sent", extra={"labels": {"event": "reply_failed"}}
+        )

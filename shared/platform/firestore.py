@@ -1,4 +1,4 @@
-"""The Firestore client, built once per process.
+"""The Firestore client, built once per process, and its operation counter.
 
 The client library talks to the emulator by itself when FIRESTORE_EMULATOR_HOST
 is set, so production and local runs share this code path.
@@ -6,9 +6,12 @@ is set, so production and local runs share this code path.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
@@ -22,26 +25,47 @@ def firestore_client() -> firestore.Client:
 
 
 class OperationCounter:
-    """Counts document reads and writes made by the repositories.
+    """Counts document reads and writes made through the repositories.
 
-    The send path reports its Firestore cost through this, so benchmarks can
-    state reads and writes per message without a billing export.
+    Benchmarks state Firestore cost per message from these counts. When
+    ESE_OPS_COUNTER_FILE is set (local stack only), the counts are also
+    written to that file about once a second, so a benchmark can add up the
+    counts of every function process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dump_path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._dump_path = Path(dump_path) if dump_path else None
+        self._dirty = threading.Event()
+        self._dumper_pid: int | None = None
 
     def add(self, kind: str, n: int = 1) -> None:
         with self._lock:
             self._counts[kind] += n
+            # Started lazily: a server may fork its workers after import.
+            if self._dump_path is not None and self._dumper_pid != os.getpid():
+                self._dumper_pid = os.getpid()
+                threading.Thread(target=self._dump_forever, daemon=True).start()
+        self._dirty.set()
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
+    def _dump_forever(self) -> None:
+        assert self._dump_path is not None  # noqa: S101 - set before the thread starts
+        self._dump_path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            tmp = self._dump_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.snapshot()))
+            tmp.replace(self._dump_path)
+            threading.Event().wait(1.0)
 
-operations = OperationCounter()
+
+operations = OperationCounter(os.environ.get("ESE_OPS_COUNTER_FILE"))
 
 
 def count_of(query: firestore.Query) -> int:

@@ -83,7 +83,9 @@ def test_a_content_template_needs_no_body():
 INVALID_FIELDS = [
     pytest.param({"channel": "sms"}, "content_sid", id="content-sid-on-sms"),
     pytest.param(
-        {"content_sid": None}, "content_variables", id="variables-without-sid"
+        {"content_sid": None, "body": "Hi"},
+        "content_variables",
+        id="variables-without-sid",
     ),
     pytest.param(
         {"content_sid": None, "content_variables": None, "body": "  "},

@@ -1,0 +1,108 @@
+"""Launch evaluation: stream a campaign's segment into recipient batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.cloud import firestore
+from pydantic_core import to_jsonable_python
+
+from shared.audience.segments import iter_segment_users
+from shared.audience.users import User
+from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
+from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
+from shared.platform.pubsub import Publisher, Topic
+
+BATCH_SIZE = 500
+PUBLISH_EVERY = 20  # batches per publish_many round trip
+SEGMENTS = "segments"
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    evaluated: bool
+    batches: int = 0
+    recipients: int = 0
+    reason: str | None = None
+
+
+def _recipient(user: User) -> BatchRecipient:
+    # Attributes may hold Firestore timestamps; the batch travels as JSON.
+    attributes = to_jsonable_python(user.attributes, fallback=str)
+    return BatchRecipient(phone=user.phone, attributes=attributes)
+
+
+def batches_of(
+    users: Iterator[User], campaign_id: str, launch_id: str
+) -> Iterator[RecipientBatch]:
+    chunk: list[BatchRecipient] = []
+    number = 0
+    for user in users:
+        chunk.append(_recipient(user))
+        if len(chunk) == BATCH_SIZE:
+            yield _batch(campaign_id, launch_id, number, chunk)
+            chunk, number = [], number + 1
+    if chunk:
+        yield _batch(campaign_id, launch_id, number, chunk)
+
+
+def _batch(
+    campaign_id: str, launch_id: str, number: int, chunk: list[BatchRecipient]
+) -> RecipientBatch:
+    return RecipientBatch(
+        campaign_id=campaign_id,
+        launch_id=launch_id,
+        batch_no=number,
+        phones=[r.phone for r in chunk],
+        recipients=chunk,
+    )
+
+
+def _launch_problem(campaign: Campaign | None, launch: CampaignLaunch) -> str | None:
+    if campaign is None:
+        return "campaign_not_found"
+    if campaign.launch_id != launch.launch_id:
+        return "stale_launch"
+    if campaign.status not in (CampaignStatus.RUNNING, CampaignStatus.PAUSED):
+        return f"campaign_{campaign.status.lower()}"
+    if campaign.batches_planned is not None:
+        return "already_evaluated"
+    return None
+
+
+def evaluate_launch(
+    db: firestore.Client, publisher: Publisher, launch: CampaignLaunch, now: datetime
+) -> EvaluationResult:
+    """Publish the segment as batches of ≤ 500, then record the plan.
+
+    A redelivered launch whose plan is recorded does nothing; one that crashed
+    half way publishes its batches again, which fan-out absorbs (messages are
+    created with create(), task names repeat).
+    """
+    snapshot = campaign_ref(db, launch.campaign_id).get()
+    campaign = Campaign.from_snapshot(snapshot) if snapshot.exists else None
+    problem = _launch_problem(campaign, launch)
+    if problem or campaign is None:
+        return EvaluationResult(False, reason=problem)
+    segment = db.collection(SEGMENTS).document(campaign.segment_id or "-").get()
+    definition = (segment.to_dict() or {}).get("definition") if segment.exists else None
+    if definition is None:
+        return EvaluationResult(False, reason="segment_not_found")
+    batches = recipients = 0
+    pending: list[RecipientBatch] = []
+    users = iter_segment_users(db, definition, now)
+    for batch in batches_of(users, campaign.id, launch.launch_id):
+        pending.append(batch)
+        batches += 1
+        recipients += len(batch.phones)
+        if len(pending) == PUBLISH_EVERY:
+            publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
+            pending = []
+            campaign_ref(db, campaign.id).update({"batches_published": batches})
+    publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
+    campaign_ref(db, campaign.id).update(
+        {"batches_planned": batches, "recipients_planned": recipients}
+    )
+    return EvaluationResult(True, batches, recipients)

@@ -1,0 +1,335 @@
+"""Imports on the Firestore emulator: formats, upserts, consent, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.audience import imports
+
+pytestmark = pytest.mark.integration
+
+SEED_SAMPLES = Path(
+    os.environ.get("SEED_SAMPLES_DIR", "/work/shared/data/seed-samples")
+)
+
+
+def upload(api: Any, body: bytes | str, content_type: str = "text/csv") -> Any:
+    raw = body.encode() if isinstance(body, str) else body
+    return api("POST", "/v1/imports", body=raw, headers={"Content-Type": content_type})
+
+
+def imported(api: Any, body: bytes | str, content_type: str = "text/csv") -> Any:
+    response = upload(api, body, content_type)
+    assert response.status == 201, response.body
+    return response.body
+
+
+def counts(report: dict[str, Any]) -> dict[str, int]:
+    keys = ("total", "created", "updated", "duplicates", "invalid", "failed")
+    return {key: report[key] for key in keys}
+
+
+def user(api: Any, phone: str) -> dict[str, Any]:
+    response = api("GET", f"/v1/users/{phone}")
+    assert response.status == 200, response.body
+    return response.body
+
+
+def consent_history(api: Any, phone: str) -> list[dict[str, Any]]:
+    return api("GET", f"/v1/users/{phone}/consent").body["items"]
+
+
+# Each seed file, imported in this order into one database.
+SEED_EXPECTED = [
+    ("demo_users.json", {"total": 4, "created": 4, "updated": 0, "invalid": 0}),
+    ("test_users.csv", {"total": 5, "created": 5, "updated": 0, "invalid": 0}),
+    ("test_users.json", {"total": 4, "created": 3, "updated": 1, "invalid": 0}),
+    ("users_batch_1.json", {"total": 8, "created": 4, "updated": 2, "invalid": 2}),
+    ("users_batch_2.csv", {"total": 15, "created": 10, "updated": 0, "invalid": 5}),
+    ("users_batch_3.json", {"total": 3, "created": 3, "updated": 0, "invalid": 0}),
+]
+
+
+@pytest.mark.skipif(not SEED_SAMPLES.is_dir(), reason="seed samples not present")
+def test_every_seed_sample_loads_as_it_is(api: Any, db: Any) -> None:
+    files = sorted(p.name for p in SEED_SAMPLES.glob("*") if p.suffix != ".md")
+    assert files == [name for name, _ in SEED_EXPECTED]
+    for name, expected in SEED_EXPECTED:
+        report = imported(
+            api, (SEED_SAMPLES / name).read_bytes(), "application/octet-stream"
+        )
+        assert {k: report[k] for k in expected} == expected, (name, report)
+        assert report["duplicates"] == report["failed"] == 0
+        assert all(e["error"] == "not a valid phone number" for e in report["errors"])
+    assert len(list(db.collection("users").stream())) == 29
+    carol = user(api, "+94771234573")  # "whatsapp:+94771234573" in the CSV
+    assert carol["attributes"] == {"name": "Carol Brown", "city": "Galle", "age": 28}
+    assert carol["consent"]["state"] == "OPT_OUT"
+    pending = user(api, "+94782222222")
+    assert pending["consent"]["state"] == "OPT_OUT"
+    assert pending["timezone"] == "Asia/Colombo"
+    assert user(api, "+94781111111")["consent"]["state"] == "STOP"
+    adults = api(
+        "POST",
+        "/v1/segments/preview",
+        json={"definition": {"attribute": "age", "operator": "gte", "value": 30}},
+    )
+    assert adults.body["count"] == 4  # 30, 35, 40 and 40 from CSV and JSON
+
+
+def test_csv_cells_are_typed_and_recognised_columns_are_fields(api: Any) -> None:
+    report = imported(
+        api,
+        "Phone,name,age,score,zip,vip,joined,Consent_State,timezone,note\n"
+        "+94771234571,Ann,25,4.5,00300,TRUE,2026-01-31,opt-in,Asia/Colombo,\n",
+    )
+    assert counts(report) == {
+        "total": 1,
+        "created": 1,
+        "updated": 0,
+        "duplicates": 0,
+        "invalid": 0,
+        "failed": 0,
+    }
+    body = user(api, "+94771234571")
+    assert body["attributes"] == {
+        "name": "Ann",
+        "age": 25,
+        "score": 4.5,
+        "zip": "00300",
+        "vip": True,
+        "joined": "2026-01-31",
+    }
+    assert body["timezone"] == "Asia/Colombo"
+    events = consent_history(api, "+94771234571")
+    assert [(e["to"], e["source"]) for e in events] == [("OPT_IN", "import")]
+    assert events[0]["evidence"] == f"import {report['id']} row 1"
+
+
+def test_bad_rows_are_reported_while_good_rows_load(api: Any) -> None:
+    report = imported(
+        api,
+        "phone_number;name;consent_state;timezone\n"
+        "+94771234571;Ann;OPT_IN;\n"
+        "12345;Bob;;\n"
+        ";Nobody;;\n"
+        "+94771234572;Cid;MAYBE;\n"
+        "+94771234573;Dan;;Mars/Base\n"
+        "+94771234574;Eve;;;extra\n"
+        "\n"
+        "+94771234575;Fay;STOP;UTC\n",
+    )
+    assert (report["total"], report["created"], report["invalid"]) == (7, 2, 5)
+    assert [(e["row"], e["phone"]) for e in report["errors"]] == [
+        (2, "12345"),
+        (3, None),
+        (4, "+94771234572"),
+        (5, "+94771234573"),
+        (6, None),
+    ]
+    assert "consent_state" in report["errors"][2]["error"]
+    assert "timezone" in report["errors"][3]["error"]
+    assert user(api, "+94771234575")["consent"]["state"] == "STOP"
+
+
+def test_duplicates_are_merged_last_wins_and_counted(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of two rows, so that a duplicate also crosses chunks in flight.
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    rows = [
+        {"phone": "+94771234571", "city": "Kandy", "tier": "gold"},
+        {"phone": "whatsapp:+94771234571", "city": "Galle"},
+        {"phone": "+94771234572", "city": "Jaffna"},
+        {"phone": "+94771234573", "city": "Matara"},
+        {"phone": "+94771234574", "city": "Negombo"},
+        {"phone": "0771234571", "city": "Colombo", "consent_state": "OPT_OUT"},
+    ]
+    ndjson = "\n".join(json.dumps(r) for r in rows)
+    api.context.core = api.context.core.model_copy(update={"default_region": "LK"})
+    report = imported(api, ndjson, "application/x-ndjson")
+    assert counts(report) == {
+        "total": 6,
+        "created": 4,
+        "updated": 0,
+        "duplicates": 2,
+        "invalid": 0,
+        "failed": 0,
+    }
+    merged = user(api, "+94771234571")
+    assert merged["attributes"] == {"city": "Colombo", "tier": "gold"}
+    assert merged["consent"]["state"] == "OPT_OUT"
+    assert [e["to"] for e in consent_history(api, "+94771234571")] in (
+        ["OPT_OUT", "OPT_IN"],
+        ["OPT_IN", "OPT_OUT"],
+    )
+
+
+def test_an_import_never_overrides_stop_but_records_other_changes(
+    api: Any, clock: Any
+) -> None:
+    from datetime import timedelta
+
+    for phone, state in (("+94771234571", "STOP"), ("+94771234572", "OPT_OUT")):
+        created = api(
+            "POST",
+            "/v1/users",
+            json={"phone": phone, "consent_state": state, "attributes": {"a": 1}},
+        )
+        assert created.status == 201
+    api("POST", "/v1/users", json={"phone": "+94771234573"})
+    clock.now += timedelta(hours=1)
+    report = imported(
+        api,
+        json.dumps(
+            [
+                {"phone_number": "+94771234571", "consent_state": "OPT_IN", "b": 2},
+                {"phone_number": "+94771234572", "consent_state": "OPT_IN"},
+                {"phone_number": "+94771234573", "name": "No consent column"},
+            ]
+        ),
+        "application/json",
+    )
+    assert (report["created"], report["updated"]) == (0, 3)
+    stopped = user(api, "+94771234571")
+    assert stopped["consent"]["state"] == "STOP"
+    assert stopped["attributes"] == {"a": 1, "b": 2}
+    assert [e["to"] for e in consent_history(api, "+94771234571")] == ["STOP"]
+    back_in = consent_history(api, "+94771234572")
+    assert [(e["to"], e["source"]) for e in back_in] == [
+        ("OPT_IN", "import"),
+        ("OPT_OUT", "api"),
+    ]
+    assert user(api, "+94771234573")["consent"]["state"] == "OPT_IN"
+    assert len(consent_history(api, "+94771234573")) == 1
+
+
+def test_an_erased_number_is_restored_without_losing_its_opt_out(api: Any) -> None:
+    phone = "+94771234571"
+    api("POST", "/v1/users", json={"phone": phone, "consent_state": "STOP"})
+    assert api("DELETE", f"/v1/users/{phone}").status == 204
+    report = imported(api, f"phone,consent_state,name\n{phone},OPT_IN,Ann\n")
+    assert report["created"] == 1
+    restored = user(api, phone)
+    assert restored["consent"]["state"] == "STOP"
+    assert restored["suppressed"] is False
+    assert restored["attributes"] == {"name": "Ann"}
+
+
+MULTIPART = (
+    b"--XyZ\r\n"
+    b'Content-Disposition: form-data; name="note"\r\n\r\n'
+    b"ignored\r\n"
+    b"--XyZ\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="contacts.csv"\r\n'
+    b"Content-Type: application/octet-stream\r\n\r\n"
+    b"phone,name\r\n+94771234571,Ann\r\n+94771234572,Bob\r\n"
+    b"\r\n--XyZ--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "format_"),
+    [
+        (MULTIPART, "multipart/form-data; boundary=XyZ", "csv"),
+        (
+            b"\xef\xbb\xbfphone\n+94771234571\n+94771234572\n",
+            "text/plain; charset=utf-8",
+            "csv",
+        ),
+        (
+            b'  [{"phone": "+94771234571"}, {"phone": "+94771234572"}]',
+            "application/octet-stream",
+            "json",
+        ),
+        (
+            b'{"phone": "+94771234571"}\n\n{"phone": "+94771234572"}\n',
+            "application/json",
+            "ndjson",
+        ),
+        (b'{"phone": "+94771234571"}\n{"phone": "+94771234572"}', "", "json"),
+    ],
+)
+def test_every_format_loads(
+    api: Any, body: bytes, content_type: str, format_: str
+) -> None:
+    report = imported(api, body, content_type)
+    assert (report["total"], report["created"]) == (2, 2), report
+    assert report["format"] in (format_, "json")
+
+
+def test_one_json_object_is_one_row(api: Any) -> None:
+    report = imported(
+        api, b'{\n  "phone": "+94771234571",\n  "age": 3\n}\n', "application/json"
+    )
+    assert (report["total"], report["created"]) == (1, 1)
+
+
+def test_broken_json_reports_where_it_stopped(api: Any) -> None:
+    report = imported(
+        api, b'[{"phone": "+94771234571"}, {"phone": }, {}]', "application/json"
+    )
+    assert (report["total"], report["created"], report["invalid"]) == (2, 1, 1)
+    assert report["errors"][0]["row"] == 2
+
+
+def test_file_level_problems_write_nothing(api: Any, db: Any) -> None:
+    cases = [
+        (b"name,city\nAnn,Kandy\n", "text/csv", 422),
+        (b"phone,phone\n+94771234571,+94771234571\n", "text/csv", 422),
+        (b"phone\n\xff\xfe\n", "text/csv", 422),
+        (b'"just a string"', "application/json", 422),
+        (b"\x89PNG", "image/png", 415),
+        (b"--a\r\n\r\n--a--", "multipart/form-data; boundary=a", 422),
+        (b"   ", "text/csv", 400),
+    ]
+    for body, content_type, status in cases:
+        response = upload(api, body, content_type)
+        assert response.status == status, (body, response.body)
+        assert set(response.body["error"]) == {"code", "message", "details"}
+    assert list(db.collection("users").stream()) == []
+    assert list(db.collection("imports").stream()) == []
+
+
+def test_an_oversize_upload_is_413(api: Any, db: Any) -> None:
+    api.context.api = api.context.api.model_copy(update={"max_upload_bytes": 64})
+    body = "phone\n" + "+94771234571\n" * 10
+    response = upload(api, body)
+    assert response.status == 413
+    assert response.body["error"]["code"] == "payload_too_large"
+    assert list(db.collection("users").stream()) == []
+
+
+def test_the_report_is_stored_with_errors_capped(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "MAX_REPORTED_ERRORS", 3)
+    body = "phone\n" + "bad\n" * 5 + "+94771234571\n"
+    report = imported(api, body)
+    assert (report["invalid"], len(report["errors"]), report["errors_omitted"]) == (
+        5,
+        3,
+        2,
+    )
+    stored = api("GET", f"/v1/imports/{report['id']}")
+    assert stored.status == 200
+    assert stored.body == report
+    assert stored.body["status"] == "COMPLETED"
+    assert api("GET", "/v1/imports/nope").status == 404
+
+
+def test_many_chunks_in_flight(api: Any, db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    phones = [f"+1415555{n:04d}" for n in range(100, 140)]
+    rows = "".join(f"{p},{i}\n" for i, p in enumerate(phones))
+    report = imported(api, "phone,n\n" + rows)
+    assert (report["total"], report["created"]) == (40, 40)
+    assert len(list(db.collection("users").stream())) == 40
+    again = imported(api, "phone,n\n" + rows.replace(",", ",1"))
+    assert (again["created"], again["updated"]) == (0, 40)
+    assert user(api, phones[7])["attributes"] == {"n": 17}

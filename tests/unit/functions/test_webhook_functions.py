@@ -1,0 +1,249 @@
+"""The webhook functions' entry points, called with the events they really get.
+
+`twilio_webhooks` gets a Flask request; `receipt_updater` and
+`inbound_processor` get a CloudEvent carrying the Pub/Sub envelope, built the
+way Google's samples build it.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import flask
+import pytest
+from cloudevents.http import CloudEvent
+from twilio.request_validator import RequestValidator
+
+from shared.payloads import InboundWebhook, StatusCallback
+from tests.conftest import RecordingPublisher
+
+REPO = Path(__file__).resolve().parents[3]
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+TOKEN = "entry-point-token"
+PUBLIC = "https://hooks.example.com"
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/main.py under a unique module name."""
+    path = REPO / "functions" / name / "main.py"
+    spec = importlib.util.spec_from_file_location(f"fn_{name}_main", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pubsub_event(topic: str, payload: Any) -> CloudEvent:
+    attributes = {
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": f"//pubsub.googleapis.com/projects/ese-test/topics/{topic}",
+    }
+    data = {
+        "message": {
+            "data": base64.b64encode(payload.model_dump_json().encode()).decode(),
+            "messageId": "1234",
+            "publishTime": "2026-11-26T15:00:00Z",
+        },
+        "subscription": f"projects/ese-test/subscriptions/{topic}-push",
+    }
+    return CloudEvent(attributes, data)
+
+
+# --- twilio_webhooks -----------------------------------------------------------
+
+
+@pytest.fixture
+def webhooks(monkeypatch: pytest.MonkeyPatch) -> Any:
+    module = load_function("twilio_webhooks")
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(module, "pubsub_publisher", lambda: publisher)
+    monkeypatch.setattr(module, "request_validator", lambda: RequestValidator(TOKEN))
+    monkeypatch.setattr(
+        module, "twilio_settings", lambda: SimpleNamespace(public_base_url=PUBLIC)
+    )
+    monkeypatch.setattr(module, "utcnow", lambda: NOW)
+    app = flask.Flask("webhooks-test")
+
+    def call(
+        path: str,
+        params: dict[str, str],
+        *,
+        query: str = "",
+        method: str = "POST",
+        signature: str | None = None,
+        json_body: bytes | None = None,
+        host: str = "http://10.0.0.7:8080",
+    ) -> flask.Response:
+        url = f"{PUBLIC}{path}{'?' + query if query else ''}"
+        headers = {
+            "X-Twilio-Signature": signature
+            or RequestValidator(TOKEN).compute_signature(
+                url, {} if json_body is not None else params
+            ),
+            "I-Twilio-Idempotency-Token": "idem-1",
+        }
+        kwargs: dict[str, Any] = (
+            {"data": json_body, "content_type": "application/json"}
+            if json_body is not None
+            else {"data": params}
+        )
+        with app.test_request_context(
+            path,
+            base_url=host,
+            query_string=query,
+            method=method,
+            headers=headers,
+            **kwargs,
+        ):
+            response: flask.Response = module.twilio_webhooks(flask.request)
+        return response
+
+    call.published = publisher.published  # type: ignore[attr-defined]
+    return call
+
+
+STATUS = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+14155550100"}
+
+
+def test_a_signed_status_callback_is_published_and_answered_204(webhooks: Any) -> None:
+    response = webhooks("/twilio/status", STATUS, query="message_id=c1_14155550100")
+    assert response.status_code == 204
+    [(topic, payload, _)] = webhooks.published
+    assert topic == "delivery-receipts"
+    assert payload == StatusCallback(
+        params=STATUS,
+        query={"message_id": "c1_14155550100"},
+        received_at=NOW,
+        idempotency_token="idem-1",
+    )
+
+
+def test_a_signed_inbound_is_answered_with_empty_twiml(webhooks: Any) -> None:
+    params = {"MessageSid": "SM2", "From": "+14155550100", "Body": "STOP"}
+    response = webhooks("/twilio/inbound", params)
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert b"<Response/>" in response.get_data()
+    assert webhooks.published[0][0] == "inbound-messages"
+
+
+def test_a_forged_request_is_403_and_nothing_is_published(webhooks: Any) -> None:
+    response = webhooks("/twilio/status", STATUS, signature="forged")
+    assert response.status_code == 403
+    assert webhooks.published == []
+
+
+def test_get_is_405(webhooks: Any) -> None:
+    response = webhooks("/twilio/status", {}, method="GET")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+def test_a_json_body_reaches_the_hash_check_unparsed(webhooks: Any) -> None:
+    import hashlib
+
+    raw = b'{"MessageSid": "SM3", "MessageStatus": "read"}'
+    query = f"bodySHA256={hashlib.sha256(raw).hexdigest()}"
+    response = webhooks("/twilio/status", {}, query=query, json_body=raw)
+    assert response.status_code == 204
+    assert webhooks.published[0][1].params == {
+        "MessageSid": "SM3",
+        "MessageStatus": "read",
+    }
+
+
+# --- receipt_updater -------------------------------------------------------------
+
+
+def test_receipt_updater_applies_the_callback_in_the_envelope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = load_function("receipt_updater")
+    calls: list[tuple[Any, ...]] = []
+    db = object()
+    monkeypatch.setattr(module, "firestore_client", lambda: db)
+    monkeypatch.setattr(module, "utcnow", lambda: NOW)
+    monkeypatch.setattr(
+        module,
+        "apply_status_callback",
+        lambda *args, **kwargs: calls.append((*args, kwargs)),
+    )
+    callback = StatusCallback(
+        params=STATUS, query={"message_id": "c1_14155550100"}, received_at=NOW
+    )
+    assert module.receipt_updater(pubsub_event("delivery-receipts", callback)) is None
+    [(used_db, applied, now, kwargs)] = calls
+    assert (used_db, applied, now) == (db, callback, NOW)
+    assert kwargs["retention"].days == 30
+
+
+def test_receipt_updater_rejects_a_poison_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.platform.pubsub import PoisonMessage
+
+    module = load_function("receipt_updater")
+    monkeypatch.setattr(module, "firestore_client", lambda: object())
+    event = pubsub_event(
+        "delivery-receipts", InboundWebhook(params={}, received_at=NOW)
+    )
+    event.data["message"]["data"] = base64.b64encode(b"not json").decode()
+    with pytest.raises(PoisonMessage):
+        module.receipt_updater(event)
+
+
+# --- inbound_processor -------------------------------------------------------------
+
+
+def test_inbound_processor_processes_the_message_in_the_envelope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = load_function("inbound_processor")
+    calls: list[tuple[Any, ...]] = []
+    db = object()
+    monkeypatch.setattr(module, "firestore_client", lambda: db)
+    monkeypatch.setattr(module, "utcnow", lambda: NOW)
+    monkeypatch.setattr(module, "process_inbound", lambda *args: calls.append(args))
+    message = InboundWebhook(
+        params={"MessageSid": "SM4", "From": "+14155550100", "Body": "HELP"},
+        received_at=NOW,
+    )
+    module.inbound_processor(pubsub_event("inbound-messages", message))
+    [(used_db, processed, _core, send_reply, now)] = calls
+    assert (used_db, processed, send_reply, now) == (
+        db,
+        message,
+        module.send_reply,
+        NOW,
+    )
+
+
+def test_a_reply_is_sent_from_the_number_the_sender_wrote_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.inbound.processor import Reply
+
+    module = load_function("inbound_processor")
+    sent: list[Any] = []
+    monkeypatch.setattr(
+        module,
+        "twilio_settings",
+        lambda: SimpleNamespace(
+            public_base_url=PUBLIC, from_number="", messaging_service_sid="MG1"
+        ),
+    )
+    monkeypatch.setattr(
+        module, "twilio_gateway", lambda: SimpleNamespace(send=sent.append)
+    )
+    module.send_reply(Reply("whatsapp:+14155550100", "whatsapp:+15005550006", "hi"))
+    module.send_reply(Reply("+14155550100", "", "hi"))
+    assert [(m.to, m.from_number, m.messaging_service_sid) for m in sent] == [
+        ("whatsapp:+14155550100", "whatsapp:+15005550006", None),
+        ("+14155550100", None, "MG1"),
+    ]
+    assert sent[0].status_callback == f"{PUBLIC}/twilio/status"

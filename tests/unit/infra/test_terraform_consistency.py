@@ -1,0 +1,628 @@
+"""The Terraform in infra/ matches the code it deploys.
+
+`terraform validate` needs the providers, which need the registry; these checks
+need neither. They parse infra/*.tf with python-hcl2 and hold it against
+functions/, shared.platform.config.FUNCTION_SETTINGS, shared.platform.pubsub
+.Topic and the Firestore queries the code runs.
+
+The resolver below understands the few expression shapes infra/ uses on
+purpose (`local.x`, `var.x`, `toset(local.x)`, `merge(local.a, local.b, ...)`,
+`"${each.key}-dlq"`); anything else fails loudly instead of passing silently.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from shared.platform.config import FUNCTION_SETTINGS, ApiSettings, TaskSettings
+from shared.platform.pubsub import Topic
+
+REPO = Path(__file__).resolve().parents[3]
+INFRA = REPO / "infra"
+FUNCTIONS = sorted(
+    p.parent.name for p in (REPO / "functions").glob("*/main.py") if p.is_file()
+)
+
+# Which function consumes which topic (DESIGN §2).
+CONSUMERS = {
+    Topic.CAMPAIGN_LAUNCHES: "segment_evaluator",
+    Topic.RECIPIENT_BATCHES: "campaign_fanout",
+    Topic.DELIVERY_RECEIPTS: "receipt_updater",
+    Topic.INBOUND_MESSAGES: "inbound_processor",
+    Topic.EVENTS: "event_router",
+}
+
+# Composite queries the code runs today: (collection, ((field, order), ...)).
+REQUIRED_COMPOSITE_INDEXES = [
+    # shared/delivery/sender.py count_recent_sends: frequency cap
+    ("messages", (("phone", "ASCENDING"), ("sent_at", "ASCENDING"))),
+    # shared/campaigns/scheduler.py status_counts / is_finished, api paging by status
+    ("messages", (("campaign_id", "ASCENDING"), ("status_rank", "ASCENDING"))),
+    # shared/campaigns/scheduler.py is_finished: unsettled SENT messages
+    (
+        "messages",
+        (
+            ("campaign_id", "ASCENDING"),
+            ("status_rank", "ASCENDING"),
+            ("sent_at", "ASCENDING"),
+        ),
+    ),
+    # shared/campaigns/scheduler.py sweep_stuck_sends: expired claims
+    ("messages", (("status_rank", "ASCENDING"), ("lease_until", "ASCENDING"))),
+    # shared/campaigns/scheduler.py launch_due: due scheduled campaigns
+    ("campaigns", (("status", "ASCENDING"), ("schedule_at", "ASCENDING"))),
+]
+
+TTL_FIELDS = [
+    ("receipts", "expire_at"),
+    ("inbound", "expire_at"),
+    ("events", "expire_at"),
+]
+
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+
+# --------------------------------------------------------------------------
+# Parsing and a small normaliser for python-hcl2 v8 output
+# --------------------------------------------------------------------------
+
+_OPTIONS = hcl2.SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, with_comments=False
+)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _clean(node: Any) -> Any:
+    """Drop hcl2 markers and quotes, whatever the serialisation options did."""
+    if isinstance(node, dict):
+        return {
+            _unquote(str(k)): _clean(v)
+            for k, v in node.items()
+            if not str(k).startswith("__")
+        }
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    if isinstance(node, str):
+        return _unquote(node)
+    return node
+
+
+def expr(value: Any) -> str:
+    """The expression inside a `${...}` wrapper; other strings as they are."""
+    text = str(value)
+    if text.startswith("${") and text.endswith("}"):
+        inner = text[2:-1]
+        if "${" not in inner:
+            return inner
+    return text
+
+
+@cache
+def terraform() -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(INFRA.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            doc = _clean(hcl2.load(handle, serialization_options=_OPTIONS))
+        for key, items in doc.items():
+            merged.setdefault(key, []).extend(items)
+    return merged
+
+
+def resources(rtype: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for block in terraform().get("resource", []):
+        for name, body in block.get(rtype, {}).items():
+            found[name] = body
+    return found
+
+
+def all_resources() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for block in terraform().get("resource", []):
+        for rtype, named in block.items():
+            for name, body in named.items():
+                yield rtype, name, body
+
+
+@cache
+def tf_locals() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for block in terraform().get("locals", []):
+        merged.update(block)
+    return merged
+
+
+@cache
+def tf_variables() -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for block in terraform().get("variable", []):
+        merged.update(block)
+    return merged
+
+
+def block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The single nested block `name` of a resource body."""
+    value = body.get(name)
+    if isinstance(value, list):
+        assert len(value) == 1, f"expected one {name} block, got {len(value)}"
+        value = value[0]
+    assert isinstance(value, dict), f"missing {name} block"
+    return value
+
+
+def resolve(value: Any) -> Any:
+    """Resolve `local.x`, `var.x` (its default) and `toset(...)` to a value."""
+    if not isinstance(value, str):
+        return value
+    text = expr(value)
+    if match := re.fullmatch(r"toset\((.+)\)", text):
+        return resolve("${" + match.group(1) + "}")
+    if match := re.fullmatch(r"local\.(\w+)", text):
+        return resolve(tf_locals()[match.group(1)])
+    if match := re.fullmatch(r"var\.(\w+)", text):
+        return resolve(tf_variables()[match.group(1)].get("default"))
+    return value
+
+
+def _split_args(text: str) -> list[str]:
+    args, depth, current = [], 0, ""
+    for char in text:
+        if char == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += char in "([{"
+        depth -= char in ")]}"
+        current += char
+    if current.strip():
+        args.append(current.strip())
+    return args
+
+
+def map_keys(value: Any) -> set[str]:
+    """Keys of a map expression: a literal map, a local, a var, or merge(...)."""
+    if isinstance(value, dict):
+        return set(value)
+    text = expr(value)
+    if match := re.fullmatch(r"merge\((.*)\)", text, flags=re.DOTALL):
+        keys: set[str] = set()
+        for arg in _split_args(match.group(1)):
+            keys |= map_keys("${" + arg + "}")
+        return keys
+    resolved = resolve(value)
+    if resolved is None:
+        return set()
+    assert resolved is not value, f"cannot resolve map expression {text!r}"
+    return map_keys(resolved)
+
+
+def for_each_items(body: dict[str, Any]) -> dict[str, Any]:
+    """each.key -> each.value of a resource (one None key without for_each)."""
+    if "for_each" not in body:
+        return {"": None}
+    resolved = resolve(body["for_each"])
+    if isinstance(resolved, list):
+        return {str(item): item for item in resolved}
+    assert isinstance(resolved, dict), f"cannot resolve for_each {body['for_each']!r}"
+    return resolved
+
+
+def render(value: Any, key: str, item: Any) -> str:
+    """An expression with each.key / each.value substituted."""
+    text = str(value)
+    for pattern, sub in (("each.key", key), ("each.value", str(item))):
+        if expr(text) == pattern:
+            return sub
+        text = text.replace("${" + pattern + "}", sub)
+        text = text.replace(f"[{pattern}]", f'["{sub}"]')
+    return text
+
+
+# --------------------------------------------------------------------------
+# Functions
+# --------------------------------------------------------------------------
+
+
+def functions_by_entry_point() -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for body in resources("google_cloudfunctions2_function").values():
+        found.setdefault(block(body, "build_config")["entry_point"], []).append(body)
+    return found
+
+
+def function(name: str) -> dict[str, Any]:
+    return resources("google_cloudfunctions2_function")[name]
+
+
+def test_functions_folder_list_is_not_empty() -> None:
+    assert "message_sender" in FUNCTIONS
+    assert set(FUNCTION_SETTINGS) == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_function_folder_is_deployed_once(name: str) -> None:
+    deployed = functions_by_entry_point().get(name, [])
+    assert len(deployed) == 1, (
+        f"{name}: {len(deployed)} google_cloudfunctions2_function"
+    )
+    build = block(deployed[0], "build_config")
+    assert build["runtime"] == "python312"
+    assert build["environment_variables"]["GOOGLE_FUNCTION_SOURCE"] == (
+        f"functions/{name}/main.py"
+    )
+    source = (REPO / "functions" / name / "main.py").read_text(encoding="utf-8")
+    assert re.search(rf"^def {name}\(", source, flags=re.MULTILINE)
+
+
+def test_no_function_without_a_folder() -> None:
+    assert set(functions_by_entry_point()) == set(FUNCTIONS)
+    assert set(resources("google_cloudfunctions2_function")) == set(FUNCTIONS)
+
+
+def env_keys(name: str) -> tuple[set[str], set[str]]:
+    service = block(function(name), "service_config")
+    plain = map_keys(service.get("environment_variables", {}))
+    secrets = {s["key"] for s in service.get("secret_environment_variables", [])}
+    return plain, secrets
+
+
+def required_env(name: str) -> set[str]:
+    return {
+        str(field.validation_alias)
+        for cls in FUNCTION_SETTINGS[name]
+        for field in cls.model_fields.values()
+        if field.is_required()
+    }
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_required_settings_are_set(name: str) -> None:
+    plain, secrets = env_keys(name)
+    missing = required_env(name) - plain - secrets
+    assert not missing, f"{name} lacks required settings {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_secrets_only_as_secret_env_and_only_where_read(name: str) -> None:
+    plain, secrets = env_keys(name)
+    assert not {"TWILIO_AUTH_TOKEN", "API_KEYS"} & plain
+    readers = {
+        "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN" in required_env(name),
+        "API_KEYS": ApiSettings in FUNCTION_SETTINGS[name],
+    }
+    assert secrets == {key for key, reads in readers.items() if reads}
+
+
+def test_secret_accessors_match_secret_env() -> None:
+    readers = tf_locals()["secret_readers"]
+    for secret, env in (
+        ("twilio_auth_token", "TWILIO_AUTH_TOKEN"),
+        ("api_keys", "API_KEYS"),
+    ):
+        expected = {fn for fn in FUNCTIONS if env in env_keys(fn)[1]}
+        assert set(readers[secret]) == expected, secret
+
+
+def test_task_enqueuers_match_task_settings() -> None:
+    expected = {fn for fn in FUNCTIONS if TaskSettings in FUNCTION_SETTINGS[fn]}
+    assert set(tf_locals()["task_enqueuers"]) == expected
+    assert tf_locals()["tasks_env"]["TASKS_BACKEND"] == "cloud"
+
+
+# --------------------------------------------------------------------------
+# Pub/Sub
+# --------------------------------------------------------------------------
+
+
+def topic_names() -> set[str]:
+    names = set()
+    for body in resources("google_pubsub_topic").values():
+        for key, item in for_each_items(body).items():
+            name = render(body["name"], key, item)
+            assert "${" not in name, f"unresolved topic name {name!r}"
+            names.add(name)
+    return names
+
+
+@pytest.mark.parametrize("topic", list(Topic))
+def test_topic_and_dead_letter_topic_exist(topic: Topic) -> None:
+    assert {topic.value, topic.dead_letter} <= topic_names()
+
+
+def push_subscriptions() -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    for body in resources("google_pubsub_subscription").values():
+        if "push_config" in body:
+            for key, item in for_each_items(body).items():
+                yield key, item, body
+
+
+def test_no_eventarc_triggers() -> None:
+    # An Eventarc trigger owns its subscription, which then has no dead-letter
+    # policy; the consumers get push subscriptions from pubsub.tf instead.
+    for name, body in resources("google_cloudfunctions2_function").items():
+        assert "event_trigger" not in body, f"{name} has an event_trigger"
+    assert not resources("google_eventarc_trigger")
+
+
+def test_every_push_subscription_has_a_dead_letter_policy() -> None:
+    subscriptions = list(push_subscriptions())
+    assert subscriptions
+    for key, item, body in subscriptions:
+        policy = block(body, "dead_letter_policy")
+        assert resolve(policy["max_delivery_attempts"]) == 10
+        dlq = render(policy["dead_letter_topic"], key, item)
+        assert re.fullmatch(rf'\$\{{google_pubsub_topic\.dlq\["{key}"\]\.id\}}', dlq)
+        assert "oidc_token" in block(body, "push_config")
+
+
+def test_every_topic_is_pushed_to_its_consumer() -> None:
+    pushed = {}
+    for key, item, body in push_subscriptions():
+        assert render(body["topic"], key, item) == (
+            f'${{google_pubsub_topic.topic["{key}"].id}}'
+        )
+        pushed[key] = item
+    assert pushed == {topic.value: fn for topic, fn in CONSUMERS.items()}
+    for fn in CONSUMERS.values():
+        source = (REPO / "functions" / fn / "main.py").read_text(encoding="utf-8")
+        # functions-framework converts a raw Pub/Sub push for CloudEvent handlers.
+        assert "@functions_framework.cloud_event" in source
+
+
+def test_pubsub_agent_can_dead_letter() -> None:
+    publisher = resources("google_pubsub_topic_iam_member")["dlq_publisher"]
+    assert publisher["role"] == "roles/pubsub.publisher"
+    assert set(for_each_items(publisher)) == {t.value for t in Topic}
+    subscriber = resources("google_pubsub_subscription_iam_member")["dlq_forwarder"]
+    assert subscriber["role"] == "roles/pubsub.subscriber"
+    assert set(for_each_items(subscriber)) == {t.value for t in Topic}
+
+
+# --------------------------------------------------------------------------
+# Firestore
+# --------------------------------------------------------------------------
+
+
+@cache
+def firestore_spec() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (INFRA / "firestore.indexes.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+@pytest.mark.parametrize(("collection", "fields"), REQUIRED_COMPOSITE_INDEXES)
+def test_composite_index_exists(
+    collection: str, fields: tuple[tuple[str, str], ...]
+) -> None:
+    declared = {
+        (
+            idx["collectionGroup"],
+            tuple((f["fieldPath"], f.get("order")) for f in idx["fields"]),
+        )
+        for idx in firestore_spec()["indexes"]
+    }
+    assert (collection, fields) in declared
+
+
+@pytest.mark.parametrize(("collection", "field"), TTL_FIELDS)
+def test_ttl_policy(collection: str, field: str) -> None:
+    overrides = {
+        (o["collectionGroup"], o["fieldPath"]): o
+        for o in firestore_spec()["fieldOverrides"]
+    }
+    assert overrides[(collection, field)].get("ttl") is True
+
+
+def test_terraform_deploys_the_index_file() -> None:
+    assert "firestore.indexes.json" in tf_locals()["firestore_spec"]
+    assert expr(resources("google_firestore_index")["composite"]["for_each"]) == (
+        "local.composite_indexes"
+    )
+    assert expr(resources("google_firestore_field")["override"]["for_each"]) == (
+        "local.field_overrides"
+    )
+
+
+# --------------------------------------------------------------------------
+# Access
+# --------------------------------------------------------------------------
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def invoker_bindings() -> dict[str, set[str]]:
+    """Function -> members with roles/run.invoker on it."""
+    bindings: dict[str, set[str]] = {}
+    for rtype, name, body in all_resources():
+        if not rtype.endswith("_iam_member") or body.get("role") != "roles/run.invoker":
+            continue
+        for key, item in for_each_items(body).items():
+            service = render(body["service"], key, item)
+            match = re.search(
+                r'google_cloudfunctions2_function\.(\w+)\.|local\.functions\["(\w+)"\]',
+                service,
+            )
+            assert match, f"{rtype}.{name}: unknown invoker target {service!r}"
+            target = match.group(1) or match.group(2)
+            member = render(body["member"], key, item)
+            bindings.setdefault(target, set()).add(expr(member))
+    return bindings
+
+
+def test_only_twilio_webhooks_is_public() -> None:
+    public = []
+    for rtype, name, body in all_resources():
+        if PUBLIC_MEMBERS & set(_strings(body)):
+            public.append((rtype, name))
+    assert public == [("google_cloud_run_service_iam_member", "twilio_webhooks_public")]
+    grant = resources("google_cloud_run_service_iam_member")["twilio_webhooks_public"]
+    assert grant["role"] == "roles/run.invoker"
+    assert (
+        expr(grant["service"]) == "google_cloudfunctions2_function.twilio_webhooks.name"
+    )
+
+
+def test_private_functions_have_only_their_caller_as_invoker() -> None:
+    bindings = invoker_bindings()
+    assert bindings["twilio_webhooks"] == {"allUsers"}
+    assert bindings["campaign_scheduler"] == {
+        "google_service_account.scheduler_invoker.member"
+    }
+    assert bindings["message_sender"] == {"google_service_account.tasks_invoker.member"}
+    # The api's invokers are var.api_invokers (none by default), validated private.
+    assert not bindings.get("api")
+    api = resources("google_cloud_run_service_iam_member")["api_invoker"]
+    assert (expr(api["for_each"]), expr(api["member"])) == (
+        "toset(var.api_invokers)",
+        "each.value",
+    )
+    assert "allUsers" in str(tf_variables()["api_invokers"]["validation"])
+    for fn in CONSUMERS.values():
+        assert bindings[fn] == {"google_service_account.pubsub_push.member"}
+
+
+# --------------------------------------------------------------------------
+# Cloud Tasks, scheduler, monitoring, outputs
+# --------------------------------------------------------------------------
+
+
+def test_send_queue_limits_come_from_variables() -> None:
+    queue = resources("google_cloud_tasks_queue")["message_sends"]
+    limits, retry = block(queue, "rate_limits"), block(queue, "retry_config")
+    for value in (
+        limits["max_dispatches_per_second"],
+        limits["max_concurrent_dispatches"],
+        retry["max_attempts"],
+        retry["min_backoff"],
+        retry["max_backoff"],
+    ):
+        assert expr(value).startswith("var."), value
+    default_queue = TaskSettings.model_fields["queue"].default
+    assert resolve(queue["name"]) == default_queue
+
+
+def test_scheduler_calls_campaign_scheduler_with_oidc() -> None:
+    job = resources("google_cloud_scheduler_job")["campaign_tick"]
+    target = block(job, "http_target")
+    assert "google_cloudfunctions2_function.campaign_scheduler" in target["uri"]
+    oidc = block(target, "oidc_token")
+    assert expr(oidc["service_account_email"]) == (
+        "google_service_account.scheduler_invoker.email"
+    )
+
+
+def test_dashboard_charts_every_log_metric() -> None:
+    dashboard = (INFRA / "monitoring" / "dashboard.json").read_text(encoding="utf-8")
+    json.loads(dashboard)
+    metrics = set(tf_locals()["log_metrics"])
+    charted = set(re.findall(r"logging.googleapis.com/user/(\w+)", dashboard))
+    assert charted <= metrics
+    assert metrics - charted <= {"ese_unmatched_status_callbacks"}
+    assert "dead_letter_message_count" in dashboard
+
+
+@cache
+def code_literals() -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """String constants and constant dict items in shared/ and functions/."""
+    strings: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
+    for path in [*REPO.glob("shared/**/*.py"), *REPO.glob("functions/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                strings.add(node.value)
+            elif isinstance(node, ast.Dict):
+                pairs |= {
+                    (k.value, v.value)
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+                }
+    return frozenset(strings), frozenset(pairs)
+
+
+def _message_logged(prefix: str) -> bool:
+    """Some log format string in the code can produce a line starting `prefix`."""
+    strings, _ = code_literals()
+    for literal in strings:
+        head, placeholder, _ = literal.partition("%")
+        if not head:
+            continue
+        if head.startswith(prefix) or (placeholder and prefix.startswith(head)):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("metric", sorted(tf_locals()["log_metrics"]))
+def test_log_metric_filters_follow_the_code(metric: str) -> None:
+    text = tf_locals()["log_metrics"][metric]["filter"]
+    messages = re.findall(r'jsonPayload\.message=~?"\^?([^"]*)"', text)
+    labels = re.findall(r'labels\.(\w+)="([^"]*)"', text)
+    assert messages or labels, f"{metric}: no message or label condition"
+    found = [m for m in messages if _message_logged(re.split(r"[\\.*+?()|]", m)[0])]
+    found += [f"{k}={v}" for k, v in labels if (k, v) in code_literals()[1]]
+    assert found, f"{metric}: none of {messages + labels} is logged by the code"
+
+
+def test_outputs_for_twilio_and_api() -> None:
+    outputs = {k for block in terraform().get("output", []) for k in block}
+    assert {"twilio_inbound_webhook_url", "twilio_status_callback_url", "api_url"} <= (
+        outputs
+    )
+
+
+# --------------------------------------------------------------------------
+# References resolve (what `terraform validate` would catch first)
+# --------------------------------------------------------------------------
+
+
+def _tf_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(INFRA.glob("*.tf")))
+
+
+def test_references_are_declared() -> None:
+    text = re.sub(r"#[^\n]*", "", _tf_text())
+    declared = {(t, n) for t, n, _ in all_resources()}
+    data = {
+        (t, n)
+        for b in terraform().get("data", [])
+        for t, named in b.items()
+        for n in named
+    }
+    assert set(re.findall(r"\bvar\.(\w+)", text)) <= set(tf_variables())
+    assert set(re.findall(r"\blocal\.(\w+)", text)) <= set(tf_locals())
+    used = set(re.findall(r"(?<![\w.])(google_\w+)\.(\w+)", text))
+    assert used <= declared, used - declared
+    assert set(re.findall(r"\bdata\.(\w+)\.(\w+)", text)) <= data
+
+
+def test_source_archive_keeps_the_deployed_code() -> None:
+    archive = next(
+        b["archive_file"]["source"]
+        for b in terraform().get("data", [])
+        if "archive_file" in b
+    )
+    assert str(archive["source_dir"]).endswith("/..")  # the repository root
+    excludes = set(archive["excludes"])
+    assert not excludes & {"functions", "shared", "requirements.txt"}
+    assert {"tests", "local", ".venv", "infra"} <= excludes
