@@ -15,7 +15,13 @@ import argparse
 import time
 from typing import Any
 
-from bench.stack_support import Api, firestore_client, ops_totals, running_stack, seed_users
+from bench.stack_support import (
+    Api,
+    firestore_client,
+    ops_totals,
+    running_stack,
+    seed_users,
+)
 from local.emulators import reset_firestore
 
 
@@ -30,7 +36,9 @@ def count(db: Any, campaign_id: str, rank: int | None = None) -> int:
     return int(query.count().get()[0][0].value)
 
 
-def run_size(endpoints: dict[str, Any], api: Api, size: int, rate: float) -> dict[str, float]:
+def run_size(
+    endpoints: dict[str, Any], api: Api, size: int, rate: float
+) -> dict[str, float]:
     import requests
 
     reset_firestore(endpoints["firestore_emulator"], endpoints["project"])
@@ -49,7 +57,10 @@ def run_size(endpoints: dict[str, Any], api: Api, size: int, rate: float) -> dic
     template = api.post("/v1/templates", {"name": "b", "body": "Hi {{ name }}, news"})
     segment = api.post(
         "/v1/segments",
-        {"name": "b", "definition": {"attribute": "city", "operator": "equals", "value": city}},
+        {
+            "name": "b",
+            "definition": {"attribute": "city", "operator": "equals", "value": city},
+        },
     )
     campaign = api.post(
         "/v1/campaigns",
@@ -74,7 +85,10 @@ def run_size(endpoints: dict[str, Any], api: Api, size: int, rate: float) -> dic
         if accepted >= size:
             sent_at = time.monotonic()
         if time.monotonic() - last_report > 5:
-            print(f"[{size}] {accepted} sent after {time.monotonic() - started:.0f}s", flush=True)
+            print(
+                f"[{size}] {accepted} sent after {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
             last_report = time.monotonic()
         if time.monotonic() - started > 1800:
             raise TimeoutError("campaign did not finish in 30 minutes")
@@ -106,7 +120,10 @@ def print_cpu(endpoints: dict[str, Any]) -> None:
         return
     groups = {int(r["pgid"]): r["name"] for r in json.loads(path.read_text())}
     out = subprocess.run(  # noqa: S603 - fixed argv
-        ["/bin/ps", "-eo", "pgid=,cputimes="], capture_output=True, text=True, check=True
+        ["/bin/ps", "-eo", "pgid=,cputimes="],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     totals: dict[str, int] = {}
     for line in out.splitlines():
@@ -114,7 +131,10 @@ def print_cpu(endpoints: dict[str, Any]) -> None:
         if int(pgid) in groups:
             name = groups[int(pgid)]
             totals[name] = totals.get(name, 0) + int(seconds)
-    print("\nCPU seconds by process:", ", ".join(f"{k}={v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])))
+    print(
+        "\nCPU seconds by process:",
+        ", ".join(f"{k}={v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])),
+    )
 
 
 def main() -> None:
@@ -132,7 +152,8 @@ def main() -> None:
     for r in results:
         print(
             f"{r['recipients']:>10.0f}  {r['seconds']:>7.1f}  {r['msgs_per_s']:>6.1f}"
-            f"  {r['fanout_per_s']:>9.1f}  {r['reads_per_msg']:>9.2f}  {r['writes_per_msg']:>10.2f}"
+            f"  {r['fanout_per_s']:>9.1f}  {r['reads_per_msg']:>9.2f}"
+            f"  {r['writes_per_msg']:>10.2f}"
         )
 
 

@@ -18,12 +18,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def running_stack(base_port: int, extra_env: dict[str, str]) -> Iterator[dict[str, Any]]:
+def running_stack(
+    base_port: int, extra_env: dict[str, str]
+) -> Iterator[dict[str, Any]]:
     """Use ESE_ENDPOINTS's stack if given, else start one and stop it after."""
     given = os.environ.get("ESE_ENDPOINTS")
     if given:
         yield json.loads(Path(given).read_text())
         return
+    base_port = stack.free_base_port(base_port)
     state_dir = REPO / ".local" / f"bench-stack-{base_port}"
     try:
         yield stack.up(base_port, state_dir, extra_env)
@@ -69,7 +72,9 @@ class Api:
         return response.json()
 
 
-def seed_users(db: Any, count: int, attributes: dict[str, Any], first: int = 0) -> list[str]:
+def seed_users(
+    db: Any, count: int, attributes: dict[str, Any], first: int = 0
+) -> list[str]:
     """Write `count` OPT_IN users straight to Firestore (set-up, not measured)."""
     from datetime import UTC, datetime
 
@@ -77,7 +82,9 @@ def seed_users(db: Any, count: int, attributes: dict[str, Any], first: int = 0) 
 
     now = datetime.now(UTC)
     writer = db.bulk_writer(
-        options=BulkWriterOptions(initial_ops_per_second=20000, max_ops_per_second=20000)
+        options=BulkWriterOptions(
+            initial_ops_per_second=20000, max_ops_per_second=20000
+        )
     )
     phones = []
     for i in range(first, first + count):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -66,6 +67,26 @@ def ports_for(base: int) -> dict[str, int]:
     }
     ports.update({name: base + 10 + i for i, name in enumerate(FUNCTIONS)})
     return ports
+
+
+def ports_free(ports: dict[str, int]) -> bool:
+    for port in ports.values():
+        with socket.socket() as sock:
+            # Servers bind with SO_REUSEADDR too, so TIME_WAIT leftovers are fine.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_base_port(start: int, attempts: int = 40) -> int:
+    """The first block of ports from `start` (in steps of 50) that is all free."""
+    for base in range(start, start + 50 * attempts, 50):
+        if ports_free(ports_for(base)):
+            return base
+    raise RuntimeError(f"no free block of ports from {start}")
 
 
 def url(port: int) -> str:
@@ -146,6 +167,7 @@ def start_all(
     ports: dict[str, int], state_dir: Path, extra_env: dict[str, str]
 ) -> list[Server]:
     logs = state_dir / "logs"
+    shutil.rmtree(state_dir / "ops", ignore_errors=True)  # counts of an older run
     servers: list[Server] = []
     _save(state_dir, servers)
     log("starting the Firestore and Pub/Sub emulators")
@@ -256,6 +278,11 @@ def up(base_port: int, state_dir: Path, extra_env: dict[str, str]) -> dict[str, 
     if (state_dir / "processes.json").exists():
         down(state_dir)
     ports = ports_for(base_port)
+    if not ports_free(ports):
+        raise RuntimeError(
+            f"ports {base_port}..{max(ports.values())} are not all free; "
+            "stop what uses them or pass another --base-port"
+        )
     started = time.monotonic()
     try:
         start_all(ports, state_dir, extra_env)

@@ -18,6 +18,7 @@ from shared.api.http import (
     parse_body,
     parse_model,
 )
+from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
     IllegalTransition,
@@ -30,6 +31,7 @@ from shared.campaigns.models import (
     CampaignSettings,
     campaign_ref,
 )
+from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.content.store import get_template
 
 router = Router()
@@ -106,24 +108,63 @@ def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(202, campaign_body(campaign))
 
 
-def _action(action: CampaignAction) -> Any:
-    def handler(request: ApiRequest, context: ApiContext) -> ApiResponse:
-        try:
-            campaign = transition(
-                context.db, request.path_params["campaign_id"], action, context.clock()
-            )
-        except (IllegalTransition, CampaignNotFound) as exc:
-            raise _lifecycle_error(exc) from exc
-        return ApiResponse(200, campaign_body(campaign))
-
-    return handler
+def _transition(
+    request: ApiRequest, context: ApiContext, action: CampaignAction
+) -> Campaign:
+    try:
+        return transition(
+            context.db, request.path_params["campaign_id"], action, context.clock()
+        )
+    except (IllegalTransition, CampaignNotFound) as exc:
+        raise _lifecycle_error(exc) from exc
 
 
-for _action_name in (
-    CampaignAction.PAUSE,
-    CampaignAction.RESUME,
-    CampaignAction.CANCEL,
-):
-    router.add("POST", f"/v1/campaigns/{{campaign_id}}/{_action_name.value}")(
-        _action(_action_name)
+@router.add("POST", "/v1/campaigns/{campaign_id}/pause")
+def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Unsent messages are held by the sender when their time comes."""
+    campaign = _transition(request, context, CampaignAction.PAUSE)
+    return ApiResponse(200, campaign_body(campaign))
+
+
+@router.add("POST", "/v1/campaigns/{campaign_id}/resume")
+def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    campaign = _transition(request, context, CampaignAction.RESUME)
+    resumed = 0
+    if not campaign.is_triggered and campaign.launch_id:
+        resumed = resume_held_messages(
+            context.db, context.tasks(), campaign, context.clock()
+        )
+    return ApiResponse(200, {**campaign_body(campaign), "resumed_messages": resumed})
+
+
+@router.add("POST", "/v1/campaigns/{campaign_id}/cancel")
+def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Queued messages become SKIPPED(campaign_cancelled); the scheduler
+    finishes what does not fit in this request's time budget."""
+    campaign = _transition(request, context, CampaignAction.CANCEL)
+    outcome = skip_queued_messages(
+        context.db, campaign.id, "campaign_cancelled", context.clock(), budget_s=15
     )
+    if outcome.finished:
+        campaign_ref(context.db, campaign.id).update({"cancel_swept": True})
+    return ApiResponse(
+        200, {**campaign_body(campaign), "skipped_messages": outcome.changed}
+    )
+
+
+@router.add("POST", "/v1/campaigns/{campaign_id}/dry-run")
+def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    campaign = load_campaign(context, request.path_params["campaign_id"])
+    if not campaign.segment_id:
+        raise ApiError(
+            422, "segment_required", "a dry run needs the campaign's segment"
+        )
+    template = get_template(context.db, campaign.template_id)
+    segment = context.db.collection("segments").document(campaign.segment_id).get()
+    if template is None or not segment.exists:
+        raise ApiError(409, "missing_dependency", "the template or segment is gone")
+    definition = (segment.to_dict() or {})["definition"]
+    report = dry_run(
+        context.db, campaign, template, definition, context.core, context.clock()
+    )
+    return ApiResponse(200, {"campaign_id": campaign.id, **report})

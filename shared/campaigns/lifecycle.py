@@ -62,6 +62,8 @@ def transition(
         }
         if action is CampaignAction.PAUSE:
             update["paused_from"] = campaign.status.value
+        if action is CampaignAction.CANCEL:
+            update["cancel_swept"] = False
         transaction.update(ref, update)
         return Campaign.model_validate(
             {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}

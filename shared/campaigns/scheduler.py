@@ -20,6 +20,7 @@ from shared.campaigns.models import (
     CampaignStatus,
     campaign_ref,
 )
+from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.delivery.messages import MESSAGES, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
 from shared.platform.config import CoreSettings
@@ -57,9 +58,25 @@ def run_tick(
     launch_due(db, publisher, now, report)
     for campaign in _running(db):
         with log_context(campaign_id=campaign.id):
-            _check_running(db, publisher, campaign, core, now, report)
+            _check_running(db, publisher, tasks, campaign, core, now, report)
     report.swept = sweep_stuck_sends(db, tasks, now)
+    finish_cancellations(db, now)
     return report
+
+
+def finish_cancellations(db: firestore.Client, now: datetime) -> None:
+    """Skip what a cancel request could not reach within its time budget."""
+    unfinished = (
+        db.collection(CAMPAIGNS)
+        .where(filter=_where("status", "==", CampaignStatus.CANCELLED.value))
+        .where(filter=_where("cancel_swept", "==", False))
+    )
+    for snapshot in unfinished.stream():
+        outcome = skip_queued_messages(
+            db, snapshot.id, "campaign_cancelled", now, budget_s=20
+        )
+        if outcome.finished:
+            campaign_ref(db, snapshot.id).update({"cancel_swept": True})
 
 
 def launch_due(
@@ -88,6 +105,7 @@ def _running(db: firestore.Client) -> list[Campaign]:
 def _check_running(
     db: firestore.Client,
     publisher: Publisher,
+    tasks: TaskQueue,
     campaign: Campaign,
     core: CoreSettings,
     now: datetime,
@@ -98,6 +116,9 @@ def _check_running(
         if campaign.launch_id and now - launched > LOST_LAUNCH_AFTER:
             publish_launch(publisher, campaign.id, campaign.launch_id)
             report.relaunched.append(campaign.id)
+        return
+    # A message held by a sender that still saw the pause after a resume.
+    if resume_held_messages(db, tasks, campaign, now):
         return
     if is_finished(db, campaign, core, now):
         try:

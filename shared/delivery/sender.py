@@ -21,7 +21,7 @@ from google.cloud import firestore
 from shared.audience.consent import set_consent
 from shared.audience.users import ConsentState, User, get_user
 from shared.campaigns.cache import TtlCache
-from shared.campaigns.models import Campaign, FrequencyCap
+from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import OutboundMessage, TwilioGateway, TwilioSendError
 from shared.delivery.messages import (
@@ -138,10 +138,20 @@ def _attempt_from_store(deps: SenderDeps, message_id: str) -> SendResult:
     return _run(deps, handle, Message.from_snapshot(snapshot))
 
 
+def _campaign_of(deps: SenderDeps, message: Message) -> Campaign | None:
+    campaign = deps.campaigns.get(message.campaign_id)
+    if campaign is not None and campaign.status is CampaignStatus.PAUSED:
+        # Holding on a stale cached pause could strand a message just after a
+        # resume; a pause is rare, so confirm it with a fresh read.
+        deps.campaigns.invalidate(message.campaign_id)
+        campaign = deps.campaigns.get(message.campaign_id)
+    return campaign
+
+
 def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResult:
     ctx = SendContext(
         message=message,
-        campaign=deps.campaigns.get(message.campaign_id),
+        campaign=_campaign_of(deps, message),
         now=deps.clock(),
         quiet_default=parse_quiet_hours(deps.core.quiet_hours_default),
         global_cap=parse_cap(deps.core.global_frequency_cap),

@@ -40,6 +40,13 @@ CONSENT_FOR: dict[Classification, ConsentState] = {
 }
 
 
+# The `event` label of the log line a change writes (log-based metrics count them).
+CONSENT_EVENT: dict[ConsentState, str] = {
+    ConsentState.STOP: "opt_out",
+    ConsentState.OPT_IN: "opt_in",
+}
+
+
 class InboundOutcome(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
@@ -106,7 +113,7 @@ def process_inbound(
     log.info(
         "inbound classified %s",
         classification.value,
-        extra={"labels": {"event": "inbound", "classification": classification}},
+        extra={"labels": {"event": "inbound", "classification": classification.value}},
     )
     return InboundResult(InboundOutcome.PROCESSED, classification, reply)
 
@@ -187,7 +194,7 @@ def apply_consent(
             "consent %s by keyword for %s",
             state.value,
             phone,
-            extra={"labels": {"event": "consent_change", "to": state.value}},
+            extra={"labels": {"event": CONSENT_EVENT[state], "source": KEYWORD_SOURCE}},
         )
     return change
 

@@ -90,7 +90,7 @@ def local_stack() -> Iterator[Stack]:
     missing = emulators.missing_emulators()
     if missing:
         pytest.skip(f"local stack unavailable: missing {', '.join(missing)}")
-    base = int(os.environ.get("ESE_E2E_BASE_PORT", "18700"))
+    base = stack.free_base_port(int(os.environ.get("ESE_E2E_BASE_PORT", "18700")))
     state_dir = REPO / ".local" / f"e2e-stack-{base}"
     try:
         endpoints = stack.up(base, state_dir, {"SCHEDULER_TICK_SECONDS": "2"})

@@ -323,7 +323,9 @@ def test_the_report_is_stored_with_errors_capped(
     assert api("GET", "/v1/imports/nope").status == 404
 
 
-def test_many_chunks_in_flight(api: Any, db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_chunks_in_flight(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
     phones = [f"+1415555{n:04d}" for n in range(100, 140)]
     rows = "".join(f"{p},{i}\n" for i, p in enumerate(phones))
@@ -333,3 +335,24 @@ def test_many_chunks_in_flight(api: Any, db: Any, monkeypatch: pytest.MonkeyPatc
     again = imported(api, "phone,n\n" + rows.replace(",", ",1"))
     assert (again["created"], again["updated"]) == (0, 40)
     assert user(api, phones[7])["attributes"] == {"n": 17}
+
+
+def test_a_stop_arriving_during_the_import_wins(api: Any, db: Any, clock: Any) -> None:
+    from shared.audience.consent import set_consent
+    from shared.audience.users import ConsentState
+
+    phone = "+94771234571"
+    api("POST", "/v1/users", json={"phone": phone, "consent_state": "OPT_OUT"})
+    read = db.get_all
+
+    def read_then_stop(*args: Any, **kwargs: Any) -> Any:
+        snapshots = list(read(*args, **kwargs))
+        if db.get_all is read_then_stop:
+            db.get_all = read  # only the first read races with the STOP
+            set_consent(db, phone, ConsentState.STOP, source="keyword", now=clock())
+        return snapshots
+
+    db.get_all = read_then_stop
+    report = imported(api, f"phone,consent_state\n{phone},OPT_IN\n")
+    assert (report["updated"], report["failed"]) == (1, 0)
+    assert user(api, phone)["consent"]["state"] == "STOP"

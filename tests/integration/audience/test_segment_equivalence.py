@@ -139,7 +139,11 @@ builtin_conditions = st.one_of(
         iso_dates,
     ),
     st.builds(
-        lambda v: {"attribute": "created_at", "operator": "within_last_days", "value": v},
+        lambda v: {
+            "attribute": "created_at",
+            "operator": "within_last_days",
+            "value": v,
+        },
         st.sampled_from([1, 10, 100]),
     ),
     st.builds(
