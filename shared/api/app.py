@@ -5,7 +5,16 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 
-from shared.api import campaigns, imports, messages, segments, templates, users
+from shared.api import (
+    campaigns,
+    events,
+    imports,
+    messages,
+    reports,
+    segments,
+    templates,
+    users,
+)
 from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router
 from shared.platform.logging import get_logger
@@ -18,7 +27,16 @@ PUBLIC_PATHS = frozenset({"/healthz"})
 @lru_cache(maxsize=1)
 def api_router() -> Router:
     router = Router()
-    for module in (users, imports, templates, segments, campaigns, messages):
+    for module in (
+        users,
+        imports,
+        templates,
+        segments,
+        campaigns,
+        messages,
+        events,
+        reports,
+    ):
         router.include(module.router)
     return router
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from google.cloud import firestore
+from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
 from shared.api.http import (
@@ -18,6 +19,7 @@ from shared.api.http import (
     parse_body,
     parse_model,
 )
+from shared.api.paging import paged
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -26,9 +28,15 @@ from shared.campaigns.lifecycle import (
     transition,
 )
 from shared.campaigns.models import (
+    CAMPAIGNS,
+    EDITABLE_STATUSES,
     Campaign,
     CampaignAction,
     CampaignSettings,
+    CampaignStatus,
+    FrequencyCap,
+    QuietHours,
+    Sender,
     campaign_ref,
 )
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
@@ -72,6 +80,78 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         campaign.model_dump(mode="python", by_alias=True, exclude={"id"})
     )
     return ApiResponse(201, campaign_body(campaign))
+
+
+@router.add("GET", "/v1/campaigns")
+def list_campaigns(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    collection = context.db.collection(CAMPAIGNS)
+    query: firestore.Query = firestore.Query(collection)
+    status = request.query.get("status")
+    if status:
+        if status.upper() not in CampaignStatus.__members__:
+            raise ApiError(400, "invalid_status", f"unknown status {status}")
+        query = query.where(
+            filter=firestore.FieldFilter("status", "==", status.upper())
+        )
+    return ApiResponse(
+        200,
+        paged(
+            request,
+            query,
+            collection,
+            lambda s: campaign_body(Campaign.from_snapshot(s)),
+        ),
+    )
+
+
+class CampaignPatch(BaseModel):
+    """Fields an operator may change while a campaign is DRAFT or SCHEDULED."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    template_id: str | None = None
+    segment_id: str | None = None
+    rate_limit_mps: float | None = Field(None, gt=0, le=1000)
+    quiet_hours: QuietHours | Literal["default"] | None = "default"
+    default_timezone: str | None = None
+    frequency_cap: FrequencyCap | None = None
+    sender: Sender | None = None
+    schedule_at: datetime | None = None
+
+
+@router.add("PATCH", "/v1/campaigns/{campaign_id}")
+def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    raw = request.json()
+    patch = parse_model(raw, CampaignPatch)
+    changes = patch.model_dump(mode="python", by_alias=True, include=set(raw))
+    if (
+        "template_id" in changes
+        and get_template(context.db, changes["template_id"]) is None
+    ):
+        raise ApiError(422, "unknown_template", "template_id names no template")
+    ref = campaign_ref(context.db, request.path_params["campaign_id"])
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> Campaign:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            raise not_found("campaign")
+        campaign = Campaign.from_snapshot(snapshot)
+        if campaign.status not in EDITABLE_STATUSES:
+            raise ApiError(
+                409,
+                "not_editable",
+                f"a {campaign.status.value} campaign cannot be edited",
+                [{"current_status": campaign.status.value}],
+            )
+        update = {**changes, "updated_at": context.clock()}
+        merged = {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}
+        parse_model(merged, Campaign)
+        transaction.update(ref, update)
+        return Campaign.model_validate(merged)
+
+    return ApiResponse(200, campaign_body(apply(context.db.transaction())))
 
 
 @router.add("GET", "/v1/campaigns/{campaign_id}")
