@@ -112,8 +112,9 @@ def create_campaign(api: Api) -> str:
     )
     dry = api.call("POST", f"/v1/campaigns/{campaign['id']}/dry-run")
     say(
-        f"dry run: {dry['eligible']} eligible of {dry['targeted']}, skips {dry['skips']}, "
-        f"about {dry['estimated_duration_seconds']}s at 5 segments/s"
+        f"dry run: {dry['eligible']} eligible of {dry['targeted']}, "
+        f"skips {dry['skips']}, about {dry['estimated_duration_seconds']}s "
+        "at 5 segments/s"
     )
     return str(campaign["id"])
 
