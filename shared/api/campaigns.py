@@ -10,6 +10,7 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
+from shared.api.events import check_trigger
 from shared.api.http import (
     ApiError,
     ApiRequest,
@@ -69,6 +70,7 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         raise ApiError(422, "unknown_template", "template_id names no template")
     if settings.trigger is None and not settings.segment_id:
         raise ApiError(422, "segment_required", "a broadcast campaign needs segment_id")
+    check_trigger(settings.trigger)
     now = context.clock()
     campaign = Campaign(
         **settings.model_dump(by_alias=True),
@@ -210,7 +212,8 @@ def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
 def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
     campaign = _transition(request, context, CampaignAction.RESUME)
     resumed = 0
-    if not campaign.is_triggered and campaign.launch_id:
+    # Triggered campaigns have no launch id; their held messages resume too.
+    if campaign.is_triggered or campaign.launch_id:
         resumed = resume_held_messages(
             context.db, context.tasks(), campaign, context.clock()
         )

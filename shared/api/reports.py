@@ -1,7 +1,199 @@
-"""Reports API."""
+"""Reports API: campaign summaries, recent inbound, the dashboard, the API schema."""
 
 from __future__ import annotations
 
-from shared.api.http import Router
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, Field
+
+from shared.api.context import ApiContext
+from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
+from shared.api.paging import page_limit
+from shared.audience.users import USERS, ConsentState
+from shared.campaigns.models import CAMPAIGNS, CampaignStatus
+from shared.campaigns.summary import campaign_summary, count_each
+from shared.delivery.messages import MESSAGES
+from shared.delivery.status import STATUS_RANK
+from shared.inbound.keywords import Classification
+from shared.inbound.processor import INBOUND
+from shared.platform.logging import mask_phone
 
 router = Router()
+
+DASHBOARD_WINDOW = timedelta(hours=24)
+
+
+class InboundMessage(BaseModel):
+    id: str
+    phone: str | None = Field(default=None, description="masked: +1415***0100")
+    body: str = Field(default="", description="the sender's own text")
+    classification: Classification
+    received_at: datetime | None = None
+    processed_at: datetime | None = None
+
+
+class InboundPage(BaseModel):
+    items: list[InboundMessage]
+    next_page_token: str | None = None
+
+
+class InboundCounts(BaseModel):
+    total: int
+    by_classification: dict[str, int]
+
+
+class Dashboard(BaseModel):
+    generated_at: datetime
+    window_hours: int
+    users_by_consent_state: dict[str, int]
+    campaigns_by_status: dict[str, int]
+    messages_by_status: dict[str, int] = Field(
+        description="messages created in the window, per status"
+    )
+    inbound: InboundCounts = Field(description="inbound received in the window")
+
+
+@router.add("GET", "/v1/campaigns/{campaign_id}/summary")
+def read_campaign_summary(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    summary = campaign_summary(
+        context.db, request.path_params["campaign_id"], context.clock()
+    )
+    if summary is None:
+        raise not_found("campaign")
+    return ApiResponse(200, summary.model_dump(mode="json"))
+
+
+# ---------------------------------------------------------------- inbound
+
+
+def _inbound_item(snapshot: firestore.DocumentSnapshot) -> InboundMessage:
+    data = snapshot.to_dict() or {}
+    phone = data.get("phone")
+    return InboundMessage(
+        id=snapshot.id,
+        phone=mask_phone(phone) if phone else None,
+        body=data.get("body") or "",
+        classification=data.get("classification") or Classification.REPLY,
+        received_at=data.get("received_at"),
+        processed_at=data.get("processed_at"),
+    )
+
+
+def _inbound_token(item: InboundMessage) -> str:
+    at = item.received_at.isoformat() if item.received_at else ""
+    return base64.urlsafe_b64encode(json.dumps([at, item.id]).encode()).decode()
+
+
+def _inbound_cursor(
+    collection: firestore.CollectionReference, token: str
+) -> dict[str, Any]:
+    try:
+        at, inbound_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return {
+            "received_at": datetime.fromisoformat(at),
+            "__name__": collection.document(inbound_id),
+        }
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
+
+
+@router.add("GET", "/v1/inbound")
+def list_inbound(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """The most recent inbound messages first, paged by (received_at, id)."""
+    limit = page_limit(request)
+    collection = context.db.collection(INBOUND)
+    query = (
+        collection.order_by("received_at", direction=firestore.Query.DESCENDING)
+        .order_by("__name__", direction=firestore.Query.DESCENDING)
+        .limit(limit + 1)
+    )
+    token = request.query.get("page_token")
+    if token:
+        query = query.start_after(_inbound_cursor(collection, token))
+    items = [_inbound_item(snapshot) for snapshot in query.stream()]
+    more = len(items) > limit
+    items = items[:limit]
+    page = InboundPage(
+        items=items, next_page_token=_inbound_token(items[-1]) if more else None
+    )
+    return ApiResponse(200, page.model_dump(mode="json"))
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
+    return firestore.FieldFilter(field_path, op, value)
+
+
+def dashboard_queries(
+    db: firestore.Client, since: datetime
+) -> dict[tuple[str, str], firestore.Query]:
+    """(panel, key) → the query whose count() fills that cell."""
+    users, campaigns = db.collection(USERS), db.collection(CAMPAIGNS)
+    recent_messages = db.collection(MESSAGES).where(
+        filter=_where("created_at", ">=", since)
+    )
+    recent_inbound = db.collection(INBOUND).where(
+        filter=_where("received_at", ">=", since)
+    )
+    queries: dict[tuple[str, str], firestore.Query] = {}
+    for state in ConsentState:
+        queries["users", state.value] = users.where(
+            filter=_where("consent.state", "==", state.value)
+        )
+    for status in CampaignStatus:
+        queries["campaigns", status.value] = campaigns.where(
+            filter=_where("status", "==", status.value)
+        )
+    for message_status, rank in STATUS_RANK.items():
+        queries["messages", message_status.value] = recent_messages.where(
+            filter=_where("status_rank", "==", rank)
+        )
+    for classification in Classification:
+        queries["inbound", classification.value] = recent_inbound.where(
+            filter=_where("classification", "==", classification.value)
+        )
+    return queries
+
+
+def build_dashboard(db: firestore.Client, now: datetime) -> Dashboard:
+    counts = count_each(dashboard_queries(db, now - DASHBOARD_WINDOW))
+
+    def panel(name: str) -> dict[str, int]:
+        return {key: count for (group, key), count in counts.items() if group == name}
+
+    inbound = panel("inbound")
+    return Dashboard(
+        generated_at=now,
+        window_hours=int(DASHBOARD_WINDOW.total_seconds() // 3600),
+        users_by_consent_state=panel("users"),
+        campaigns_by_status=panel("campaigns"),
+        messages_by_status=panel("messages"),
+        inbound=InboundCounts(total=sum(inbound.values()), by_classification=inbound),
+    )
+
+
+@router.add("GET", "/v1/dashboard")
+def read_dashboard(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    return ApiResponse(
+        200, build_dashboard(context.db, context.clock()).model_dump(mode="json")
+    )
+
+
+# ---------------------------------------------------------------- schema
+
+
+@router.add("GET", "/v1/openapi.json")
+def read_openapi(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    # Imported here, not at the top: the app and the schema table both import
+    # this module (its router, its response models).
+    from shared.api.app import api_router
+    from shared.api.openapi import openapi_document
+
+    return ApiResponse(200, openapi_document(api_router()))

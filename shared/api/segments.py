@@ -186,5 +186,7 @@ def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
 @router.add("POST", "/v1/segments/{segment_id}/preview")
 def preview_stored_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     segment = load_segment(context, request.path_params["segment_id"])
+    # Stored before a rule tightened? Say so rather than fail.
+    check_definition(segment.definition)
     preview = preview_segment(context.db, segment.definition, context.clock())
     return ApiResponse(200, preview_body(preview))

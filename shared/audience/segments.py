@@ -726,9 +726,17 @@ def scan_users(
             return
 
 
+def _snapshot_data(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    # to_dict() deep-copies the document, which costs more than reading it
+    # (~0.2 ms a user, mostly copying timestamps); the scan only reads it, so
+    # it takes the decoded data in place when the client exposes it.
+    data = getattr(snapshot, "_data", None)
+    return data if isinstance(data, dict) else (snapshot.to_dict() or {})
+
+
 def _user_of(snapshot: firestore.DocumentSnapshot) -> User | None:
     try:
-        return User.from_doc(snapshot.to_dict() or {})
+        return User.from_doc(_snapshot_data(snapshot))
     except ValidationError:
         # A document no writer of ours produces; skipping it beats failing a launch.
         log.warning("skipping malformed user document %s", mask_phone(snapshot.id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
@@ -41,6 +41,8 @@ _WRITER_OPTIONS = BulkWriterOptions(
     initial_ops_per_second=5000, max_ops_per_second=20000
 )
 QUEUED_RANK = rank_of(MessageStatus.QUEUED)
+# Time for a batch to be written and enqueued before its first send is due.
+FANOUT_LEAD = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,10 @@ def reserve_interval(
     campaign: Campaign,
     now: datetime,
 ) -> datetime:
+    # Sends planned before the batch's tasks exist would all be overdue at
+    # once and go out in a burst, so the earliest slot leaves time to finish.
+    earliest = now + FANOUT_LEAD
+
     @firestore.transactional
     def reserve(transaction: firestore.Transaction) -> datetime:
         if reservation is not None:
@@ -229,7 +235,7 @@ def reserve_interval(
                 return (held.to_dict() or {})["begin"]
         state = cursor.get(transaction=transaction)
         next_at = (state.to_dict() or {}).get("next_at") if state.exists else None
-        begin = max(next_at or now, now)
+        begin = max(next_at or earliest, earliest)
         end = begin + batch_duration(total_segments, campaign.rate_limit_mps)
         transaction.set(cursor, {"next_at": end})
         if reservation is not None:

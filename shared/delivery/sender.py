@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from shared.delivery.pipeline import (
     skip_reason,
 )
 from shared.delivery.quiet_hours import parse_quiet_hours
+from shared.delivery.rate_guard import RateGuard
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
@@ -49,6 +50,10 @@ from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
 
 log = get_logger(__name__)
+
+# How long a send may wait for room under its campaign's rate before the task
+# is handed back to the queue for a later retry.
+RATE_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class SenderDeps:
     twilio: TwilioSettings
     campaigns: TtlCache[Campaign]
     clock: Callable[[], datetime]
+    rate_guard: RateGuard = field(default_factory=RateGuard)
 
 
 def parse_cap(spec: str) -> FrequencyCap | None:
@@ -297,12 +303,28 @@ def _claim_and_send(
     )
     outbound = _outbound(deps, ctx.message, ctx.campaign)
     try:
+        _wait_for_rate(deps, ctx)
         accepted = deps.gateway.send(outbound)
     except TwilioSendError as exc:
         return _send_failed(deps, ctx.message, claimed.update_time, exc)
     _record_sent(deps, ctx.message.id, accepted.sid, "sent")
     log.info("message sent", extra={"labels": {"event": "message_sent"}})
     return SendResult(200, "sent")
+
+
+def _wait_for_rate(deps: SenderDeps, ctx: SendContext) -> None:
+    """Hold the send until the campaign has room; right before Twilio, so the
+    guard's clock and Twilio's accept time differ by one request."""
+    campaign = ctx.campaign
+    if campaign is None:
+        return
+    if not deps.rate_guard.acquire(
+        campaign.id,
+        campaign.rate_limit_mps,
+        ctx.message.segments,
+        max_wait=RATE_WAIT_SECONDS,
+    ):
+        raise TwilioSendError("campaign rate: no room in time", None, 429)
 
 
 def _record_sent(deps: SenderDeps, message_id: str, sid: str, how: str) -> None:

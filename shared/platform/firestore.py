@@ -10,16 +10,16 @@ import json
 import os
 import threading
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
 
 from shared.platform.config import core_settings
+from shared.platform.once import once
 
 
-@lru_cache(maxsize=1)
+@once
 def firestore_client() -> firestore.Client:
     return firestore.Client(project=core_settings().gcp_project)
 

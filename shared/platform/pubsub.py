@@ -11,13 +11,13 @@ import json
 from collections.abc import Mapping, Sequence
 from concurrent import futures
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from pydantic import BaseModel, ValidationError
 
 from shared.platform.config import core_settings
+from shared.platform.once import once
 
 
 class Topic(StrEnum):
@@ -66,7 +66,7 @@ class PubSubPublisher:
             done.result()
 
 
-@lru_cache(maxsize=1)
+@once
 def pubsub_publisher() -> PubSubPublisher:
     return PubSubPublisher(core_settings().gcp_project)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from twilio.request_validator import RequestValidator
 
 from shared.api.context import ApiContext
@@ -19,6 +17,7 @@ from shared.platform.config import (
 )
 from shared.platform.firestore import firestore_client
 from shared.platform.logging import configure_logging
+from shared.platform.once import once
 from shared.platform.pubsub import pubsub_publisher
 from shared.platform.tasks import TaskQueue, build_task_queue
 
@@ -29,7 +28,7 @@ def start_function() -> None:
     configure_logging(core.log_level, core.gcp_project)
 
 
-@lru_cache(maxsize=1)
+@once
 def task_queue() -> TaskQueue:
     settings = task_settings()
     return build_task_queue(
@@ -43,17 +42,17 @@ def task_queue() -> TaskQueue:
     )
 
 
-@lru_cache(maxsize=1)
+@once
 def twilio_gateway() -> TwilioGateway:
     return TwilioGateway(twilio_settings())
 
 
-@lru_cache(maxsize=1)
+@once
 def request_validator() -> RequestValidator:
     return RequestValidator(twilio_settings().auth_token)
 
 
-@lru_cache(maxsize=1)
+@once
 def sender_deps() -> SenderDeps:
     core = core_settings()
     db = firestore_client()
@@ -68,7 +67,7 @@ def sender_deps() -> SenderDeps:
     )
 
 
-@lru_cache(maxsize=1)
+@once
 def api_context() -> ApiContext:
     return ApiContext(
         db=firestore_client(),

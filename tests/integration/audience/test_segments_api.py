@@ -147,3 +147,19 @@ def test_delete_is_409_while_a_live_campaign_uses_the_segment(
         {"campaign_id": "c1", "status": status}
     ]
     assert api("GET", f"/v1/segments/{segment['id']}").status == 200
+
+
+def test_a_stored_definition_that_no_longer_validates_is_422(api: Any, db: Any) -> None:
+    db.collection("segments").document("old").set(
+        {
+            "name": "old",
+            "definition": {
+                "attribute": "country",
+                "operator": "equals",
+                "value": "Sri Lanka",
+            },
+        }
+    )
+    response = api("POST", "/v1/segments/old/preview")
+    assert response.status == 422
+    assert response.body["error"]["details"][0]["path"] == "$.value"

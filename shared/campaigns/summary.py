@@ -1,0 +1,412 @@
+"""A campaign's report: what was targeted, sent, delivered, skipped and failed.
+
+Every number comes from an aggregation query (count() or sum()) over the
+campaign's messages, or from a bounded read; nothing is written per message.
+
+Once a campaign is COMPLETED its summary is frozen. The first read after
+completion computes it, with the status counts taken from the scheduler's
+`final_counts` and opt-outs counted up to `completed_at`, and stores it in
+`campaigns/{id}/reports/summary`; every later read returns that document, so
+late receipts (a READ an hour later) no longer move it. Skips and failures per
+code are read at that first read: a delivery report that lands between
+completion and that read is the only thing that can still show there.
+CANCELLED and FAILED campaigns are summarised live, since their last messages
+may still settle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from pydantic import BaseModel, Field
+
+from shared.audience.users import CONSENT_EVENTS, ConsentState
+from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
+from shared.delivery.errors import ERROR_MEANINGS
+from shared.delivery.messages import MESSAGES, message_id_for
+from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
+from shared.platform.firestore import count_of, operations
+from shared.platform.logging import get_logger, log_context
+
+log = get_logger(__name__)
+
+KeyT = TypeVar("KeyT")
+
+# Every reason a message is SKIPPED with (fan-out, compliance pipeline, cancel
+# sweep). A reason that is not listed still shows, in the `other` bucket.
+SKIP_REASONS = (
+    "no_consent",
+    "frequency_cap",
+    "content_invalid",
+    "missing_variable",
+    "campaign_cancelled",
+    "campaign_failed",
+    "campaign_not_found",
+)
+OTHER = "other"
+DELIVERED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ)
+FAILED_STATUSES = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+# Below every timestamp: `sent_at >= EPOCH` selects the messages Twilio accepted.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REPORTS = "reports"
+FROZEN_SUMMARY = "summary"
+# Aggregation queries run side by side; each is one short RPC.
+COUNT_WORKERS = 8
+# Message documents per batched read when matching opt-outs to sends.
+LOOKUP_BATCH = 300
+
+
+class FailureCount(BaseModel):
+    code: str
+    meaning: str | None = None
+    count: int
+
+
+class OptOuts(BaseModel):
+    """Recipients who moved to STOP after this campaign's message was sent."""
+
+    count: int = 0
+    rate: float | None = Field(default=None, description="opt-outs per message sent")
+    by_source: dict[str, int] = Field(default_factory=dict)
+
+
+class CampaignSummary(BaseModel):
+    campaign_id: str
+    name: str
+    status: CampaignStatus
+    planned: int | None = Field(
+        default=None, description="recipients the launch planned"
+    )
+    targeted: int = Field(description="messages created")
+    counts: dict[str, int] = Field(description="messages per status")
+    skips: dict[str, int] = Field(description="skipped messages per reason")
+    sent: int = Field(description="messages Twilio accepted (with sent_at)")
+    delivered: int = Field(description="DELIVERED and READ")
+    delivery_rate: float | None = Field(
+        default=None, description="delivered / (delivered + undelivered + failed)"
+    )
+    failures: list[FailureCount]
+    opt_outs: OptOuts
+    total_segments: int = Field(description="segments of the messages sent")
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    throughput_per_minute: float | None = Field(
+        default=None, description="messages sent per minute between first and last send"
+    )
+    computed_at: datetime
+    frozen: bool = False
+
+
+def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
+    return firestore.FieldFilter(field_path, op, value)
+
+
+def messages_of(db: firestore.Client, campaign_id: str) -> firestore.Query:
+    return db.collection(MESSAGES).where(
+        filter=_where("campaign_id", "==", campaign_id)
+    )
+
+
+def count_each(queries: Mapping[KeyT, firestore.Query]) -> dict[KeyT, int]:
+    """count() of each query, run side by side."""
+    if not queries:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(COUNT_WORKERS, len(queries))) as pool:
+        counts = pool.map(count_of, queries.values())
+        return dict(zip(queries, counts, strict=True))
+
+
+def status_queries(
+    db: firestore.Client, campaign_id: str
+) -> dict[str, firestore.Query]:
+    return {
+        status.value: messages_of(db, campaign_id).where(
+            filter=_where("status_rank", "==", rank)
+        )
+        for status, rank in STATUS_RANK.items()
+    }
+
+
+def skip_queries(db: firestore.Client, campaign_id: str) -> dict[str, firestore.Query]:
+    return {
+        reason: messages_of(db, campaign_id).where(
+            filter=_where("skip_reason", "==", reason)
+        )
+        for reason in SKIP_REASONS
+    }
+
+
+def failure_queries(
+    db: firestore.Client, campaign_id: str
+) -> dict[str, firestore.Query]:
+    """Failed or undelivered messages per error code of Twilio's common codes.
+
+    `error_code` stays on a message that was delivered later, so the status
+    filter keeps only the messages that did fail.
+    """
+    failed_ranks = [rank_of(status) for status in FAILED_STATUSES]
+    return {
+        code: messages_of(db, campaign_id)
+        .where(filter=_where("status_rank", "in", failed_ranks))
+        .where(filter=_where("error_code", "==", code))
+        for code in ERROR_MEANINGS
+    }
+
+
+def with_other(counts: Mapping[str, int], total: int) -> dict[str, int]:
+    """The non-zero counts, and what `total` holds beyond them as `other`."""
+    shown = {key: count for key, count in counts.items() if count}
+    rest = total - sum(shown.values())
+    if rest > 0:
+        shown[OTHER] = rest
+    return shown
+
+
+def failure_list(by_code: Mapping[str, int], total: int) -> list[FailureCount]:
+    counted = with_other(by_code, total)
+    return sorted(
+        (
+            FailureCount(code=code, meaning=ERROR_MEANINGS.get(code), count=count)
+            for code, count in counted.items()
+        ),
+        key=lambda failure: (-failure.count, failure.code),
+    )
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    sent: int
+    segments: int
+    first: datetime | None
+    last: datetime | None
+
+    @property
+    def throughput_per_minute(self) -> float | None:
+        if self.first is None or self.last is None or self.sent < 2:
+            return None
+        minutes = (self.last - self.first).total_seconds() / 60
+        return round(self.sent / minutes, 2) if minutes > 0 else None
+
+
+def _sent_messages(db: firestore.Client, campaign_id: str) -> firestore.Query:
+    return messages_of(db, campaign_id).where(filter=_where("sent_at", ">=", EPOCH))
+
+
+def _edge_send(query: firestore.Query, direction: str) -> datetime | None:
+    operations.add("reads")
+    edge = query.order_by("sent_at", direction=direction).limit(1)
+    for snapshot in edge.select(["sent_at"]).stream():
+        sent_at: datetime = snapshot.get("sent_at")
+        return sent_at
+    return None
+
+
+def send_window(db: firestore.Client, campaign_id: str) -> SendWindow:
+    """Messages sent and their segments (one aggregation), first and last send."""
+    sent = _sent_messages(db, campaign_id)
+    operations.add("reads")
+    aggregation: Any = sent.count(alias="sent")
+    aggregation = aggregation.sum("segments", alias="segments")
+    values = {result.alias: result.value for result in aggregation.get()[0]}
+    return SendWindow(
+        sent=int(values["sent"]),
+        segments=int(values["segments"] or 0),
+        first=_edge_send(sent, firestore.Query.ASCENDING),
+        last=_edge_send(sent, firestore.Query.DESCENDING),
+    )
+
+
+# ---------------------------------------------------------------- opt-outs
+
+
+def latest_stops(
+    db: firestore.Client, since: datetime, until: datetime
+) -> dict[str, tuple[datetime, str]]:
+    """The latest STOP in [since, until] per phone, with its source.
+
+    A collection-group query over consent histories: it reads the STOP events of
+    the campaign's window (a small share of any audience), never all users.
+    """
+    stops = (
+        db.collection_group(CONSENT_EVENTS)
+        .where(filter=_where("to", "==", ConsentState.STOP.value))
+        .where(filter=_where("at", ">=", since))
+        .where(filter=_where("at", "<=", until))
+        .select(["at", "source"])
+    )
+    latest: dict[str, tuple[datetime, str]] = {}
+    for snapshot in stops.stream():
+        operations.add("reads")
+        user = snapshot.reference.parent.parent
+        if user is None:
+            continue
+        event = snapshot.to_dict() or {}
+        at: datetime = event["at"]
+        if user.id not in latest or at > latest[user.id][0]:
+            latest[user.id] = (at, str(event.get("source") or "unknown"))
+    return latest
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def broadcast_send_times(
+    db: firestore.Client, campaign_id: str, phones: Iterable[str]
+) -> dict[str, datetime]:
+    """The send time of each phone's message, read by its deterministic id."""
+    phone_by_id = {message_id_for(campaign_id, phone): phone for phone in phones}
+    sent: dict[str, datetime] = {}
+    for ids in _chunks(list(phone_by_id), LOOKUP_BATCH):
+        refs = [db.collection(MESSAGES).document(i) for i in ids]
+        for snapshot in db.get_all(refs, field_paths=["sent_at"]):
+            operations.add("reads")
+            sent_at = (snapshot.to_dict() or {}).get("sent_at")
+            if sent_at is not None:
+                sent[phone_by_id[snapshot.id]] = sent_at
+    return sent
+
+
+def _sent_to_before(
+    db: firestore.Client, campaign_id: str, phone: str, at: datetime
+) -> bool:
+    """A triggered campaign may message a phone many times: any send counts."""
+    query = (
+        messages_of(db, campaign_id)
+        .where(filter=_where("phone", "==", phone))
+        .where(filter=_where("sent_at", "<=", at))
+    )
+    return count_of(query) > 0
+
+
+def opted_out_after_send(
+    db: firestore.Client,
+    campaign: Campaign,
+    stops: Mapping[str, tuple[datetime, str]],
+) -> dict[str, str]:
+    """Phone → source of each recipient whose STOP came after their send."""
+    if campaign.is_triggered:
+        return {
+            phone: source
+            for phone, (at, source) in stops.items()
+            if _sent_to_before(db, campaign.id, phone, at)
+        }
+    sent = broadcast_send_times(db, campaign.id, stops)
+    return {
+        phone: source
+        for phone, (at, source) in stops.items()
+        if phone in sent and at >= sent[phone]
+    }
+
+
+def opt_outs(
+    db: firestore.Client, campaign: Campaign, until: datetime, sent: int
+) -> OptOuts:
+    if campaign.launched_at is None or sent == 0:
+        return OptOuts()
+    opted_out = opted_out_after_send(
+        db, campaign, latest_stops(db, campaign.launched_at, until)
+    )
+    by_source: dict[str, int] = {}
+    for source in opted_out.values():
+        by_source[source] = by_source.get(source, 0) + 1
+    return OptOuts(
+        count=len(opted_out),
+        rate=round(len(opted_out) / sent, 4),
+        by_source=by_source,
+    )
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _status_counts(
+    db: firestore.Client, campaign_id: str, final_counts: Mapping[str, int] | None
+) -> dict[str, int]:
+    counts = final_counts or count_each(status_queries(db, campaign_id))
+    return {status.value: int(counts.get(status.value, 0)) for status in STATUS_RANK}
+
+
+def compute_summary(
+    db: firestore.Client,
+    campaign: Campaign,
+    now: datetime,
+    final_counts: Mapping[str, int] | None = None,
+) -> CampaignSummary:
+    counts = _status_counts(db, campaign.id, final_counts)
+    by_reason = count_each(skip_queries(db, campaign.id))
+    by_code = count_each(failure_queries(db, campaign.id))
+    window = send_window(db, campaign.id)
+    delivered = sum(counts[status.value] for status in DELIVERED_STATUSES)
+    failed = sum(counts[status.value] for status in FAILED_STATUSES)
+    completed = campaign.status is CampaignStatus.COMPLETED
+    until = campaign.completed_at if completed and campaign.completed_at else now
+    return CampaignSummary(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        planned=campaign.recipients_planned,
+        targeted=sum(counts.values()),
+        counts=counts,
+        skips=with_other(by_reason, counts[MessageStatus.SKIPPED.value]),
+        sent=window.sent,
+        delivered=delivered,
+        delivery_rate=_rate(delivered, delivered + failed),
+        failures=failure_list(by_code, failed),
+        opt_outs=opt_outs(db, campaign, until, window.sent),
+        total_segments=window.segments,
+        first_sent_at=window.first,
+        last_sent_at=window.last,
+        throughput_per_minute=window.throughput_per_minute,
+        computed_at=now,
+    )
+
+
+def frozen_summary_ref(
+    db: firestore.Client, campaign_id: str
+) -> firestore.DocumentReference:
+    return campaign_ref(db, campaign_id).collection(REPORTS).document(FROZEN_SUMMARY)
+
+
+def _freeze(
+    ref: firestore.DocumentReference, summary: CampaignSummary
+) -> CampaignSummary:
+    try:
+        ref.create(summary.model_dump(mode="python"))
+    except gexc.AlreadyExists:
+        # A concurrent first read froze it a moment ago: that one stands.
+        return CampaignSummary.model_validate(ref.get().to_dict() or {})
+    operations.add("writes")
+    log.info("campaign summary frozen", extra={"labels": {"event": "summary_frozen"}})
+    return summary
+
+
+def campaign_summary(
+    db: firestore.Client, campaign_id: str, now: datetime
+) -> CampaignSummary | None:
+    """The campaign's summary (None if there is no such campaign)."""
+    snapshot = campaign_ref(db, campaign_id).get()
+    if not snapshot.exists:
+        return None
+    campaign = Campaign.from_snapshot(snapshot)
+    if campaign.status is not CampaignStatus.COMPLETED:
+        return compute_summary(db, campaign, now)
+    ref = frozen_summary_ref(db, campaign_id)
+    stored = ref.get()
+    if stored.exists:
+        return CampaignSummary.model_validate(stored.to_dict() or {})
+    final_counts = (snapshot.to_dict() or {}).get("final_counts") or None
+    with log_context(campaign_id=campaign_id):
+        summary = compute_summary(db, campaign, now, final_counts)
+        return _freeze(ref, summary.model_copy(update={"frozen": True}))

@@ -1,0 +1,1 @@
+"""Events: ingestion of posted events and their routing to triggered campaigns."""

@@ -1,0 +1,364 @@
+"""Routing an ingested event to the triggered campaigns that answer its type.
+
+For one event the router:
+1. takes the ACTIVE and PAUSED triggered campaigns for the event's type (one
+   query, cached per instance for a few seconds);
+2. screens each on the event alone: PAUSED → ignored (recorded, never queued
+   for later), `where` over the properties → where_mismatch;
+3. reads the user only if a campaign is still in (an unknown phone is
+   recorded as unknown_user; no user is created), and checks each campaign's
+   segment against that one user in memory;
+4. renders the message with the properties in scope as `event`, creates
+   `messages/{campaign}_{digits}_{event_id}` and enqueues its send;
+5. records the outcome on `events/{event_id}` in one write.
+
+Redelivery is harmless: message ids are deterministic and created with
+`create()`; an existing message is re-enqueued only while still QUEUED, under
+the task name it was first enqueued with, so the queue dedupes it. Consent,
+frequency caps, quiet hours and content are checked at send time, as for any
+message.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from pydantic import BaseModel
+
+from shared.audience.phones import InvalidPhone, normalize_phone
+from shared.audience.segments import matches_properties, user_matches
+from shared.audience.users import User, get_user
+from shared.campaigns.cache import TtlCache, template_cache
+from shared.campaigns.fanout import PlannedMessage, render_for
+from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
+from shared.campaigns.pacing import batch_duration
+from shared.content.store import Template
+from shared.content.templates import TemplateRenderError, TemplateSyntaxError
+from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
+from shared.delivery.status import MessageStatus, rank_of, status_of
+from shared.events.ingest import EventStatus, event_ref
+from shared.payloads import IngestedEvent
+from shared.platform.config import CoreSettings
+from shared.platform.firestore import operations
+from shared.platform.tasks import SendTask, TaskQueue
+
+TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
+# Templates and segments change rarely; campaigns (pause!) use the core
+# setting's shorter TTL so a pause takes effect within seconds.
+SETTINGS_CACHE_SECONDS = 10.0
+SEGMENTS = "segments"
+MAX_REPORTED_MESSAGES = 100
+QUEUED_RANK = rank_of(MessageStatus.QUEUED)
+
+
+class NotMatched(StrEnum):
+    IGNORED_PAUSED = "ignored_paused"
+    WHERE_MISMATCH = "where_mismatch"
+    UNKNOWN_USER = "unknown_user"
+    SEGMENT_MISMATCH = "segment_mismatch"
+    SEGMENT_NOT_FOUND = "segment_not_found"
+    TEMPLATE_NOT_FOUND = "template_not_found"
+    RENDER_FAILED = "render_failed"
+
+
+class CampaignPacer:
+    """Spaces this instance's sends of each campaign at the campaign's rate.
+
+    Why in memory and not on a shared cursor document: a cursor would take one
+    transaction per event on one document, and Firestore sustains about one
+    write per second per document, so a campaign answering a busy event type
+    would be throttled by its own pacing (and pay a write per event). Here each
+    instance keeps, per campaign, the first free instant and plans
+    `send_at = max(now, next_free)`, moving next_free on by segments / rate,
+    as fan-out does within its reserved interval. With N router instances a
+    campaign can reach N × its rate at most; the router's max instance count
+    bounds N and the send queue's max_dispatches_per_second caps the total.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_free: dict[str, datetime] = {}
+
+    def reserve(self, campaign: Campaign, segments: int, now: datetime) -> datetime:
+        with self._lock:
+            begin = max(self._next_free.get(campaign.id, now), now)
+            end = begin + batch_duration(segments, campaign.rate_limit_mps)
+            self._next_free[campaign.id] = end
+        return begin
+
+
+@dataclass
+class RouterDeps:
+    db: firestore.Client
+    tasks: TaskQueue
+    core: CoreSettings
+    triggered: TtlCache[list[Campaign]]
+    templates: TtlCache[Template]
+    segments: TtlCache[dict[str, Any]]
+    pacer: CampaignPacer = field(default_factory=CampaignPacer)
+
+
+def triggered_campaigns(db: firestore.Client, event_type: str) -> list[Campaign]:
+    """The ACTIVE and PAUSED campaigns triggered by `event_type`."""
+    query = (
+        db.collection(CAMPAIGNS)
+        .where(filter=firestore.FieldFilter("trigger.event", "==", event_type))
+        .where(filter=firestore.FieldFilter("status", "in", TRIGGERED_STATUSES))
+    )
+    campaigns = [Campaign.from_snapshot(s) for s in query.stream()]
+    # A query is billed at least one read even when it finds nothing.
+    operations.add("reads", max(1, len(campaigns)))
+    return campaigns
+
+
+def segment_definition(db: firestore.Client, segment_id: str) -> dict[str, Any] | None:
+    operations.add("reads")
+    snapshot = db.collection(SEGMENTS).document(segment_id).get()
+    return (snapshot.to_dict() or {}).get("definition") if snapshot.exists else None
+
+
+def build_router_deps(
+    db: firestore.Client, tasks: TaskQueue, core: CoreSettings
+) -> RouterDeps:
+    return RouterDeps(
+        db=db,
+        tasks=tasks,
+        core=core,
+        triggered=TtlCache(
+            core.campaign_cache_seconds, lambda t: triggered_campaigns(db, t)
+        ),
+        templates=template_cache(db, SETTINGS_CACHE_SECONDS),
+        segments=TtlCache(SETTINGS_CACHE_SECONDS, lambda s: segment_definition(db, s)),
+    )
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def screen_on_event(
+    campaign: Campaign, properties: dict[str, Any], now: datetime
+) -> NotMatched | None:
+    """Why the event alone keeps `campaign` from answering it, if it does."""
+    if campaign.status is CampaignStatus.PAUSED:
+        return NotMatched.IGNORED_PAUSED
+    where = campaign.trigger.where if campaign.trigger else None
+    if where is not None and not matches_properties(where, properties, now):
+        return NotMatched.WHERE_MISMATCH
+    return None
+
+
+def screen_recipient(
+    campaign: Campaign,
+    user: User | None,
+    segment: dict[str, Any] | None,
+    now: datetime,
+) -> NotMatched | None:
+    """Why the recipient keeps `campaign` from answering, if it does."""
+    if user is None:
+        return NotMatched.UNKNOWN_USER
+    if campaign.segment_id is None:
+        return None
+    if segment is None:
+        return NotMatched.SEGMENT_NOT_FOUND
+    if not user_matches(segment, user, now):
+        return NotMatched.SEGMENT_MISMATCH
+    return None
+
+
+# ---------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class Match:
+    campaign_id: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Miss:
+    campaign_id: str
+    reason: str
+
+
+@dataclass
+class RouteOutcome:
+    matched: list[Match] = field(default_factory=list)
+    not_matched: list[Miss] = field(default_factory=list)
+    enqueued: int = 0
+
+    @property
+    def status(self) -> EventStatus:
+        return EventStatus.MATCHED if self.matched else EventStatus.UNMATCHED
+
+
+def route_event(deps: RouterDeps, event: IngestedEvent, now: datetime) -> RouteOutcome:
+    """Plan the messages `event` causes and record the outcome; safe to redeliver."""
+    outcome = RouteOutcome()
+    candidates: list[Campaign] = []
+    for campaign in deps.triggered.get(event.type) or []:
+        reason = screen_on_event(campaign, event.properties, now)
+        if reason is None:
+            candidates.append(campaign)
+        else:
+            outcome.not_matched.append(Miss(campaign.id, reason.value))
+    # The user is read only when some campaign still wants the event.
+    user = _recipient(deps, event.phone) if candidates else None
+    planned: list[PlannedMessage] = []
+    for campaign in candidates:
+        plan = _plan_message(deps, campaign, user, event, now)
+        if isinstance(plan, NotMatched):
+            outcome.not_matched.append(Miss(campaign.id, plan.value))
+        else:
+            planned.append(plan)
+            outcome.matched.append(Match(campaign.id, plan.message_id))
+    outcome.enqueued = create_and_enqueue(deps, planned)
+    record_route(deps.db, event.event_id, outcome, now)
+    return outcome
+
+
+def _recipient(deps: RouterDeps, phone: str) -> User | None:
+    try:
+        normalized = normalize_phone(phone, deps.core.default_region)
+    except InvalidPhone:
+        return None
+    operations.add("reads")
+    return get_user(deps.db, normalized)
+
+
+def _plan_message(
+    deps: RouterDeps,
+    campaign: Campaign,
+    user: User | None,
+    event: IngestedEvent,
+    now: datetime,
+) -> PlannedMessage | NotMatched:
+    if user is None:
+        return NotMatched.UNKNOWN_USER
+    segment = deps.segments.get(campaign.segment_id) if campaign.segment_id else None
+    reason = screen_recipient(campaign, user, segment, now)
+    if reason is not None:
+        return reason
+    template = deps.templates.get(campaign.template_id)
+    if template is None:
+        return NotMatched.TEMPLATE_NOT_FOUND
+    try:
+        doc = render_for(
+            template, user, campaign, deps.core, now, event=event.properties
+        )
+    except (TemplateRenderError, TemplateSyntaxError):
+        return NotMatched.RENDER_FAILED
+    doc["event_id"] = event.event_id
+    message_id = message_id_for(campaign.id, user.phone, event.event_id)
+    message = PlannedMessage(message_id, doc)
+    # A redelivered event reserves a slot it will not use (its message
+    # exists); that costs a later send 1/rate seconds, never a duplicate.
+    doc["send_at"] = (
+        deps.pacer.reserve(campaign, doc["segments"], now) if message.sendable else now
+    )
+    return message
+
+
+def create_and_enqueue(deps: RouterDeps, planned: list[PlannedMessage]) -> int:
+    """Create each message and enqueue its send; returns the tasks created."""
+    tasks = [task for p in planned if (task := _create_message(deps.db, p))]
+    return deps.tasks.enqueue(tasks).created if tasks else 0
+
+
+def _create_message(db: firestore.Client, message: PlannedMessage) -> SendTask | None:
+    ref = message_ref(db, message.message_id)
+    operations.add("writes")
+    try:
+        result = ref.create(message.doc)
+    except gexc.AlreadyExists:
+        return _task_for_existing(ref)
+    if not message.sendable:
+        return None
+    return send_task(message.message_id, message.doc, result.update_time)
+
+
+def _task_for_existing(ref: firestore.DocumentReference) -> SendTask | None:
+    """A redelivery: re-enqueue only a message still waiting to be sent.
+
+    The task name repeats the original, so a send already enqueued is deduped.
+    """
+    operations.add("reads")
+    snapshot = ref.get()
+    data = snapshot.to_dict() or {}
+    if data.get("status_rank") != QUEUED_RANK or data.get("held"):
+        return None
+    return send_task(snapshot.id, data, snapshot.update_time)
+
+
+def record_route(
+    db: firestore.Client, event_id: str, outcome: RouteOutcome, now: datetime
+) -> None:
+    """One write per event; merge, so a redelivery simply rewrites it."""
+    operations.add("writes")
+    event_ref(db, event_id).set(
+        {
+            "status": outcome.status.value,
+            "routed_at": now,
+            "matched": [asdict(m) for m in outcome.matched],
+            "not_matched": [asdict(m) for m in outcome.not_matched],
+        },
+        merge=True,
+    )
+
+
+# ---------------------------------------------------------------- reporting
+
+
+class CausedMessage(BaseModel):
+    id: str
+    campaign_id: str
+    status: MessageStatus
+    skip_reason: str | None = None
+
+
+class EventReport(BaseModel):
+    """GET /v1/events/{event_id}: the event, its routing and its messages."""
+
+    event_id: str
+    type: str | None = None
+    phone: str | None = None
+    properties: dict[str, Any] = {}
+    occurred_at: datetime | None = None
+    received_at: datetime | None = None
+    status: str = EventStatus.RECEIVED.value
+    routed_at: datetime | None = None
+    matched: list[dict[str, str]] = []
+    not_matched: list[dict[str, str]] = []
+    messages: list[CausedMessage] = []
+
+
+def describe_event(db: firestore.Client, event_id: str) -> EventReport | None:
+    snapshot = event_ref(db, event_id).get()
+    if not snapshot.exists:
+        return None
+    # Messages are found by their event_id, not only by the ids recorded on
+    # the event, so the report holds whatever any delivery of it created.
+    query = (
+        db.collection(MESSAGES)
+        .where(filter=firestore.FieldFilter("event_id", "==", event_id))
+        .limit(MAX_REPORTED_MESSAGES)
+    )
+    messages = [_caused_message(s) for s in query.stream()]
+    return EventReport.model_validate(
+        {**(snapshot.to_dict() or {}), "event_id": event_id, "messages": messages}
+    )
+
+
+def _caused_message(snapshot: firestore.DocumentSnapshot) -> CausedMessage:
+    data = snapshot.to_dict() or {}
+    return CausedMessage(
+        id=snapshot.id,
+        campaign_id=data.get("campaign_id", ""),
+        status=status_of(int(data["status_rank"])),
+        skip_reason=data.get("skip_reason"),
+    )

@@ -1,0 +1,406 @@
+"""Reports API on the Firestore emulator: summary, message trail, inbound, dashboard.
+
+Messages are written straight into the emulator by a factory, so each test
+states exactly the outcomes it summarises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import pytest
+
+from shared.audience.consent import set_consent
+from shared.audience.users import ConsentState
+from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
+from shared.campaigns.scheduler import status_counts
+from shared.delivery.messages import Message, message_id_for
+from shared.delivery.receipts import apply_status_callback
+from shared.delivery.status import MessageStatus, rank_of, status_of
+from shared.payloads import StatusCallback
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # the `api` fixture's clock
+LAUNCHED = NOW - timedelta(hours=1)
+_numbers = count(100)
+
+# Statuses whose messages Twilio accepted, so they carry `sent_at`.
+ACCEPTED = {
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+    MessageStatus.UNDELIVERED,
+}
+
+
+def new_phone() -> str:
+    return f"+1415555{next(_numbers):04d}"
+
+
+def make_campaign(db: Any, **fields: Any) -> Campaign:
+    campaign = Campaign(
+        id=f"camp{next(_numbers)}",
+        name="Black Friday",
+        template_id="t1",
+        segment_id="s1",
+        status=CampaignStatus.RUNNING,
+        launch_id="launch1",
+        launched_at=LAUNCHED,
+        recipients_planned=20,
+        created_at=LAUNCHED,
+        **fields,
+    )
+    doc = campaign.model_dump(mode="python", by_alias=True, exclude={"id"})
+    campaign_ref(db, campaign.id).set(doc)
+    return campaign
+
+
+@dataclass
+class MessageFactory:
+    """Writes message documents of one campaign, sent a minute apart."""
+
+    db: Any
+    campaign_id: str
+    sends: int = 0
+    phones: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        status: MessageStatus,
+        *,
+        segments: int = 1,
+        sent: bool | None = None,
+        **fields: Any,
+    ) -> str:
+        phone = fields.pop("phone", None) or new_phone()
+        message_id = message_id_for(self.campaign_id, phone)
+        doc: dict[str, Any] = {
+            "campaign_id": self.campaign_id,
+            "phone": phone,
+            "body": "Hi Pat, 20% off today",
+            "encoding": "GSM-7",
+            "segments": segments,
+            "status_rank": rank_of(status),
+            "send_at": LAUNCHED,
+            "created_at": LAUNCHED,
+            "audit": [],
+            "receipts": [],
+            **fields,
+        }
+        if sent if sent is not None else status in ACCEPTED:
+            doc["sent_at"] = LAUNCHED + timedelta(minutes=self.sends)
+            self.sends += 1
+        self.db.collection("messages").document(message_id).set(doc)
+        self.phones.append(phone)
+        return message_id
+
+
+def mixed_outcomes(db: Any, campaign_id: str) -> MessageFactory:
+    factory = MessageFactory(db, campaign_id)
+    for segments in (1, 1, 2, 3):
+        factory.add(MessageStatus.DELIVERED, segments=segments)
+    # A late delivery after an error: the code stays, but it is no failure.
+    factory.add(MessageStatus.DELIVERED, error_code="30003")
+    factory.add(MessageStatus.READ, segments=2)
+    factory.add(MessageStatus.UNDELIVERED, error_code="30003")
+    factory.add(MessageStatus.UNDELIVERED, error_code="30007")
+    factory.add(MessageStatus.FAILED, error_code="21211")  # refused at send
+    factory.add(MessageStatus.FAILED, sent=True, error_code="30008")
+    factory.add(MessageStatus.FAILED, error_code="63999")  # not in the table
+    factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
+    factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
+    factory.add(MessageStatus.SKIPPED, skip_reason="frequency_cap")
+    factory.add(MessageStatus.SKIPPED, skip_reason="missing_variable")
+    factory.add(MessageStatus.SKIPPED, skip_reason="brand_new_reason")
+    factory.add(MessageStatus.SENT)
+    factory.add(MessageStatus.QUEUED)
+    factory.add(MessageStatus.SENDING)
+    return factory
+
+
+def recount(db: Any, campaign_id: str) -> dict[str, Any]:
+    """What the summary must say, recounted from each message's own fields."""
+    docs = [
+        d.to_dict()
+        for d in db.collection("messages").stream()
+        if d.to_dict()["campaign_id"] == campaign_id
+    ]
+    statuses = Counter(status_of(d["status_rank"]).value for d in docs)
+    failed = [
+        d
+        for d in docs
+        if status_of(d["status_rank"]).value in {"FAILED", "UNDELIVERED"}
+    ]
+    sent = [d for d in docs if d.get("sent_at")]
+    return {
+        "targeted": len(docs),
+        "counts": {s.value: statuses.get(s.value, 0) for s in MessageStatus},
+        "skips": Counter(d["skip_reason"] for d in docs if d.get("skip_reason")),
+        "failures": Counter(d["error_code"] for d in failed),
+        "sent": len(sent),
+        "segments": sum(d["segments"] for d in sent),
+        "first": min(d["sent_at"] for d in sent),
+        "last": max(d["sent_at"] for d in sent),
+        "delivered": statuses["DELIVERED"] + statuses["READ"],
+    }
+
+
+def summary_of(api: Any, campaign_id: str) -> dict[str, Any]:
+    response = api("GET", f"/v1/campaigns/{campaign_id}/summary")
+    assert response.status == 200, response.body
+    body: dict[str, Any] = response.body
+    return body
+
+
+def test_summary_counts_equal_a_recount_of_the_messages(api: Any, db: Any) -> None:
+    campaign = make_campaign(db)
+    mixed_outcomes(db, campaign.id)
+    summary = summary_of(api, campaign.id)
+    expected = recount(db, campaign.id)
+
+    assert summary["targeted"] == expected["targeted"] == 19
+    assert summary["counts"] == expected["counts"]
+    # Reasons outside the known list land in `other`, with nothing lost.
+    assert summary["skips"] == {
+        "no_consent": 2,
+        "frequency_cap": 1,
+        "missing_variable": 1,
+        "other": 1,
+    }
+    assert sum(summary["skips"].values()) == sum(expected["skips"].values())
+    failures = {f["code"]: f["count"] for f in summary["failures"]}
+    assert failures == {"30003": 1, "30007": 1, "21211": 1, "30008": 1, "other": 1}
+    assert sum(failures.values()) == sum(expected["failures"].values())
+    meanings = {f["code"]: f["meaning"] for f in summary["failures"]}
+    assert meanings["30003"] == "Unreachable destination handset"
+    assert summary["sent"] == expected["sent"]
+    assert summary["total_segments"] == expected["segments"]
+    assert summary["delivered"] == expected["delivered"] == 6
+    assert summary["delivery_rate"] == round(6 / (6 + 2 + 3), 4)
+    assert datetime.fromisoformat(summary["first_sent_at"]) == expected["first"]
+    assert datetime.fromisoformat(summary["last_sent_at"]) == expected["last"]
+    minutes = (expected["last"] - expected["first"]).total_seconds() / 60
+    assert summary["throughput_per_minute"] == round(expected["sent"] / minutes, 2)
+    assert summary["planned"] == 20
+    assert summary["frozen"] is False
+
+
+def test_a_campaign_without_messages_has_an_empty_summary(api: Any, db: Any) -> None:
+    summary = summary_of(api, make_campaign(db).id)
+    assert summary["targeted"] == 0
+    assert summary["delivery_rate"] is None
+    assert summary["throughput_per_minute"] is None
+    assert summary["first_sent_at"] is None
+    assert summary["failures"] == []
+    assert summary["opt_outs"] == {"count": 0, "rate": None, "by_source": {}}
+
+
+def test_summary_of_an_unknown_campaign_is_404(api: Any) -> None:
+    response = api("GET", "/v1/campaigns/nope/summary")
+    assert response.status == 404
+    assert response.body["error"]["code"] == "not_found"
+
+
+def stop(db: Any, phone: str, at: datetime, source: str = "keyword") -> None:
+    set_consent(
+        db, phone, ConsentState.STOP, source=source, now=at, create_missing=True
+    )
+
+
+def test_opt_outs_count_recipients_who_stopped_after_their_send(
+    api: Any, db: Any
+) -> None:
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    after, twice, before, skipped = (new_phone() for _ in range(4))
+    for phone in (after, twice, before):
+        factory.add(MessageStatus.DELIVERED, phone=phone)
+    factory.add(MessageStatus.SKIPPED, phone=skipped, skip_reason="no_consent")
+    stop(db, after, LAUNCHED + timedelta(minutes=30))
+    stop(db, twice, LAUNCHED + timedelta(minutes=10), source="carrier_21610")
+    set_consent(db, twice, ConsentState.OPT_IN, source="keyword", now=NOW)
+    stop(db, twice, NOW + timedelta(seconds=1))
+    stop(db, before, LAUNCHED + timedelta(seconds=90))  # sent at +2 min
+    stop(db, new_phone(), LAUNCHED - timedelta(minutes=5))  # before the launch
+    stop(db, skipped, LAUNCHED + timedelta(minutes=20))  # never sent to
+    stop(db, new_phone(), LAUNCHED + timedelta(minutes=20))  # not a recipient
+
+    api.context.clock.now = NOW + timedelta(minutes=1)
+    opt_outs = summary_of(api, campaign.id)["opt_outs"]
+    assert opt_outs["count"] == 2
+    assert opt_outs["by_source"] == {"keyword": 2}
+    assert opt_outs["rate"] == round(2 / 3, 4)
+
+
+def complete(db: Any, campaign: Campaign, at: datetime) -> None:
+    """What the scheduler writes when the last message is final."""
+    campaign_ref(db, campaign.id).update(
+        {
+            "status": CampaignStatus.COMPLETED.value,
+            "completed_at": at,
+            "final_counts": status_counts(db, campaign.id),
+        }
+    )
+
+
+def test_a_completed_campaigns_summary_never_changes(api: Any, db: Any) -> None:
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    undelivered = factory.add(MessageStatus.UNDELIVERED, error_code="30003")
+    factory.add(MessageStatus.DELIVERED)
+    complete(db, campaign, NOW)
+    # A late READ lands after completion, before anyone read the summary.
+    factory.add(MessageStatus.READ)
+
+    first = summary_of(api, campaign.id)
+    assert first["frozen"] is True
+    assert first["counts"]["READ"] == 0, "status counts come from final_counts"
+    assert first["targeted"] == 2
+
+    messages = db.collection("messages")
+    messages.document(undelivered).update({"status_rank": rank_of(MessageStatus.READ)})
+    stop(db, factory.phones[1], NOW + timedelta(minutes=5))
+    api.context.clock.now = NOW + timedelta(hours=2)
+    assert summary_of(api, campaign.id) == first
+
+
+def test_a_running_campaigns_summary_follows_its_messages(api: Any, db: Any) -> None:
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    factory.add(MessageStatus.SENT)
+    assert summary_of(api, campaign.id)["counts"]["SENT"] == 1
+    factory.add(MessageStatus.DELIVERED)
+    summary = summary_of(api, campaign.id)
+    assert summary["counts"]["DELIVERED"] == 1
+    assert summary["delivery_rate"] == 1.0
+
+
+# ---------------------------------------------------------------- one message
+
+
+def status_callback(message_id: str, status: str, **params: str) -> StatusCallback:
+    return StatusCallback(
+        params={"MessageSid": "SM1", "MessageStatus": status, **params},
+        query={"message_id": message_id},
+        received_at=NOW,
+    )
+
+
+def test_a_message_shows_its_audit_and_receipts_in_arrival_order(
+    api: Any, db: Any
+) -> None:
+    campaign = make_campaign(db)
+    audit = [
+        {"step": step, "outcome": "pass", "reason": None, "at": NOW}
+        for step in ("idempotency", "campaign_state", "consent", "quiet_hours")
+    ]
+    message_id = MessageFactory(db, campaign.id).add(MessageStatus.SENT, audit=audit)
+    arrivals = ["sent", "undelivered", "delivered", "sending"]
+    for status in arrivals:
+        extra = {"ErrorCode": "30003"} if status == "undelivered" else {}
+        apply_status_callback(db, status_callback(message_id, status, **extra), NOW)
+
+    response = api("GET", f"/v1/messages/{message_id}")
+    assert response.status == 200
+    message = response.body
+    assert [entry["step"] for entry in message["audit"]] == [
+        "idempotency",
+        "campaign_state",
+        "consent",
+        "quiet_hours",
+    ]
+    assert [r["params"]["MessageStatus"] for r in message["receipts"]] == arrivals
+    assert message["status"] == "DELIVERED"
+    assert message["error_code"] == "30003"
+    Message.model_validate(message)
+
+
+# ---------------------------------------------------------------- inbound
+
+
+def add_inbound(db: Any, sid: str, phone: str, body: str, minutes_ago: int) -> None:
+    classification = body.upper() if body.upper() in {"STOP", "HELP"} else "REPLY"
+    db.collection("inbound").document(sid).set(
+        {
+            "params": {"From": phone, "Body": body, "MessageSid": sid},
+            "phone": phone,
+            "body": body,
+            "classification": classification,
+            "received_at": NOW - timedelta(minutes=minutes_ago),
+            "processed_at": NOW,
+        }
+    )
+
+
+def test_inbound_lists_the_newest_first_with_phones_masked(api: Any, db: Any) -> None:
+    add_inbound(db, "SMa", "+14155550101", "STOP", minutes_ago=30)
+    add_inbound(db, "SMb", "+14155550102", "Is the sale on?", minutes_ago=5)
+    add_inbound(db, "SMc", "+14155550103", "HELP", minutes_ago=10)
+
+    first = api("GET", "/v1/inbound", query={"limit": "2"})
+    assert first.status == 200
+    assert [item["id"] for item in first.body["items"]] == ["SMb", "SMc"]
+    newest = first.body["items"][0]
+    assert newest["phone"] == "+1415***0102"
+    assert newest["body"] == "Is the sale on?"
+    assert newest["classification"] == "REPLY"
+    received = datetime.fromisoformat(newest["received_at"])
+    assert received == NOW - timedelta(minutes=5)
+    token = first.body["next_page_token"]
+    rest = api("GET", "/v1/inbound", query={"limit": "2", "page_token": token})
+    assert [item["id"] for item in rest.body["items"]] == ["SMa"]
+    assert rest.body["items"][0]["classification"] == "STOP"
+    assert rest.body["next_page_token"] is None
+    text = json.dumps([first.body, rest.body])
+    assert "4155550101" not in text and "4155550102" not in text
+
+
+def test_inbound_rejects_a_bad_limit_and_token(api: Any) -> None:
+    assert api("GET", "/v1/inbound", query={"limit": "501"}).status == 400
+    bad = api("GET", "/v1/inbound", query={"page_token": "!!"})
+    assert bad.status == 400
+    assert bad.body["error"]["code"] == "invalid_page_token"
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def test_the_dashboard_counts_users_campaigns_and_the_last_day(
+    api: Any, db: Any
+) -> None:
+    for state in ("OPT_IN", "OPT_IN", "STOP", "OPT_OUT"):
+        db.collection("users").document(new_phone()).set({"consent": {"state": state}})
+    make_campaign(db)
+    make_campaign(db)
+    completed = make_campaign(db)
+    campaign_ref(db, completed.id).update({"status": "COMPLETED"})
+    factory = MessageFactory(db, completed.id)
+    factory.add(MessageStatus.DELIVERED)
+    factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
+    factory.add(MessageStatus.DELIVERED, created_at=NOW - timedelta(hours=25))
+    add_inbound(db, "SM1", new_phone(), "STOP", minutes_ago=60)
+    add_inbound(db, "SM2", new_phone(), "hello", minutes_ago=60)
+    add_inbound(db, "SM3", new_phone(), "HELP", minutes_ago=60 * 25)
+
+    response = api("GET", "/v1/dashboard")
+    assert response.status == 200
+    board = response.body
+    assert board["window_hours"] == 24
+    assert board["users_by_consent_state"] == {"OPT_IN": 2, "OPT_OUT": 1, "STOP": 1}
+    assert board["campaigns_by_status"]["RUNNING"] == 2
+    assert board["campaigns_by_status"]["COMPLETED"] == 1
+    assert sum(board["campaigns_by_status"].values()) == 3
+    assert board["messages_by_status"]["DELIVERED"] == 1
+    assert board["messages_by_status"]["SKIPPED"] == 1
+    assert sum(board["messages_by_status"].values()) == 2
+    assert board["inbound"] == {
+        "total": 2,
+        "by_classification": {"STOP": 1, "START": 0, "HELP": 0, "REPLY": 1},
+    }
+    assert set(board["messages_by_status"]) == {s.value for s in MessageStatus}
