@@ -108,7 +108,8 @@ def function_env(ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]
         "TASKS_BACKEND": "local",
         "LOCAL_TASKS_URL": url(ports["tasks"]),
         "MESSAGE_SENDER_URL": url(ports["message_sender"]) + "/",
-        "SETTLE_SECONDS": "5",
+        # A SENT message without a final receipt counts as settled after this.
+        "SETTLE_SECONDS": "30",
         **extra,
     }
 
@@ -120,11 +121,16 @@ def start_function(name: str, port: int, env: dict[str, str], log_dir: Path) -> 
         "ESE_OPS_COUNTER_FILE": str(log_dir.parent / "ops" / f"{name}.json"),
         "THREADS": env.get(f"THREADS_{name.upper()}", FUNCTION_THREADS.get(name, "8")),
     }
+    source = REPO / "functions" / name / "main.py"
+    if env.get("ESE_FAULTS_FILE"):
+        # Reliability tests: the same function behind the fault-injection wrapper.
+        source = REPO / "local" / "fault_entry.py"
+        env = {**env, "ESE_FUNCTION": name}
     argv = [
         sys.executable,
         "-m",
         "functions_framework",
-        f"--source={REPO / 'functions' / name / 'main.py'}",
+        f"--source={source}",
         f"--target={name}",
         "--host=127.0.0.1",
         f"--port={port}",
@@ -132,6 +138,21 @@ def start_function(name: str, port: int, env: dict[str, str], log_dir: Path) -> 
     if name not in HTTP_FUNCTIONS:
         argv.append("--signature-type=cloudevent")
     return start_process(name, argv, port, log_dir, env)
+
+
+def restart_function(state_dir: Path, name: str) -> None:
+    """Kill one function's process group and start it again (fault tests)."""
+    path = state_dir / "processes.json"
+    records = json.loads(path.read_text())
+    endpoints = json.loads((state_dir / "endpoints.json").read_text())
+    env = function_env(ports_for(int(endpoints["base_port"])), endpoints["extra_env"])
+    for record in records:
+        if record["name"] == name:
+            stop_group(int(record["pgid"]), grace=0.5)
+            server = start_function(name, int(record["port"]), env, state_dir / "logs")
+            record["pgid"] = server.pgid
+            wait_ready(server)
+    path.write_text(json.dumps(records, indent=2))
 
 
 def create_topics(ports: dict[str, int]) -> None:
@@ -216,6 +237,7 @@ def _start_dispatcher(ports: dict[str, int], logs: Path, env: dict[str, str]) ->
         f"--port={ports['tasks']}",
         f"--max-dispatches-per-second={env.get('LOCAL_TASKS_MAX_DPS', '500')}",
         f"--max-concurrent={env.get('LOCAL_TASKS_MAX_CONCURRENT', '16')}",
+        f"--max-backoff={env.get('LOCAL_TASKS_MAX_BACKOFF', '10')}",
     ]
     return start_process("task-dispatcher", argv, ports["tasks"], logs, env)
 
@@ -249,9 +271,13 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{server.name} did not listen (log: {server.log_path})")
 
 
-def endpoints(ports: dict[str, int], state_dir: Path) -> dict[str, Any]:
+def endpoints(
+    ports: dict[str, int], state_dir: Path, extra_env: dict[str, str]
+) -> dict[str, Any]:
     return {
         "state_dir": str(state_dir),
+        "base_port": ports["firestore"],
+        "extra_env": extra_env,
         "api": url(ports["api"]),
         "twilio_webhooks": url(ports["twilio_webhooks"]),
         "campaign_scheduler": url(ports["campaign_scheduler"]),
@@ -290,7 +316,7 @@ def up(base_port: int, state_dir: Path, extra_env: dict[str, str]) -> dict[str, 
         log("start-up failed; stopping what was started")
         down(state_dir)
         raise
-    info = endpoints(ports, state_dir)
+    info = endpoints(ports, state_dir, extra_env)
     (state_dir / "endpoints.json").write_text(json.dumps(info, indent=2))
     elapsed = time.monotonic() - started
     log(f"up in {elapsed:.1f}s; endpoints in {state_dir / 'endpoints.json'}")

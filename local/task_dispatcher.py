@@ -43,7 +43,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -515,6 +515,18 @@ def create_app(dispatcher: TaskDispatcher) -> Flask:
     @app.post("/v1/tasks:purge")
     def purge() -> Response:
         return jsonify({"purged": dispatcher.purge()})
+
+    @app.post("/v1/config")
+    def configure() -> tuple[Response, int]:
+        """Change the fault-injection rate at run time (fault tests)."""
+        body = request.get_json(force=True, silent=True) or {}
+        rate = body.get("duplicate_after_success_rate")
+        if not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            return jsonify({"error": "duplicate_after_success_rate in [0, 1]"}), 400
+        dispatcher.config = replace(
+            dispatcher.config, duplicate_after_success_rate=float(rate)
+        )
+        return jsonify({"duplicate_after_success_rate": rate}), 200
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -478,6 +478,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
 }
 
+SUCCESS_DESCRIPTIONS: dict[int, str] = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+}
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Bad request: unreadable JSON, query parameter or page token",
     401: "Missing or wrong API key",
@@ -538,7 +544,7 @@ def _error_statuses(operation: Operation) -> list[int]:
 
 
 def _responses(operation: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
-    success: dict[str, Any] = {"description": "OK"}
+    success: dict[str, Any] = {"description": SUCCESS_DESCRIPTIONS[operation.status]}
     if isinstance(operation.response, type):
         success["content"] = _json_content(refs[operation.response, "serialization"])
     elif operation.response is not None:

@@ -313,7 +313,7 @@ def erase_user(db: firestore.Client, phone: str, now: datetime) -> Erasure:
         if not snapshot.exists:
             raise UserNotFound(phone)
         user = User.from_doc(snapshot.to_dict() or {})
-        if user.suppressed or user.consent.state in SUPPRESSING_STATES:
+        if user.consent.state in SUPPRESSING_STATES:
             if not user.suppressed:
                 transaction.set(ref, suppression_doc(user, now))
             return Erasure.SUPPRESSED

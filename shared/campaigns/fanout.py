@@ -243,7 +243,8 @@ def reserve_interval(
         return begin
 
     operations.add("writes", 2)
-    return reserve(db.transaction())
+    # Parallel batches contend for the one cursor; retry more than the default.
+    return reserve(db.transaction(max_attempts=20))
 
 
 def _mark_batch_done(

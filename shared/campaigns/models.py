@@ -134,6 +134,10 @@ class Campaign(CampaignSettings):
     failure_reason: str | None = None
     paused_from: CampaignStatus | None = None
     batches_planned: int | None = None
+    batches_published: int | None = None
+    # Message counts per status, frozen when the campaign completes.
+    final_counts: dict[str, int] | None = None
+    cancel_swept: bool | None = None
     recipients_planned: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

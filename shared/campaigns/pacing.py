@@ -3,7 +3,8 @@
 How slots are assigned: `rate_limit_mps` counts segments per second. Each
 campaign launch has one pacing cursor document holding `next_at`, the first
 free instant. A fan-out batch reserves, in one transaction, the interval
-[begin, begin + its segments / rate) where begin = max(next_at, now), and moves
+[begin, begin + its segments / rate) where begin = max(next_at, now + lead),
+the lead leaving time to write and enqueue the batch, and moves
 `next_at` to the end. Inside its interval a batch places its messages back to
 back: message i starts at begin + (segments of messages before i) / rate.
 Reservations never overlap, so batches fanned out in parallel never share a
@@ -13,7 +14,8 @@ number and reuses it, so it plans the same times again.
 Within that plan a one-second window holds at most `rate` segment starts; a
 message of k segments counts whole at its start, so a window can hold up to
 k - 1 more when long messages sit at its edge. Single-segment campaigns are
-exact.
+exact. At send time a per-process guard (shared/delivery/rate_guard.py) keeps
+late tasks from catching up in a burst.
 """
 
 from __future__ import annotations

@@ -56,9 +56,13 @@ def run_tick(
 ) -> TickReport:
     report = TickReport()
     launch_due(db, publisher, now, report)
-    for campaign in _running(db):
+    for campaign in _with_status(db, CampaignStatus.RUNNING):
         with log_context(campaign_id=campaign.id):
             _check_running(db, publisher, tasks, campaign, core, now, report)
+    for campaign in _with_status(db, CampaignStatus.ACTIVE):
+        # Triggered campaigns never complete, but a message held just after
+        # a resume must still go out.
+        resume_held_messages(db, tasks, campaign, now)
     report.swept = sweep_stuck_sends(db, tasks, now)
     finish_cancellations(db, now)
     return report
@@ -95,10 +99,8 @@ def launch_due(
         report.launched.append(snapshot.id)
 
 
-def _running(db: firestore.Client) -> list[Campaign]:
-    query = db.collection(CAMPAIGNS).where(
-        filter=_where("status", "==", CampaignStatus.RUNNING.value)
-    )
+def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]:
+    query = db.collection(CAMPAIGNS).where(filter=_where("status", "==", status.value))
     return [Campaign.from_snapshot(s) for s in query.stream()]
 
 

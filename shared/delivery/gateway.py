@@ -43,11 +43,19 @@ class SendAccepted:
 
 
 class TwilioSendError(Exception):
-    def __init__(self, message: str, code: int | None, http_status: int | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: int | None,
+        http_status: int | None,
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.http_status = http_status
-        self.retriable = is_retriable(http_status, code)
+        # A timeout or a dropped connection: Twilio may have accepted it.
+        self.outcome_unknown = outcome_unknown
+        self.retriable = outcome_unknown or is_retriable(http_status, code)
 
 
 class RedirectingHttpClient(TwilioHttpClient):
@@ -97,8 +105,8 @@ class TwilioGateway:
         except TwilioRestException as exc:
             raise TwilioSendError(str(exc.msg), exc.code, exc.status) from exc
         except (TwilioException, requests.RequestException) as exc:
-            # Timeouts and connection errors: the outcome is unknown, retry later.
-            raise TwilioSendError(str(exc), None, 503) from exc
+            # Timeouts and connection errors: the outcome is unknown.
+            raise TwilioSendError(str(exc), None, None, outcome_unknown=True) from exc
         return SendAccepted(sid=str(created.sid), status=str(created.status))
 
     def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:

@@ -65,12 +65,15 @@ def _quiet_end_after(moment: datetime, zone: ZoneInfo, quiet: QuietHours) -> dat
     """The first end of the quiet period at or after `moment`, in UTC."""
     local = moment.astimezone(zone)
     end = _clock(quiet.end)
+    target = moment.astimezone(UTC_ZONE)
     for day in range(0, 3):
-        candidate = datetime.combine(
-            local.date() + timedelta(days=day), end, tzinfo=zone
-        )
-        if candidate >= local:
-            return candidate.astimezone(UTC_ZONE)
+        wall = datetime.combine(local.date() + timedelta(days=day), end, tzinfo=zone)
+        # A wall time that repeats when clocks go back has two instants
+        # (fold 0 and 1); compare in UTC, where `fold` is not ignored.
+        for candidate in (wall.replace(fold=0), wall.replace(fold=1)):
+            instant = candidate.astimezone(UTC_ZONE)
+            if instant >= target:
+                return instant
     return moment
 
 

@@ -355,6 +355,11 @@ def _send_failed(
     }
     ref = message_ref(deps.db, message.id)
     option = deps.db.write_option(last_update_time=claimed_at)
+    if exc.outcome_unknown:
+        # Twilio may have the message: keep the claim. Retries answer 503
+        # until the lease expires, then reconciliation asks Twilio first.
+        log.warning("Twilio outcome unknown; the claim is kept for reconciliation")
+        return SendResult(503, "outcome_unknown")
     operations.add("writes")
     if exc.retriable:
         # Release the claim so the retried task can send; nothing reached Twilio.

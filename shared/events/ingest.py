@@ -285,7 +285,6 @@ class IngestResult:
     event_ids: list[str | None]
     duplicate_ids: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
-    published: int = 0
 
     @property
     def accepted(self) -> int:
@@ -336,7 +335,7 @@ def ingest_events(
         # publishes them again (see the module docstring).
         raise EventsUnavailable(f"publishing events failed: {exc}") from exc
     ids = [e.event_id if e is not None else None for e in events]
-    return IngestResult(ids, _duplicates(ids, existing), rejected, len(to_publish))
+    return IngestResult(ids, _duplicates(ids, existing), rejected)
 
 
 def _duplicates(ids: Sequence[str | None], existing: set[str]) -> list[str]:

@@ -217,8 +217,7 @@ def route_event(deps: RouterDeps, event: IngestedEvent, now: datetime) -> RouteO
         else:
             planned.append(plan)
             outcome.matched.append(Match(campaign.id, plan.message_id))
-    outcome.enqueued = create_and_enqueue(deps, planned)
-    record_route(deps.db, event.event_id, outcome, now)
+    outcome.enqueued = create_and_record(deps, event.event_id, outcome, planned, now)
     return outcome
 
 
@@ -264,9 +263,36 @@ def _plan_message(
     return message
 
 
-def create_and_enqueue(deps: RouterDeps, planned: list[PlannedMessage]) -> int:
-    """Create each message and enqueue its send; returns the tasks created."""
-    tasks = [task for p in planned if (task := _create_message(deps.db, p))]
+def create_and_record(
+    deps: RouterDeps,
+    event_id: str,
+    outcome: RouteOutcome,
+    planned: list[PlannedMessage],
+    now: datetime,
+) -> int:
+    """Create the messages, record the route, enqueue the sends.
+
+    The common case is one atomic commit: the messages and the event's record
+    together, one round trip. If a message exists already (a redelivery), the
+    commit fails whole and each message is taken one by one instead.
+    Returns the send tasks created.
+    """
+    batch = deps.db.batch()
+    for message in planned:
+        batch.create(message_ref(deps.db, message.message_id), message.doc)
+    batch.set(event_ref(deps.db, event_id), route_record(outcome, now), merge=True)
+    operations.add("writes", len(planned) + 1)
+    try:
+        results = batch.commit()
+    except gexc.AlreadyExists:
+        tasks = [task for p in planned if (task := _create_message(deps.db, p))]
+        record_route(deps.db, event_id, outcome, now)
+    else:
+        tasks = [
+            send_task(p.message_id, p.doc, result.update_time)
+            for p, result in zip(planned, results, strict=False)
+            if p.sendable
+        ]
     return deps.tasks.enqueue(tasks).created if tasks else 0
 
 
@@ -295,20 +321,21 @@ def _task_for_existing(ref: firestore.DocumentReference) -> SendTask | None:
     return send_task(snapshot.id, data, snapshot.update_time)
 
 
+def route_record(outcome: RouteOutcome, now: datetime) -> dict[str, Any]:
+    return {
+        "status": outcome.status.value,
+        "routed_at": now,
+        "matched": [asdict(m) for m in outcome.matched],
+        "not_matched": [asdict(m) for m in outcome.not_matched],
+    }
+
+
 def record_route(
     db: firestore.Client, event_id: str, outcome: RouteOutcome, now: datetime
 ) -> None:
-    """One write per event; merge, so a redelivery simply rewrites it."""
+    """Merged, so an event published without its document still gets one."""
     operations.add("writes")
-    event_ref(db, event_id).set(
-        {
-            "status": outcome.status.value,
-            "routed_at": now,
-            "matched": [asdict(m) for m in outcome.matched],
-            "not_matched": [asdict(m) for m in outcome.not_matched],
-        },
-        merge=True,
-    )
+    event_ref(db, event_id).set(route_record(outcome, now), merge=True)
 
 
 # ---------------------------------------------------------------- reporting

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from shared.audience.users import ConsentState, new_user, user_doc
+from shared.campaigns.dry_run import dry_run
 from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
+from shared.content.store import get_template
 from shared.delivery.messages import encode_version, message_id_for
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
@@ -45,8 +47,14 @@ def core(footer: bool = False) -> CoreSettings:
     return CoreSettings(GCP_PROJECT="ese-test", ADD_OPT_OUT_FOOTER=footer)
 
 
-def make_user(db: Any, phone: str, now: datetime, **attributes: Any) -> None:
-    user = new_user(phone, attributes, None, ConsentState.OPT_IN, "api", now)
+def make_user(
+    db: Any,
+    phone: str,
+    now: datetime,
+    state: ConsentState = ConsentState.OPT_IN,
+    **attributes: Any,
+) -> None:
+    user = new_user(phone, attributes, None, state, "api", now)
     db.collection("users").document(phone).set(user_doc(user))
 
 
@@ -186,15 +194,13 @@ def test_a_redelivered_batch_creates_nothing_and_enqueues_no_new_task(
 def test_a_redelivery_after_a_lost_enqueue_repeats_the_same_task_names(
     ready: Any, clock: Any, task_queue: Any
 ) -> None:
-    from tests.conftest import RecordingTaskQueue
-
     fan_out_batch(ready, task_queue, batch(), core(), clock.now)
     # One message was sent meanwhile; it must not be enqueued again.
     sent_id = message_id_for(CAMPAIGN, PHONES[0])
     ready.collection("messages").document(sent_id).update(
         {"status_rank": rank_of(MessageStatus.SENT)}
     )
-    fresh = RecordingTaskQueue()  # as if the first enqueue never happened
+    fresh = type(task_queue)()  # as if the first enqueue never happened
 
     fan_out_batch(ready, fresh, batch(), core(), clock.now)
 
@@ -471,3 +477,34 @@ def test_a_stale_launch_publishes_nothing(db: Any, clock: Any, publisher: Any) -
     stale = CampaignLaunch(campaign_id=CAMPAIGN, launch_id="older")
     assert evaluate_launch(db, publisher, stale, clock.now).reason == "stale_launch"
     assert publisher.published == []
+
+
+# --- dry run -------------------------------------------------------------------
+
+
+def test_a_dry_run_counts_what_a_launch_would_do_and_writes_nothing(
+    db: Any, clock: Any
+) -> None:
+    make_template(db)
+    campaign = make_campaign(db, clock.now, quiet_hours=None, rate_limit_mps=2.0)
+    make_user(db, PHONES[0], clock.now, city="Colombo", name="Ann")
+    make_user(db, PHONES[1], clock.now, city="Colombo", name="B" + "o" * 170)
+    make_user(db, PHONES[2], clock.now, ConsentState.STOP, city="Colombo", name="Cid")
+    make_user(db, PHONES[3], clock.now, city="Colombo")  # no name
+    make_user(db, "+12125550199", clock.now, city="Kandy", name="Eve")
+    template = get_template(db, TEMPLATE)
+    assert template is not None
+    everyone_in_colombo = {
+        "attribute": "city",
+        "operator": "equals",
+        "value": "Colombo",
+    }
+
+    report = dry_run(db, campaign, template, everyone_in_colombo, core(), clock.now)
+
+    assert report["targeted"] == 4
+    assert report["eligible"] == 2
+    assert report["skips"] == {"no_consent": 1, "missing_variable": 1}
+    assert report["total_segments"] == 3  # "Hi Bo…o" is 174 characters: 2 segments
+    assert report["estimated_duration_seconds"] == 1.5
+    assert messages_by_id(db) == {}

@@ -333,6 +333,17 @@ def test_the_tick_resumes_messages_held_after_a_resume(
     assert db.collection("messages").document(held).get().to_dict()["held"] is False
 
 
+def test_the_tick_resumes_held_messages_of_an_active_triggered_campaign(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    make_campaign(db, C.ACTIVE, trigger={"event": "order_shipped"}, segment_id=None)
+    held = make_message(db, clock.now, 1, S.QUEUED, held=True)
+
+    tick(db, publisher, task_queue, clock.now)
+
+    assert [t.body["message_id"] for t in task_queue.tasks] == [held]
+
+
 # --- the tick: stuck sends and cancellations -----------------------------------
 
 

@@ -206,3 +206,14 @@ def test_triggered_lifecycle_and_resume_re_enqueues_held_messages(
     cancelled = api("POST", f"/v1/campaigns/{campaign_id}/cancel")
     assert cancelled.body["status"] == "CANCELLED"
     assert api("POST", f"/v1/campaigns/{campaign_id}/resume").status == 409
+
+
+def test_an_event_published_without_its_document_still_gets_a_record(
+    api: Any, db: Any, router: Any, clock: Any
+) -> None:
+    add_user(api)
+    triggered_campaign(api)
+    route_event(router(), event(clock, event_id="direct-1"), clock())
+    recorded = event_doc(db, "direct-1")
+    assert recorded["status"] == "matched"
+    assert recorded["routed_at"] == clock.now

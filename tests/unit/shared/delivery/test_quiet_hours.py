@@ -164,15 +164,6 @@ def test_the_start_of_daylight_saving_time_in_new_york() -> None:
     assert until == datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: shared/delivery/quiet_hours.py _quiet_end_after compares two "
-        "datetimes with the same tzinfo, which Python compares as wall clocks "
-        "(fold ignored), so in the repeated hour it returns the first 01:30 "
-        "(05:30 UTC), a time before now"
-    ),
-)
 def test_a_window_ending_in_the_repeated_hour_ends_after_now() -> None:
     # 06:10 UTC on 2026-11-01 is 01:10 EST, the second pass of 01:10 in New
     # York: still quiet under 00:00-01:30, which ends at 01:30 EST (06:30 UTC).
