@@ -88,7 +88,7 @@ def seed_users(
     )
     phones = []
     for i in range(first, first + count):
-        phone = f"+1415{i:07d}"
+        phone = f"+1415{2_000_000 + i:07d}"  # valid NANP numbers
         phones.append(phone)
         writer.set(
             db.collection("users").document(phone),

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from local import emulators, stack
+from local import cli, emulators, stack
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "data" / "seed-samples"
@@ -168,6 +168,21 @@ def main() -> int:
     sent = requests.get(endpoints["simulator"] + "/_sim/messages", timeout=10).json()
     say(f"final counts: {dict(counts)}")
     say(f"the Twilio simulator accepted {len(sent['messages'])} messages")
+    say(
+        f"the summary, as the operator CLI shows it (python -m local.cli "
+        f"campaigns summary {campaign_id}):"
+    )
+    cli.main(
+        [
+            "--base-url",
+            endpoints["api"],
+            "--api-key",
+            endpoints["api_key"],
+            "campaigns",
+            "summary",
+            campaign_id,
+        ]
+    )
     say(f"API: {endpoints['api']} (Authorization: Bearer {endpoints['api_key']})")
     say(f"endpoints: {STATE / 'endpoints.json'}; logs: {STATE / 'logs'}")
     say("the stack keeps running for exploring; stop it with: make down")

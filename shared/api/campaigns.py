@@ -128,7 +128,7 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     patch = parse_model(raw, CampaignPatch)
     changes = patch.model_dump(mode="python", by_alias=True, include=set(raw))
     if (
-        "template_id" in changes
+        changes.get("template_id") is not None
         and get_template(context.db, changes["template_id"]) is None
     ):
         raise ApiError(422, "unknown_template", "template_id names no template")

@@ -74,7 +74,7 @@ class ApiRequest:
             raise ApiError(400, "invalid_json", "a JSON body is required")
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ApiError(
                 400, "invalid_json", f"body is not valid JSON: {exc}"
             ) from exc
@@ -112,6 +112,16 @@ def parse_model(data: Any, model: type[ModelT]) -> ModelT:
 
 def parse_body(request: ApiRequest, model: type[ModelT]) -> ModelT:
     return parse_model(request.json(), model)
+
+
+def is_document_id(value: str) -> bool:
+    """Firestore's rules for a document id (no slash, no dots-only, no __x__)."""
+    return (
+        0 < len(value.encode()) <= 1500
+        and "/" not in value
+        and value not in (".", "..")
+        and not (value.startswith("__") and value.endswith("__"))
+    )
 
 
 Handler = Callable[[ApiRequest, Any], ApiResponse]
@@ -155,6 +165,9 @@ class Router:
                 allowed.append(route.method)
                 continue
             request.path_params = match.groupdict()
+            if not all(is_document_id(v) for v in request.path_params.values()):
+                # No document can have such an id, so there is nothing to find.
+                raise ApiError(404, "not_found", f"no resource at {request.path}")
             return route.handler(request, context)
         if allowed:
             raise ApiError(

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.api.http import ApiError, ApiRequest
+from shared.api.http import ApiError, ApiRequest, is_document_id
 
 MAX_LIMIT = 500
 
@@ -21,10 +21,17 @@ def page_limit(request: ApiRequest, default: int = 50) -> int:
 
 
 def _decode(token: str) -> str:
+    """The document id a page token names; anything else is a 400."""
+    invalid = ApiError(400, "invalid_page_token", "page_token is not valid")
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        doc_id = base64.b64decode(
+            token.encode(), altchars=b"-_", validate=True
+        ).decode()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
+        raise invalid from exc
+    if not is_document_id(doc_id):
+        raise invalid
+    return doc_id
 
 
 def paged(

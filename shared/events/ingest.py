@@ -291,29 +291,6 @@ class IngestResult:
         return sum(1 for event_id in self.event_ids if event_id is not None)
 
 
-def validate_events(
-    items: Sequence[Any], now: datetime, default_region: str
-) -> tuple[list[IngestedEvent | None], list[Rejection]]:
-    events: list[IngestedEvent | None] = []
-    rejected: list[Rejection] = []
-    for index, raw in enumerate(items):
-        try:
-            events.append(validate_event(raw, now, default_region))
-        except InvalidEvent as exc:
-            events.append(None)
-            rejected.append(Rejection(index, str(exc)))
-    return events, rejected
-
-
-def first_of_each_id(events: Iterable[IngestedEvent | None]) -> list[IngestedEvent]:
-    """An id repeated within one request is stored once: the first one wins."""
-    seen: dict[str, IngestedEvent] = {}
-    for event in events:
-        if event is not None and event.event_id not in seen:
-            seen[event.event_id] = event
-    return list(seen.values())
-
-
 def ingest_events(
     db: firestore.Client,
     publisher: Publisher,
@@ -323,18 +300,26 @@ def ingest_events(
     retention: timedelta,
 ) -> IngestResult:
     """Validate, store and publish a batch; a bad event never sinks the rest."""
-    events, rejected = validate_events(items, now, default_region)
-    unique = first_of_each_id(events)
-    created, existing = store_events(db, unique, now, retention)
-    to_publish = [e for e in unique if e.event_id in created]
-    to_publish += unrouted_events(db, existing)
+    store = EventStore(db, now, retention)
+    ids: list[str | None] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(items):
+        try:
+            event = validate_event(raw, now, default_region)
+        except InvalidEvent as exc:
+            ids.append(None)
+            rejected.append(Rejection(index, str(exc)))
+            continue
+        ids.append(event.event_id)
+        store.add(event)
+    created, existing = store.close()
+    to_publish = created + unrouted_events(db, existing)
     try:
         publish_events(publisher, to_publish)
     except Exception as exc:
         # Stored but maybe unpublished: the retry finds them `received` and
         # publishes them again (see the module docstring).
         raise EventsUnavailable(f"publishing events failed: {exc}") from exc
-    ids = [e.event_id if e is not None else None for e in events]
     return IngestResult(ids, _duplicates(ids, existing), rejected)
 
 
@@ -369,40 +354,58 @@ def _failure_id(failure: BulkWriteFailure) -> str:
     return str(getattr(failure.operation, "reference").id)  # noqa: B009
 
 
-def store_events(
-    db: firestore.Client,
-    events: Sequence[IngestedEvent],
-    now: datetime,
-    retention: timedelta,
-) -> tuple[set[str], set[str]]:
-    """Create each event's document; returns the created and the existing ids."""
-    created: set[str] = set()
-    existing: set[str] = set()
-    failed: list[str] = []
+class EventStore:
+    """Creates event documents with `create()`, the duplicate check.
 
-    def on_result(ref: BaseDocumentReference, _: WriteResult, __: BulkWriter) -> None:
-        created.add(ref.id)
+    Writes go out while later events of the batch are still being validated:
+    BulkWriter sends each batch of 20 from its own threads. An id repeated
+    within one request is written once; the first one wins.
+    """
 
-    def on_error(failure: BulkWriteFailure, _: BulkWriter) -> bool:
+    def __init__(self, db: firestore.Client, now: datetime, retention: timedelta):
+        self._db = db
+        self._now = now
+        self._retention = retention
+        self._added: dict[str, IngestedEvent] = {}
+        self._created: set[str] = set()
+        self._existing: set[str] = set()
+        self._failed: list[str] = []
+        self._writer = db.bulk_writer(options=_WRITER_OPTIONS)
+        self._writer.on_write_result(self._on_result)
+        self._writer.on_write_error(self._on_error)
+
+    def add(self, event: IngestedEvent) -> None:
+        if event.event_id in self._added:
+            return
+        self._added[event.event_id] = event
+        doc = event_doc(event, self._now, self._retention)
+        self._writer.create(event_ref(self._db, event.event_id), doc)
+
+    def close(self) -> tuple[list[IngestedEvent], set[str]]:
+        """Wait for every write: the events created, and the ids that existed."""
+        self._writer.close()
+        operations.add("writes", len(self._added))
+        if self._failed:
+            # Nothing is published: the retried batch publishes what was stored.
+            raise EventsUnavailable(
+                f"{len(self._failed)} event writes failed: {self._failed[:3]}"
+            )
+        created = [e for i, e in self._added.items() if i in self._created]
+        return created, set(self._existing)
+
+    def _on_result(
+        self, ref: BaseDocumentReference, _: WriteResult, __: BulkWriter
+    ) -> None:
+        self._created.add(ref.id)
+
+    def _on_error(self, failure: BulkWriteFailure, _: BulkWriter) -> bool:
         if failure.code == ALREADY_EXISTS:
-            existing.add(_failure_id(failure))
+            self._existing.add(_failure_id(failure))
             return False
         if failure.attempts < 5:
             return True
-        failed.append(f"{_failure_id(failure)}: {failure.message}")
+        self._failed.append(f"{_failure_id(failure)}: {failure.message}")
         return False
-
-    writer = db.bulk_writer(options=_WRITER_OPTIONS)
-    writer.on_write_result(on_result)
-    writer.on_write_error(on_error)
-    for event in events:
-        writer.create(event_ref(db, event.event_id), event_doc(event, now, retention))
-    writer.close()
-    operations.add("writes", len(events))
-    if failed:
-        # Nothing is published: the retried batch publishes what was stored.
-        raise EventsUnavailable(f"{len(failed)} event writes failed: {failed[:3]}")
-    return created, existing
 
 
 def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:

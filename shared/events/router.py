@@ -281,13 +281,14 @@ def create_and_record(
     for message in planned:
         batch.create(message_ref(deps.db, message.message_id), message.doc)
     batch.set(event_ref(deps.db, event_id), route_record(outcome, now), merge=True)
-    operations.add("writes", len(planned) + 1)
     try:
         results = batch.commit()
     except gexc.AlreadyExists:
         tasks = [task for p in planned if (task := _create_message(deps.db, p))]
         record_route(deps.db, event_id, outcome, now)
     else:
+        operations.add("writes", len(planned) + 1)
+        # Results come in write order; the last one is the event's record.
         tasks = [
             send_task(p.message_id, p.doc, result.update_time)
             for p, result in zip(planned, results, strict=False)

@@ -17,10 +17,8 @@ from shared.events.ingest import (
     InvalidEvent,
     TooManyEvents,
     UnreadableLine,
-    first_of_each_id,
     parse_event_body,
     validate_event,
-    validate_events,
     validate_trigger,
 )
 
@@ -148,25 +146,9 @@ def test_a_non_object_is_rejected() -> None:
         validate_event(["type"], NOW, "US")
 
 
-def test_a_bad_event_is_rejected_alone_at_its_index() -> None:
-    items = [event(), event(phone="nope"), UnreadableLine("line is not JSON"), event()]
-    events, rejected = validate_events(items, NOW, "US")
-    assert [r.index for r in rejected] == [1, 2]
-    assert rejected[1].error == "line is not JSON"
-    assert [e is not None for e in events] == [True, False, False, True]
-
-
-def test_an_id_repeated_in_one_request_is_kept_once() -> None:
-    events, _ = validate_events(
-        [event(event_id="a"), event(event_id="b"), event(event_id="a", type="x")],
-        NOW,
-        "US",
-    )
-    kept = first_of_each_id(events)
-    assert [(e.event_id, e.type) for e in kept] == [
-        ("a", "order.shipped"),
-        ("b", "order.shipped"),
-    ]
+def test_an_unreadable_line_is_rejected_with_its_error() -> None:
+    with pytest.raises(InvalidEvent, match="line is not JSON"):
+        validate_event(UnreadableLine("line is not JSON"), NOW, "US")
 
 
 # ---------------------------------------------------------------- triggers
