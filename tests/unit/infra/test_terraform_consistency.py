@@ -60,6 +60,31 @@ REQUIRED_COMPOSITE_INDEXES = [
     ("messages", (("status_rank", "ASCENDING"), ("lease_until", "ASCENDING"))),
     # shared/campaigns/scheduler.py launch_due: due scheduled campaigns
     ("campaigns", (("status", "ASCENDING"), ("schedule_at", "ASCENDING"))),
+    # shared/campaigns/summary.py: sends and their segments, first and last send
+    (
+        "messages",
+        (
+            ("campaign_id", "ASCENDING"),
+            ("sent_at", "ASCENDING"),
+            ("segments", "ASCENDING"),
+        ),
+    ),
+    ("messages", (("campaign_id", "ASCENDING"), ("sent_at", "DESCENDING"))),
+    # shared/campaigns/summary.py: opt-outs after send (triggered campaigns)
+    (
+        "messages",
+        (
+            ("campaign_id", "ASCENDING"),
+            ("phone", "ASCENDING"),
+            ("sent_at", "ASCENDING"),
+        ),
+    ),
+    # shared/api/reports.py dashboard: messages per status over 24 h
+    ("messages", (("status_rank", "ASCENDING"), ("created_at", "ASCENDING"))),
+    # shared/api/reports.py dashboard: inbound per classification over 24 h
+    ("inbound", (("classification", "ASCENDING"), ("received_at", "ASCENDING"))),
+    # shared/campaigns/summary.py: STOPs in the campaign's window (group query)
+    ("consent_events", (("to", "ASCENDING"), ("at", "ASCENDING"))),
 ]
 
 TTL_FIELDS = [
