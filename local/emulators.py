@@ -90,6 +90,15 @@ def start_process(
     return Server(name, process.pid, port, log_path)
 
 
+def _reap(pid: int) -> None:
+    """Collect the exited group leader if we started it, so it is not a zombie
+    that keeps the group alive."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def stop_group(pgid: int, grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after `grace`."""
     try:
@@ -98,6 +107,7 @@ def stop_group(pgid: int, grace: float = 5.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        _reap(pgid)
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -107,6 +117,8 @@ def stop_group(pgid: int, grace: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    time.sleep(0.1)
+    _reap(pgid)
 
 
 def wait_http(url: str, timeout: float = 60.0, server: Server | None = None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -272,7 +273,8 @@ def _outbound(
         to=message.phone,
         body=message.body,
         status_callback=(
-            f"{deps.twilio.public_base_url}/twilio/status?message_id={message.id}"
+            f"{deps.twilio.public_base_url}/twilio/status"
+            f"?message_id={quote(message.id, safe='')}"
         ),
         messaging_service_sid=mss,
         from_number=from_number,
