@@ -51,6 +51,7 @@ FUNCTION_THREADS = {
     "message_sender": "32",
     "twilio_webhooks": "16",
     "receipt_updater": "16",
+    "event_router": "16",
 }
 
 

@@ -23,6 +23,12 @@ from shared.campaigns.models import (
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.delivery.messages import MESSAGES, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
+from shared.events.ingest import (
+    EVENTS,
+    EventStatus,
+    publish_events,
+    stored_event,
+)
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import count_of
 from shared.platform.logging import get_logger, log_context
@@ -41,6 +47,7 @@ class TickReport:
     relaunched: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     swept: int = 0
+    republished_events: int = 0
 
 
 def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
@@ -65,7 +72,25 @@ def run_tick(
         resume_held_messages(db, tasks, campaign, now)
     report.swept = sweep_stuck_sends(db, tasks, now)
     finish_cancellations(db, now)
+    report.republished_events = republish_stranded_events(db, publisher, now)
     return report
+
+
+def republish_stranded_events(
+    db: firestore.Client, publisher: Publisher, now: datetime
+) -> int:
+    """Publish again events stored but never routed (their publish was lost
+    and the caller did not retry); the router is idempotent per event."""
+    stranded = (
+        db.collection(EVENTS)
+        .where(filter=_where("status", "==", EventStatus.RECEIVED.value))
+        .where(filter=_where("received_at", "<", now - LOST_LAUNCH_AFTER))
+        .limit(SWEEP_LIMIT)
+    )
+    events = [stored_event(snapshot) for snapshot in stranded.stream()]
+    if events:
+        publish_events(publisher, events)
+    return len(events)
 
 
 def finish_cancellations(db: firestore.Client, now: datetime) -> None:

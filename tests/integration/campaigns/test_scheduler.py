@@ -408,3 +408,28 @@ def test_the_tick_finishes_a_cancellation_the_request_could_not(
     sent_doc = db.collection("messages").document(sent).get().to_dict()
     assert status_of(sent_doc["status_rank"]) is S.SENT
     assert campaign_doc(db)["cancel_swept"] is True
+
+
+def test_the_tick_republishes_events_stored_but_never_routed(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    from shared.events.ingest import event_doc, validate_event
+
+    def stored(event_id: str, received_at: datetime, status: str) -> None:
+        event = validate_event(
+            {"event_id": event_id, "type": "order_shipped", "phone": "+14155550100"},
+            received_at,
+            "US",
+        )
+        doc = {**event_doc(event, received_at, timedelta(days=30)), "status": status}
+        db.collection("events").document(event_id).set(doc)
+
+    stored("stranded", clock.now - timedelta(minutes=10), "received")
+    stored("fresh", clock.now - timedelta(seconds=5), "received")
+    stored("routed", clock.now - timedelta(minutes=10), "matched")
+
+    report = tick(db, publisher, task_queue, clock.now)
+
+    events = [p for t, p, _ in publisher.published if t == Topic.EVENTS.value]
+    assert [e.event_id for e in events] == ["stranded"]
+    assert report.republished_events == 1
