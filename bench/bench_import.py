@@ -58,6 +58,13 @@ def write_csv(rows: int) -> Path:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. Linux carries ru_maxrss across fork and exec,
+    so a child would report its parent's peak; VmHWM is the child's own."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

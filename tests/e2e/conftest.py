@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from local import emulators, stack
 
@@ -27,6 +29,10 @@ class Stack:
         self.endpoints = endpoints
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {endpoints['api_key']}"
+        # gunicorn closes idle keep-alive connections after 2 s; a poll that
+        # reuses one just then is reset. Reads are safe to send again.
+        retry = Retry(total=3, connect=3, read=3, allowed_methods={"GET"})
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(

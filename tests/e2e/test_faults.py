@@ -86,6 +86,8 @@ def fault_stack() -> Iterator[FaultStack]:
     env = {
         "ESE_FAULTS_FILE": str(faults_file),
         "SENDING_LEASE_SECONDS": "6",
+        # Receipts queue up behind the faults; complete only once they land.
+        "SETTLE_SECONDS": "600",
         "SCHEDULER_TICK_SECONDS": "2",
         "LOCAL_TASKS_MAX_BACKOFF": "2",
         "LOCAL_TASKS_MAX_CONCURRENT": "32",
@@ -105,10 +107,17 @@ def faulty(fault_stack: FaultStack) -> FaultStack:
     return fault_stack
 
 
+_next_first_number = [0]
+
+
 def seed_audience(e2e: FaultStack, city: str, count: int) -> list[str]:
+    """Each test gets numbers of its own, so a send still in flight from an
+    earlier test can never look like a second send in this one."""
     from bench.stack_support import seed_users
 
-    return seed_users(e2e.firestore(), count, {"city": city})
+    first = _next_first_number[0]
+    _next_first_number[0] += count
+    return seed_users(e2e.firestore(), count, {"city": city}, first=first)
 
 
 def launch_campaign(e2e: FaultStack, city: str) -> str:
