@@ -14,7 +14,11 @@ from shared.audience import imports
 pytestmark = pytest.mark.integration
 
 SEED_SAMPLES = Path(
-    os.environ.get("SEED_SAMPLES_DIR", "/work/shared/data/seed-samples")
+    os.environ.get(
+        "SEED_SAMPLES_DIR",
+        # ../shared beside the repository, as on developers' machines and in CI
+        Path(__file__).resolve().parents[3].parent / "shared/data/seed-samples",
+    )
 )
 
 
