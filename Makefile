@@ -37,5 +37,15 @@ status:
 demo: install
 	$(PY) -m local.demo
 
+# Every benchmark, one after another; each prints its own figures.
+bench: install
+	$(PY) bench/bench_render.py
+	$(PY) bench/bench_import.py
+	$(PY) bench/bench_segments.py
+	$(PY) bench/bench_webhooks.py
+	$(PY) bench/bench_events.py
+	$(PY) bench/bench_pacing.py
+	$(PY) bench/bench_pipeline.py --recipients 2000 10000 20000
+
 clean: down
 	rm -rf .local
