@@ -62,6 +62,8 @@ MAX_DEPTH = 5
 MAX_CONDITIONS = 50
 MAX_LIST_VALUES = 500
 MAX_DAYS = 36_500
+# Firestore refuses to query on a string longer than it indexes (1,500 bytes).
+MAX_VALUE_BYTES = 1_500
 # Results stream, so a page costs no memory; fewer, longer queries matter on
 # the emulator, whose every query costs time in proportion to the collection.
 SCAN_PAGE_SIZE = 10_000
@@ -292,7 +294,16 @@ def _finite_number(value: Any) -> bool:
     )
 
 
+def _too_long(value: Any) -> bool:
+    return isinstance(value, str) and len(value.encode()) > MAX_VALUE_BYTES
+
+
+TOO_LONG = f"must be at most {MAX_VALUE_BYTES} bytes long"
+
+
 def _scalar(value: Any) -> str | None:
+    if _too_long(value):
+        return TOO_LONG
     if isinstance(value, str | bool) or _finite_number(value):
         return None
     return "must be a string, a finite number or a boolean"
@@ -311,10 +322,14 @@ def _scalar_list(value: Any) -> str | None:
 
 
 def _prefix(value: Any) -> str | None:
+    if _too_long(value):
+        return TOO_LONG
     return None if isinstance(value, str) and value else "must be a non-empty string"
 
 
 def _orderable(value: Any) -> str | None:
+    if _too_long(value):
+        return TOO_LONG
     if isinstance(value, str) or _finite_number(value):
         return None
     return "must be a number or a string (ISO dates compare as dates)"

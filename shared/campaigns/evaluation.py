@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.cloud import firestore
 from pydantic_core import to_jsonable_python
 
-from shared.audience.segments import iter_segment_users
+from shared.audience.segments import (
+    SegmentDefinitionError,
+    iter_segment_users,
+    validate_definition,
+)
 from shared.audience.users import User
-from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
+from shared.campaigns.lifecycle import IllegalTransition, transition
+from shared.campaigns.models import (
+    Campaign,
+    CampaignAction,
+    CampaignStatus,
+    campaign_ref,
+)
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.pubsub import Publisher, Topic
 
@@ -72,6 +83,28 @@ def _launch_problem(campaign: Campaign | None, launch: CampaignLaunch) -> str | 
     return None
 
 
+def _definition_problem(definition: Any) -> str | None:
+    if definition is None:
+        return "segment_not_found"
+    try:
+        validate_definition(definition)
+    except SegmentDefinitionError as error:
+        # Stored before a rule tightened, or written around the API.
+        return f"invalid_segment: {error.path} {error.reason}"
+    return None
+
+
+def _fail_campaign(
+    db: firestore.Client, campaign_id: str, reason: str, now: datetime
+) -> None:
+    try:
+        transition(
+            db, campaign_id, CampaignAction.FAIL, now, {"failure_reason": reason}
+        )
+    except IllegalTransition:
+        pass  # cancelled meanwhile, or a redelivery after the first failed it
+
+
 def evaluate_launch(
     db: firestore.Client, publisher: Publisher, launch: CampaignLaunch, now: datetime
 ) -> EvaluationResult:
@@ -88,8 +121,11 @@ def evaluate_launch(
         return EvaluationResult(False, reason=problem)
     segment = db.collection(SEGMENTS).document(campaign.segment_id or "-").get()
     definition = (segment.to_dict() or {}).get("definition") if segment.exists else None
-    if definition is None:
-        return EvaluationResult(False, reason="segment_not_found")
+    problem = _definition_problem(definition)
+    if problem or definition is None:
+        # Retrying cannot help: the campaign fails with the reason, visibly.
+        _fail_campaign(db, campaign.id, problem or "segment_not_found", now)
+        return EvaluationResult(False, reason=problem)
     batches = recipients = 0
     pending: list[RecipientBatch] = []
     users = iter_segment_users(db, definition, now)

@@ -55,6 +55,7 @@ BROADCAST_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatu
     (A.COMPLETE, S.RUNNING): S.COMPLETED,
     (A.FAIL, S.SCHEDULED): S.FAILED,
     (A.FAIL, S.RUNNING): S.FAILED,
+    (A.FAIL, S.PAUSED): S.FAILED,
 }
 TRIGGERED_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
     (A.ACTIVATE, S.DRAFT): S.ACTIVE,

@@ -12,13 +12,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from liquid import Environment, Mode, RenderContext, Undefined
+from liquid.ast import Node
 from liquid.builtin.expressions import FilteredExpression, Path
+from liquid.builtin.expressions.primitive import IntegerLiteral, RangeLiteral
 from liquid.builtin.output import Output, OutputNode
 from liquid.builtin.tags.echo_tag import EchoNode, EchoTag
-from liquid.exceptions import LiquidError
+from liquid.exceptions import LiquidError, ResourceLimitError
 from liquid.expression import Expression
 from liquid.static_analysis import TemplateAnalysis
 from liquid.stringify import to_liquid_string
@@ -214,6 +216,59 @@ _environment = _MessageEnvironment(
 )
 
 
+class RangeLimitError(ResourceLimitError):
+    """A range literal spans more items than one render may handle."""
+
+
+class _BoundedRangeLiteral(RangeLiteral):
+    """A range no longer than the loop limit.
+
+    Loops over a range are already bounded, but a filter such as `join` turns
+    the whole range into a list first: `(1..100000000000) | join` would exhaust
+    memory before any output limit is checked. Bounds may come from contact
+    data, so the check happens when the range is built.
+    """
+
+    __slots__ = ()
+
+    def _make_range(self, start: Any, stop: Any) -> range:
+        made = super()._make_range(start, stop)
+        if len(made) > _MessageEnvironment.loop_iteration_limit:
+            raise RangeLimitError(
+                f"range longer than {_MessageEnvironment.loop_iteration_limit} items",
+                token=self.token,
+            )
+        return made
+
+    def check_literal_bounds(self) -> None:
+        """Reject `(1..100000000)` when the template is saved, not at send."""
+        if isinstance(self.start, IntegerLiteral) and isinstance(
+            self.stop, IntegerLiteral
+        ):
+            self._make_range(self.start.value, self.stop.value)
+
+
+def _expressions_within(expression: Expression) -> Iterator[Expression]:
+    yield expression
+    for child in expression.children():
+        yield from _expressions_within(child)
+
+
+def _bound_ranges(template: BoundTemplate) -> None:
+    # Liquid's parser builds RangeLiteral directly, so the bound is swapped in
+    # on the parsed tree; the subclass adds behaviour only, no state.
+    static_context = RenderContext(template)
+    pending: list[Node] = list(template.nodes)
+    while pending:
+        node = pending.pop()
+        for root in node.expressions():
+            for expression in _expressions_within(root):
+                if type(expression) is RangeLiteral:
+                    expression.__class__ = _BoundedRangeLiteral
+                    cast(_BoundedRangeLiteral, expression).check_literal_bounds()
+        pending.extend(node.children(static_context, include_partials=False))
+
+
 @dataclass(frozen=True)
 class CompiledTemplate:
     source: str
@@ -261,6 +316,7 @@ def compile_template(body: str) -> CompiledTemplate:
     try:
         template = _environment.from_string(body)
         analysis = template.analyze(include_partials=False)
+        _bound_ranges(template)
     except LiquidError as error:
         raise TemplateSyntaxError(_line_of(error, body), str(error.message)) from error
     _reject_unknown_filters(body, analysis)

@@ -472,6 +472,42 @@ def test_a_launch_is_published_in_batches_of_at_most_500_once(
     assert len(publisher.published) == 3
 
 
+@pytest.mark.parametrize(
+    ("definition", "reason"),
+    [
+        pytest.param(None, "segment_not_found", id="segment-deleted"),
+        pytest.param(
+            {"attribute": "city", "operator": "between", "value": 1},
+            "invalid_segment: $.operator",
+            id="stored-before-a-rule-tightened",
+        ),
+    ],
+)
+@pytest.mark.parametrize("status", [CampaignStatus.RUNNING, CampaignStatus.PAUSED])
+def test_a_segment_that_cannot_be_evaluated_fails_the_campaign_with_its_reason(
+    db: Any,
+    clock: Any,
+    publisher: Any,
+    definition: dict[str, Any] | None,
+    reason: str,
+    status: CampaignStatus,
+) -> None:
+    make_campaign(db, clock.now, status=status)
+    if definition is not None:
+        db.collection("segments").document("everyone").set({"definition": definition})
+    launch = CampaignLaunch(campaign_id=CAMPAIGN, launch_id=LAUNCH)
+
+    result = evaluate_launch(db, publisher, launch, clock.now)
+    again = evaluate_launch(db, publisher, launch, clock.now)
+
+    assert not result.evaluated and result.reason and reason in result.reason
+    assert again.reason == "campaign_failed"
+    doc = db.collection("campaigns").document(CAMPAIGN).get().to_dict()
+    assert doc["status"] == "FAILED"
+    assert reason in doc["failure_reason"]
+    assert publisher.published == []
+
+
 def test_a_stale_launch_publishes_nothing(db: Any, clock: Any, publisher: Any) -> None:
     make_campaign(db, clock.now)
     stale = CampaignLaunch(campaign_id=CAMPAIGN, launch_id="older")

@@ -9,6 +9,7 @@ import pytest
 
 from shared.audience.segments import (
     MAX_CONDITIONS,
+    MAX_VALUE_BYTES,
     SegmentDefinitionError,
     matches_properties,
     plan_query,
@@ -113,6 +114,19 @@ def test_conditions_are_limited_to_fifty() -> None:
     with pytest.raises(SegmentDefinitionError) as error:
         validate_definition(group)
     assert error.value.path == f"$.conditions[{MAX_CONDITIONS}]"
+
+
+@pytest.mark.parametrize("operator", ["equals", "gte", "starts_with", "in"])
+def test_string_values_are_limited_to_what_firestore_can_query(operator: str) -> None:
+    def definition(text: str) -> dict[str, Any]:
+        value: Any = [text] if operator == "in" else text
+        return cond("city", operator, value)
+
+    validate_definition(definition("x" * MAX_VALUE_BYTES))
+    with pytest.raises(SegmentDefinitionError) as error:
+        # Bytes, not characters: Firestore's limit is on the UTF-8 encoding.
+        validate_definition(definition("é" * (MAX_VALUE_BYTES // 2 + 1)))
+    assert f"at most {MAX_VALUE_BYTES} bytes" in error.value.reason
 
 
 def test_seed_system_form_is_valid() -> None:

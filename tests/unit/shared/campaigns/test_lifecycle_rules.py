@@ -92,6 +92,7 @@ def test_the_broadcast_table_is_the_designed_machine() -> None:
         (A.COMPLETE, S.RUNNING): S.COMPLETED,
         (A.FAIL, S.SCHEDULED): S.FAILED,
         (A.FAIL, S.RUNNING): S.FAILED,
+        (A.FAIL, S.PAUSED): S.FAILED,
     }
 
 

@@ -267,7 +267,11 @@ def test_render_message_raises_syntax_error_for_bad_template() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param("{% for i in (1..100000) %}x{% endfor %}", id="loop-limit"),
+        pytest.param(
+            "{% for i in (1..999) %}{% for j in (1..999) %}x{% endfor %}{% endfor %}",
+            id="loop-limit",
+        ),
+        pytest.param("{{ (1..big) | join }}", id="range-from-contact-data"),
         pytest.param(
             "{% for i in (1..900) %}{{ long }}{% endfor %}", id="output-limit"
         ),
@@ -276,7 +280,7 @@ def test_render_message_raises_syntax_error_for_bad_template() -> None:
 )
 def test_render_failures_raise_render_error(body: str) -> None:
     with pytest.raises(TemplateRenderError):
-        render_message(body, {"long": "x" * 1000}, PHONE)
+        render_message(body, {"long": "x" * 1000, "big": 10**11}, PHONE)
 
 
 def test_compiled_template_is_cached_per_body() -> None:
@@ -307,3 +311,89 @@ def test_a_variable_is_missing_exactly_when_blank(
         assert result == RenderResult(f"[{as_rendered_line_breaks(value)}]", [])
     else:
         assert result.missing_variables == [name]
+
+
+def _nested(opening: str, closing: str, depth: int, inner: str = "x") -> str:
+    return opening * depth + inner + closing * depth
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            _nested("{% if a %}", "{% endif %}", 5_000),
+            "block nesting limit",
+            id="deep-if",
+        ),
+        pytest.param(
+            _nested("{% for i in (1..2) %}", "{% endfor %}", 1_000),
+            "block nesting limit",
+            id="deep-for",
+        ),
+        pytest.param(
+            _nested("{% capture c %}", "{% endcapture %}", 1_000),
+            "block nesting limit",
+            id="deep-capture",
+        ),
+        pytest.param(
+            "{% liquid\n" + "if a\n" * 1_000 + "echo a\n" + "endif\n" * 1_000 + "%}",
+            "block nesting limit",
+            id="deep-liquid-tag",
+        ),
+        pytest.param(
+            "{{ " + "(" * 2_000 + "1" + ")" * 2_000 + " }}",
+            "expected",
+            id="deep-parentheses",
+        ),
+        pytest.param("{% include 'self' %}", "unexpected tag", id="recursive-include"),
+        pytest.param("{% render 'self' %}", "unexpected tag", id="recursive-render"),
+        pytest.param(
+            "{{ (1..100000000000) | join: ',' }}",
+            "range longer than 1000 items",
+            id="huge-literal-range",
+        ),
+    ],
+)
+def test_hostile_templates_are_rejected_when_compiled(body: str, reason: str) -> None:
+    with pytest.raises(TemplateSyntaxError) as caught:
+        compile_template(body)
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            "{% assign s = 'xxxxxxxxxx' %}{% for i in (1..999) %}"
+            "{% assign s = s | append: s %}{% endfor %}{{ s }}",
+            "local namespace limit",
+            id="doubling-assign",
+        ),
+        pytest.param(
+            "{% capture s %}xxxxxxxxxx{% endcapture %}{% for i in (1..60) %}"
+            "{% capture s %}{{ s }}{{ s }}{% endcapture %}{% endfor %}{{ s }}",
+            "limit reached",
+            id="doubling-capture",
+        ),
+        pytest.param(
+            "{% for i in (1..999) %}{% for j in (1..999) %}"
+            "{% increment n %}{% endfor %}{% endfor %}",
+            "loop iteration limit",
+            id="nested-loops",
+        ),
+        pytest.param(
+            "{% tablerow i in (1..n) %}x{% endtablerow %}",
+            "range longer than 1000 items",
+            id="tablerow-over-contact-number",
+        ),
+    ],
+)
+def test_runaway_renders_stop_at_their_limit(body: str, reason: str) -> None:
+    with pytest.raises(TemplateRenderError) as caught:
+        render_message(body, {"n": 10**12}, PHONE)
+    assert reason in str(caught.value)
+
+
+def test_ranges_within_the_limit_still_render() -> None:
+    body = "{{ (1..3) | join: ',' }} {% for i in (1..n) %}{{ i }}{% endfor %}"
+    assert render_message(body, {"n": 1000}, PHONE).body.startswith("1,2,3 123")
