@@ -46,6 +46,14 @@ bench: install
 	$(PY) bench/bench_events.py
 	$(PY) bench/bench_pacing.py
 	$(PY) bench/bench_pipeline.py --recipients 2000 10000 20000
+	$(PY) bench/bench_load_api.py
+	$(PY) bench/bench_load_webhooks.py
 
 clean: down
 	rm -rf .local
+
+# The long soak (about 30 min): rounds of a campaign and an event burst at once
+# under every fault class, on one stack never reset between rounds.
+.PHONY: soak
+soak: install
+	ESE_SOAK=1 $(PY) -m pytest -p no:cacheprovider tests/e2e/test_faults.py -k soak

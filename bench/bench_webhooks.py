@@ -41,6 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
+from bench.stack_support import (  # noqa: E402
+    group_cpu_seconds,
+    signed_status_callback,
+)
 from local import emulators, stack  # noqa: E402
 
 PROJECT = "ese-bench"
@@ -86,20 +90,10 @@ def signed_callbacks(public_base_url: str, n: int) -> list[SignedCallback]:
         sid = f"SM{index:032x}"
         status = STATUSES[index % len(STATUSES)]
         url = f"{public_base_url}/twilio/status?message_id=bench_{index:010d}"
-        form = {
-            "AccountSid": ACCOUNT_SID,
-            "ApiVersion": "2010-04-01",
-            "From": "+15005550006",
-            "MessageSid": sid,
-            "MessageStatus": status,
-            "SmsSid": sid,
-            "SmsStatus": status,
-            "To": f"+1415555{index % 10_000:04d}",
-        }
-        headers = {
-            "X-Twilio-Signature": validator.compute_signature(url, form),
-            "I-Twilio-Idempotency-Token": f"{sid}-{status}",
-        }
+        to = f"+1415555{index % 10_000:04d}"
+        form, headers = signed_status_callback(
+            validator, url, ACCOUNT_SID, sid, status, to
+        )
         callbacks.append(SignedCallback(url, form, headers))
     return callbacks
 
@@ -178,20 +172,6 @@ def count_published(pubsub_url: str, expected: int, timeout: float = 60.0) -> in
             timeout=30,
         ).raise_for_status()
     return len(seen)
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time used so far by the live processes of a process group (Linux)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command: state, ppid, pgrp, ... utime (12th), stime (13th).
-        if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def function_env(pubsub_port: int, public_base_url: str, args: Any) -> dict[str, str]:

@@ -115,18 +115,37 @@ def function_env(ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]
     }
 
 
+def function_threads(name: str, env: dict[str, str]) -> str:
+    """The gunicorn thread count the stack gives function `name`."""
+    return env.get(f"THREADS_{name.upper()}", FUNCTION_THREADS.get(name, "8"))
+
+
 def start_function(name: str, port: int, env: dict[str, str], log_dir: Path) -> Server:
     # Each function process reports its Firestore reads and writes here.
     env = {
         **env,
         "ESE_OPS_COUNTER_FILE": str(log_dir.parent / "ops" / f"{name}.json"),
-        "THREADS": env.get(f"THREADS_{name.upper()}", FUNCTION_THREADS.get(name, "8")),
+        "THREADS": function_threads(name, env),
     }
     source = REPO / "functions" / name / "main.py"
     if env.get("ESE_FAULTS_FILE"):
         # Reliability tests: the same function behind the fault-injection wrapper.
         source = REPO / "local" / "fault_entry.py"
         env = {**env, "ESE_FUNCTION": name}
+    return serve_function(
+        name, source, port, env, log_dir, cloudevent=name not in HTTP_FUNCTIONS
+    )
+
+
+def serve_function(
+    name: str,
+    source: Path,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    cloudevent: bool = False,
+) -> Server:
+    """Target `name` of `source` under functions-framework (gunicorn, THREADS)."""
     argv = [
         sys.executable,
         "-m",
@@ -136,7 +155,7 @@ def start_function(name: str, port: int, env: dict[str, str], log_dir: Path) -> 
         "--host=127.0.0.1",
         f"--port={port}",
     ]
-    if name not in HTTP_FUNCTIONS:
+    if cloudevent:
         argv.append("--signature-type=cloudevent")
     return start_process(name, argv, port, log_dir, env)
 

@@ -67,6 +67,12 @@ NDJSON_TYPES = frozenset(
     }
 )
 ALREADY_EXISTS = 6  # gRPC status code
+# An event still `received` at its `republish_at` counts as lost (its publish
+# failed and the caller did not retry): the scheduler publishes it again and
+# moves `republish_at` on by as much. It must be due once per interval, not
+# on every tick: an event merely waiting in the router's backlog is not lost,
+# and a copy per tick would add to that very backlog.
+REPUBLISH_AFTER = timedelta(minutes=2)
 # Events go to distinct documents (random or caller-chosen ids), which
 # Firestore spreads well; BulkWriter's default 500 ops/s would cap ingestion.
 _WRITER_OPTIONS = BulkWriterOptions(
@@ -347,6 +353,7 @@ def event_doc(
         "received_at": now,
         "expire_at": now + retention,
         "status": EventStatus.RECEIVED.value,
+        "republish_at": now + REPUBLISH_AFTER,
     }
 
 

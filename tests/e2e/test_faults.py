@@ -5,6 +5,9 @@ test switches the fault class on, runs a campaign, switches faults off and
 checks the promises: every message final, at most one send per recipient and
 exactly one for each that ended SENT or later, counts that match a recount,
 consent changes honoured, and dead-letter queues holding only the poison.
+An event burst with repeated ids checks the same of triggered campaigns: one
+message per matching (campaign, event) and none for the rest. With ESE_SOAK=1
+(`make soak`) rounds of a campaign and a burst at once run on one stack.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
+import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -26,6 +34,7 @@ from tests.e2e.conftest import REPO, Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 RECIPIENTS = int(os.environ.get("ESE_FAULT_RECIPIENTS", "2000"))
+EVENTS = int(os.environ.get("ESE_FAULT_EVENTS", "5000"))
 FINAL = {"DELIVERED", "UNDELIVERED", "FAILED", "SKIPPED", "READ"}
 ACCEPTED = {"SENT", "DELIVERED", "UNDELIVERED", "READ"}
 TOPICS = (
@@ -182,7 +191,12 @@ def assert_promises(e2e: FaultStack, campaign_id: str, phones: list[str]) -> Non
     accepted = {p for p, m in found.items() if m["status"] in ACCEPTED}
     assert accepted == set(sends), "a SENT+ message without its one send, or vice versa"
     assert set(found) == set(phones), "every targeted recipient has exactly one message"
+    assert_completed_with_a_true_count(e2e, campaign_id)
+    for topic in TOPICS:
+        assert e2e.dead_letters(topic) == [], f"unexpected dead letters on {topic}"
 
+
+def assert_completed_with_a_true_count(e2e: FaultStack, campaign_id: str) -> None:
     def completed() -> dict[str, Any] | None:
         e2e.tick()
         campaign = e2e.api("GET", f"/v1/campaigns/{campaign_id}").json()
@@ -192,8 +206,6 @@ def assert_promises(e2e: FaultStack, campaign_id: str, phones: list[str]) -> Non
     recount = Counter(m["status"] for m in message_statuses(e2e, campaign_id).values())
     frozen = {k: v for k, v in campaign["final_counts"].items() if v}
     assert frozen == dict(recount)
-    for topic in TOPICS:
-        assert e2e.dead_letters(topic) == [], f"unexpected dead letters on {topic}"
 
 
 FAULT_CLASSES = {
@@ -202,6 +214,21 @@ FAULT_CLASSES = {
     "crash_after_twilio_accept": {"crash_after_accept": 0.05},
     "firestore_aborted": {"firestore_aborted": 0.05},
 }
+
+
+# The carrier and callback faults of the all-together runs (simulator config).
+CARRIER_AND_CALLBACK_FAULTS = {
+    "fail_next_with_429": 20,
+    "duplicate_callbacks": True,
+    "reorder_callbacks": True,
+}
+
+
+def all_fault_classes() -> dict[str, Any]:
+    plan: dict[str, Any] = {}
+    for faults in FAULT_CLASSES.values():
+        plan.update(faults)
+    return plan
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_CLASSES))
@@ -245,19 +272,8 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     faulty: FaultStack,
 ) -> None:
     phones = seed_audience(faulty, "everything", RECIPIENTS)
-    plan: dict[str, Any] = {}
-    for faults in FAULT_CLASSES.values():
-        plan.update(faults)
-    faulty.set_faults(**plan)
-    faulty.sim(
-        "POST",
-        "/_sim/config",
-        json={
-            "fail_next_with_429": 20,
-            "duplicate_callbacks": True,
-            "reorder_callbacks": True,
-        },
-    )
+    faulty.set_faults(**all_fault_classes())
+    faulty.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
     campaign_id = launch_campaign(faulty, "everything")
     faulty.publish("recipient-batches", b"{not json")
     stopped = phones[-5:]
@@ -282,3 +298,346 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     letters = wait_for(poison_dead_lettered, timeout=120, interval=3)
     assert [base64.b64decode(m["data"]) for m in letters] == [b"{not json"]
     assert_promises(faulty, campaign_id, phones)
+
+
+# ---------------------------------------------------------------- event bursts
+
+EVENT_BATCH = 250
+EVENT_CLIENTS = 4
+# Every tenth posted event repeats an id posted elsewhere in the burst.
+REPEAT_SHARE = 0.1
+EVENT_TOPICS = (*TOPICS, "events")
+
+
+@dataclass(frozen=True)
+class BurstCampaigns:
+    """Two campaigns on one event type, so an event may cause 0, 1 or 2
+    messages: `big` wants big orders from its segment's users (`where` and
+    segment), `vip` wants VIP orders from any known user (`where` only)."""
+
+    kind: str
+    big: str
+    vip: str
+
+    def wanted_by(
+        self, event: dict[str, Any], inside: set[str], known: set[str]
+    ) -> set[str]:
+        phone, properties = event["phone"], event["properties"]
+        wanted = set()
+        if phone in inside and properties["total"] >= 100:
+            wanted.add(self.big)
+        if phone in known and properties["tier"] == "vip":
+            wanted.add(self.vip)
+        return wanted
+
+
+@dataclass(frozen=True)
+class EventBurst:
+    events: list[dict[str, Any]]  # one per distinct event_id
+    batches: list[list[dict[str, Any]]]  # the posts: events and their repeats
+    repeats: int
+
+
+def reserve_numbers(count: int) -> list[str]:
+    """Numbers no user has: events about them meet no known user."""
+    first = _next_first_number[0]
+    _next_first_number[0] += count
+    # seed_users' numbering, so they can never collide with a seeded user.
+    return [f"+1415{2_000_000 + i:07d}" for i in range(first, first + count)]
+
+
+def launch_burst_campaigns(e2e: FaultStack, kind: str, city: str) -> BurstCampaigns:
+    template = e2e.api(
+        "POST",
+        "/v1/templates",
+        json={"name": "b", "body": "Hi {{ name }}, order {{ event.order_id }}"},
+    ).json()
+    segment = e2e.api(
+        "POST",
+        "/v1/segments",
+        json={
+            "name": city,
+            "definition": {"attribute": "city", "operator": "equals", "value": city},
+        },
+    ).json()
+    where = {
+        "big": {"attribute": "total", "operator": "gte", "value": 100},
+        "vip": {"attribute": "tier", "operator": "equals", "value": "vip"},
+    }
+    ids = {}
+    for name, condition in where.items():
+        campaign = e2e.api(
+            "POST",
+            "/v1/campaigns",
+            json={
+                "name": f"burst {name}",
+                "template_id": template["id"],
+                "trigger": {"event": kind, "where": condition},
+                "rate_limit_mps": 500,
+                "quiet_hours": None,
+                **({"segment_id": segment["id"]} if name == "big" else {}),
+            },
+        ).json()
+        launched = e2e.api("POST", f"/v1/campaigns/{campaign['id']}/launch")
+        assert launched.json()["status"] == "ACTIVE", launched.text
+        ids[name] = str(campaign["id"])
+    return BurstCampaigns(kind, ids["big"], ids["vip"])
+
+
+def plan_burst(kind: str, phones: list[str], total: int, seed: int) -> EventBurst:
+    """One event per phone, then repeats of random ones (some ids several
+    times): one in four lands in its original's batch, the rest anywhere."""
+    rng = random.Random(seed)
+    rng.shuffle(phones)
+    events = [
+        {
+            "event_id": f"{kind}-{i}",
+            "type": kind,
+            "phone": phone,
+            "properties": {
+                "order_id": f"O{i}",
+                "total": rng.randrange(200),
+                "tier": "vip" if rng.random() < 0.1 else "standard",
+            },
+        }
+        for i, phone in enumerate(phones)
+    ]
+    batches = [events[i : i + EVENT_BATCH] for i in range(0, len(events), EVENT_BATCH)]
+    home = {e["event_id"]: n for n, batch in enumerate(batches) for e in batch}
+    repeats = total - len(events)
+    for i, original in enumerate(rng.choices(events, k=repeats)):
+        n = home[original["event_id"]] if i % 4 == 0 else rng.randrange(len(batches))
+        batches[n] = [*batches[n], dict(original)]
+    for batch in batches:
+        rng.shuffle(batch)
+    return EventBurst(events, batches, repeats)
+
+
+def post_burst(e2e: FaultStack, burst: EventBurst) -> int:
+    """Posts the batches from concurrent clients; returns the duplicates the
+    API reported (each posting of an id but the one that stored it)."""
+
+    def post(batch: list[dict[str, Any]]) -> int:
+        response = e2e.api("POST", "/v1/events", json=batch)
+        assert response.status_code == 202, response.text
+        answer = response.json()
+        assert answer["accepted"] == len(batch), answer["rejected"][:3]
+        return len(answer["duplicate_ids"])
+
+    with ThreadPoolExecutor(EVENT_CLIENTS) as pool:
+        return sum(pool.map(post, burst.batches))
+
+
+def routed_events(e2e: FaultStack, kind: str) -> dict[str, set[str]] | None:
+    """Each stored event's matched campaigns, once the router recorded all."""
+    from google.cloud import firestore
+
+    query = (
+        e2e.firestore()
+        .collection("events")
+        .where(filter=firestore.FieldFilter("type", "==", kind))
+    )
+    routes: dict[str, set[str]] = {}
+    for snapshot in query.stream():
+        event = snapshot.to_dict() or {}
+        if event.get("status") == "received":
+            return None
+        routes[snapshot.id] = {m["campaign_id"] for m in event.get("matched", [])}
+    return routes
+
+
+def campaign_messages(e2e: FaultStack, campaign_id: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    token = None
+    while True:
+        query = {"limit": "500", **({"page_token": token} if token else {})}
+        page = e2e.api(
+            "GET", f"/v1/campaigns/{campaign_id}/messages", params=query
+        ).json()
+        found.update({m["id"]: m for m in page["items"]})
+        token = page["next_page_token"]
+        if not token:
+            return found
+
+
+def settle_messages(
+    e2e: FaultStack, campaign_ids: list[str], count: int, timeout: float
+) -> dict[str, dict[str, Any]]:
+    """The campaigns' messages by id, once there are `count` and all final."""
+
+    def messages() -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for campaign_id in campaign_ids:
+            found.update(campaign_messages(e2e, campaign_id))
+        return found
+
+    def finished() -> dict[str, dict[str, Any]] | None:
+        found = messages()
+        done = len(found) >= count and all(m["status"] in FINAL for m in found.values())
+        return found if done else None
+
+    try:
+        return dict(wait_for(finished, timeout=timeout, interval=3))
+    except AssertionError:
+        found = messages()
+        waiting = [m for m in found.values() if m["status"] not in FINAL]
+        raise AssertionError(
+            f"not settled in {timeout}s: {len(found)} of {count} messages, "
+            f"{dict(Counter(m['status'] for m in found.values()))}; "
+            f"e.g. {[(m['id'], m['audit'][-3:]) for m in waiting[:3]]}"
+        ) from None
+
+
+def sends_per_message(e2e: FaultStack, campaign_ids: list[str]) -> Counter[str]:
+    """The campaigns' simulator sends, by the message id our sender put in
+    StatusCallback (`{campaign_id}_…`)."""
+    message_ids = (
+        parse_qs(urlsplit(m["status_callback"]).query)["message_id"][0]
+        for m in e2e.sent_messages()
+    )
+    return Counter(i for i in message_ids if i.split("_")[0] in campaign_ids)
+
+
+def assert_one_send_per_accepted_message(
+    e2e: FaultStack, found: dict[str, dict[str, Any]], campaign_ids: list[str]
+) -> None:
+    sends = sends_per_message(e2e, campaign_ids)
+    if sends:
+        assert max(sends.values()) == 1, f"double sends: {sends.most_common(3)}"
+    accepted = {
+        i
+        for i, m in found.items()
+        if m["status"] in ACCEPTED and m["campaign_id"] in campaign_ids
+    }
+    assert accepted == set(sends), "a SENT+ message without its one send, or vice versa"
+
+
+@dataclass(frozen=True)
+class BurstRun:
+    """A planned burst and what it must cause: each distinct event's campaigns."""
+
+    campaigns: BurstCampaigns
+    burst: EventBurst
+    expected: dict[str, set[str]]
+
+    @property
+    def campaign_ids(self) -> list[str]:
+        return [self.campaigns.big, self.campaigns.vip]
+
+    @property
+    def wanted(self) -> list[tuple[str, str]]:
+        return sorted(
+            (campaign_id, event_id)
+            for event_id, campaign_ids in self.expected.items()
+            for campaign_id in campaign_ids
+        )
+
+
+def prepare_burst(e2e: FaultStack, name: str, count: int, seed: int) -> BurstRun:
+    """Users (60% in the segment, 35% outside it, 5% unknown), the two
+    campaigns on an event type of the burst's own, and the planned posts."""
+    distinct = count - int(count * REPEAT_SHARE)
+    inside = seed_audience(e2e, f"{name}-in", distinct * 60 // 100)
+    outside = seed_audience(e2e, f"{name}-out", distinct * 35 // 100)
+    unknown = reserve_numbers(distinct - len(inside) - len(outside))
+    campaigns = launch_burst_campaigns(e2e, f"fault.{name}", f"{name}-in")
+    burst = plan_burst(campaigns.kind, inside + outside + unknown, count, seed)
+    known = {*inside, *outside}
+    expected = {
+        e["event_id"]: campaigns.wanted_by(e, set(inside), known) for e in burst.events
+    }
+    return BurstRun(campaigns, burst, expected)
+
+
+def await_routes(e2e: FaultStack, run: BurstRun, started: float) -> None:
+    routes = wait_for(lambda: routed_events(e2e, run.campaigns.kind), 900, 3)
+    print(f"routed all {len(run.expected)} after {time.monotonic() - started:.1f}s")
+    assert routes == run.expected, "every event stored once, routed to what it matches"
+
+
+def assert_burst_promises(
+    e2e: FaultStack, run: BurstRun, found: dict[str, dict[str, Any]]
+) -> None:
+    caused = sorted(
+        (m["campaign_id"], m["event_id"])
+        for m in found.values()
+        if m["campaign_id"] in run.campaign_ids
+    )
+    assert caused == run.wanted, (
+        "exactly one message per matching (campaign, event), none for the rest"
+    )
+    assert_one_send_per_accepted_message(e2e, found, run.campaign_ids)
+
+
+def assert_no_dead_letters(e2e: FaultStack) -> None:
+    for topic in EVENT_TOPICS:
+        assert e2e.dead_letters(topic) == [], f"unexpected dead letters on {topic}"
+
+
+def test_event_burst_with_repeated_ids_under_all_faults(faulty: FaultStack) -> None:
+    """ESE_FAULT_EVENTS events (a tenth of them repeated ids) from concurrent
+    clients while every fault class is on: one message per (campaign, event)
+    that matches, none for the rest, one send per message that went out."""
+    for topic in EVENT_TOPICS:
+        faulty.dead_letters(topic)
+    run = prepare_burst(faulty, "burst", EVENTS, seed=11)
+
+    faulty.set_faults(**all_fault_classes())
+    faulty.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
+    started = time.monotonic()
+    assert post_burst(faulty, run.burst) == run.burst.repeats
+    print(f"posted {EVENTS} events in {time.monotonic() - started:.1f}s")
+    await_routes(faulty, run, started)
+
+    faulty.set_faults()
+    found = settle_messages(faulty, run.campaign_ids, len(run.wanted), timeout=420)
+    print(f"{len(found)} messages final after {time.monotonic() - started:.1f}s")
+    assert_burst_promises(faulty, run, found)
+    assert_no_dead_letters(faulty)
+
+
+# ---------------------------------------------------------------- the soak
+
+SOAK = os.environ.get("ESE_SOAK") == "1"
+SOAK_ROUNDS = int(os.environ.get("ESE_SOAK_ROUNDS", "5"))
+
+
+def soak_round(e2e: FaultStack, number: int) -> None:
+    """A campaign and an event burst at once under every fault class, with the
+    router and the sender restarted mid-round; nothing is reset before it."""
+    name = f"soak{number}"
+    phones = seed_audience(e2e, name, RECIPIENTS)
+    run = prepare_burst(e2e, f"{name}burst", EVENTS, seed=number)
+    e2e.set_faults(**all_fault_classes())
+    e2e.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
+    started = time.monotonic()
+    campaign_id = launch_campaign(e2e, name)
+    assert post_burst(e2e, run.burst) == run.burst.repeats
+    state_dir = Path(e2e.endpoints["state_dir"])
+    for function in ("event_router", "message_sender"):
+        stack.restart_function(state_dir, function)
+    await_routes(e2e, run, started)
+
+    e2e.set_faults()
+    ids = [campaign_id, *run.campaign_ids]
+    found = settle_messages(e2e, ids, len(phones) + len(run.wanted), timeout=900)
+    print(
+        f"round {number}: {len(found)} messages final after "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    assert_burst_promises(e2e, run, found)
+    assert_one_send_per_accepted_message(e2e, found, ids)
+    campaign = {m["phone"] for m in found.values() if m["campaign_id"] == campaign_id}
+    assert campaign == set(phones), "every targeted recipient has exactly one message"
+    assert_completed_with_a_true_count(e2e, campaign_id)
+    assert_no_dead_letters(e2e)
+
+
+@pytest.mark.skipif(not SOAK, reason="the long soak runs with ESE_SOAK=1 (make soak)")
+def test_soak_rounds_of_campaigns_and_event_bursts_under_all_faults(
+    faulty: FaultStack,
+) -> None:
+    for topic in EVENT_TOPICS:
+        faulty.dead_letters(topic)
+    for number in range(SOAK_ROUNDS):
+        soak_round(faulty, number)

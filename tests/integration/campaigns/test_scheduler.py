@@ -8,6 +8,7 @@ cancellations.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -410,20 +411,28 @@ def test_the_tick_finishes_a_cancellation_the_request_could_not(
     assert campaign_doc(db)["cancel_swept"] is True
 
 
+def store_event(db: Any, event_id: str, received_at: datetime, status: str) -> None:
+    from shared.events.ingest import event_doc, validate_event
+
+    event = validate_event(
+        {"event_id": event_id, "type": "order_shipped", "phone": "+14155550100"},
+        received_at,
+        "US",
+    )
+    doc = {**event_doc(event, received_at, timedelta(days=30)), "status": status}
+    db.collection("events").document(event_id).set(doc)
+
+
+def republished(publisher: Any) -> list[str]:
+    found = [p for t, p, _ in publisher.published if t == Topic.EVENTS.value]
+    publisher.published.clear()
+    return [event.event_id for event in found]
+
+
 def test_the_tick_republishes_events_stored_but_never_routed(
     db: Any, clock: Any, publisher: Any, task_queue: Any
 ) -> None:
-    from shared.events.ingest import event_doc, validate_event
-
-    def stored(event_id: str, received_at: datetime, status: str) -> None:
-        event = validate_event(
-            {"event_id": event_id, "type": "order_shipped", "phone": "+14155550100"},
-            received_at,
-            "US",
-        )
-        doc = {**event_doc(event, received_at, timedelta(days=30)), "status": status}
-        db.collection("events").document(event_id).set(doc)
-
+    stored = partial(store_event, db)
     stored("stranded", clock.now - timedelta(minutes=10), "received")
     stored("fresh", clock.now - timedelta(seconds=5), "received")
     stored("routed", clock.now - timedelta(minutes=10), "matched")
@@ -433,3 +442,29 @@ def test_the_tick_republishes_events_stored_but_never_routed(
     events = [p for t, p, _ in publisher.published if t == Topic.EVENTS.value]
     assert [e.event_id for e in events] == ["stranded"]
     assert report.republished_events == 1
+
+
+def test_an_event_waiting_in_a_backlog_is_republished_once_per_interval(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    """Regression: every tick used to publish again each event older than two
+    minutes and still unrouted, so a router backlog longer than that got one
+    more copy of its oldest events per tick (up to a dozen per event in the fault
+    suite's event burst), which lengthened the backlog further."""
+    from shared.events.ingest import REPUBLISH_AFTER
+
+    store_event(db, "queued", clock.now - timedelta(minutes=3), "received")
+
+    assert republished_after_tick(db, publisher, task_queue, clock.now) == ["queued"]
+    for seconds in (2, 30, 60, 119):
+        later = clock.now + timedelta(seconds=seconds)
+        assert republished_after_tick(db, publisher, task_queue, later) == []
+    due = clock.now + REPUBLISH_AFTER
+    assert republished_after_tick(db, publisher, task_queue, due) == ["queued"]
+
+
+def republished_after_tick(
+    db: Any, publisher: Any, task_queue: Any, now: datetime
+) -> list[str]:
+    tick(db, publisher, task_queue, now)
+    return republished(publisher)

@@ -84,7 +84,7 @@ REQUIRED_COMPOSITE_INDEXES = [
     # shared/api/reports.py dashboard: inbound per classification over 24 h
     ("inbound", (("classification", "ASCENDING"), ("received_at", "ASCENDING"))),
     # shared/campaigns/scheduler.py republish_stranded_events
-    ("events", (("status", "ASCENDING"), ("received_at", "ASCENDING"))),
+    ("events", (("status", "ASCENDING"), ("republish_at", "ASCENDING"))),
     # shared/campaigns/summary.py: STOPs in the campaign's window (group query)
     ("consent_events", (("to", "ASCENDING"), ("at", "ASCENDING"))),
 ]
