@@ -13,7 +13,7 @@ from pathlib import Path
 
 from local.faults import (
     FaultPlan,
-    patch_firestore_updates,
+    patch_firestore_commits,
     patch_twilio_gateway,
     wrap_http_handler,
     wrap_pubsub_handler,
@@ -32,7 +32,7 @@ sys.modules[_spec.name] = _module
 _spec.loader.exec_module(_module)
 
 _plan = FaultPlan(os.environ.get("ESE_FAULTS_FILE"), NAME)
-patch_firestore_updates(_plan)
+patch_firestore_commits(_plan)
 patch_twilio_gateway(_plan)
 _real = getattr(_module, NAME)
 _wrapped = (

@@ -8,7 +8,7 @@ so a test can switch fault classes on a running stack):
     {"seed": 7,
      "pubsub_redeliver": 0.1,     # a Pub/Sub handler fails after succeeding
      "crash_after_accept": 0.05,  # the sender raises after Twilio accepted
-     "firestore_aborted": 0.05,   # a document update raises Aborted first
+     "firestore_aborted": 0.05,   # a commit (write, batch, transaction) aborts
      "exception_rate": 0.0}       # an HTTP handler fails before running
 
 Production code knows nothing of this: the wrappers patch from the outside.
@@ -100,14 +100,27 @@ def patch_twilio_gateway(plan: FaultPlan) -> None:
     gateway.TwilioGateway.send = send  # type: ignore[method-assign]
 
 
-def patch_firestore_updates(plan: FaultPlan) -> None:
-    from google.cloud.firestore_v1 import document
+def patch_firestore_commits(plan: FaultPlan) -> None:
+    """Every commit may answer Aborted: single-document writes and batches
+    (create, set, update, delete all commit a WriteBatch) and transactions,
+    whose Aborted the client's transactional retry loop sees as from the
+    server. Nothing was written either way."""
+    from google.cloud.firestore_v1 import batch, transaction
 
-    original = document.DocumentReference.update
+    original_batch_commit = batch.WriteBatch.commit
+    original_transaction_commit = transaction.Transaction._commit
 
-    def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def batch_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
         if plan.should("firestore_aborted"):
-            raise gexc.Aborted("injected: transaction aborted")
-        return original(self, *args, **kwargs)
+            raise gexc.Aborted("injected: commit aborted")
+        return original_batch_commit(self, *args, **kwargs)
 
-    document.DocumentReference.update = update  # type: ignore[method-assign]
+    def transaction_commit(self: Any) -> Any:
+        if plan.should("firestore_aborted"):
+            # As the server would: the transaction is gone, its locks released.
+            self._rollback()
+            raise gexc.Aborted("injected: transaction aborted")
+        return original_transaction_commit(self)
+
+    batch.WriteBatch.commit = batch_commit  # type: ignore[method-assign]
+    transaction.Transaction._commit = transaction_commit  # type: ignore[method-assign]

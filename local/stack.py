@@ -46,6 +46,16 @@ PUSH_FUNCTIONS = {
 }
 FUNCTIONS = (*HTTP_FUNCTIONS, *PUSH_FUNCTIONS.values())
 MAX_DELIVERY_ATTEMPTS = 10
+# As in infra/pubsub.tf: a push waits for its consumer's timeout (at most 600 s)
+# before Pub/Sub redelivers. A shorter deadline only redelivers work still queued
+# or in progress, which the emulator does for its whole backlog at once.
+ACK_DEADLINE_SECONDS = {
+    "segment_evaluator": 540,
+    "campaign_fanout": 540,
+    "receipt_updater": 60,
+    "inbound_processor": 60,
+    "event_router": 120,
+}
 # gunicorn threads per function process: the I/O-bound hot paths get more.
 FUNCTION_THREADS = {
     "message_sender": "32",
@@ -191,7 +201,7 @@ def create_topics(ports: dict[str, int]) -> None:
             json={
                 "topic": f"projects/{PROJECT}/topics/{topic}",
                 "pushConfig": {"pushEndpoint": url(ports[function]) + "/"},
-                "ackDeadlineSeconds": 60,
+                "ackDeadlineSeconds": ACK_DEADLINE_SECONDS[function],
                 "deadLetterPolicy": {
                     "deadLetterTopic": f"projects/{PROJECT}/topics/{topic}-dlq",
                     "maxDeliveryAttempts": MAX_DELIVERY_ATTEMPTS,

@@ -408,6 +408,17 @@ def test_every_topic_is_pushed_to_its_consumer() -> None:
         assert "@functions_framework.cloud_event" in source
 
 
+def test_the_local_stack_waits_for_acks_as_long_as_the_deployment() -> None:
+    from local.stack import ACK_DEADLINE_SECONDS
+
+    sizing = tf_locals()["default_sizing"]
+    deployed = {
+        fn: min(600, max(10, sizing[fn]["timeout_seconds"]))
+        for fn in CONSUMERS.values()
+    }
+    assert ACK_DEADLINE_SECONDS == deployed
+
+
 def test_pubsub_agent_can_dead_letter() -> None:
     publisher = resources("google_pubsub_topic_iam_member")["dlq_publisher"]
     assert publisher["role"] == "roles/pubsub.publisher"
