@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 
+from google.api_core import exceptions as gexc
+
 from shared.api import (
     campaigns,
     events,
@@ -64,6 +66,16 @@ def handle_request(request: ApiRequest, context: ApiContext) -> ApiResponse:
         return api_router().dispatch(request, context)
     except ApiError as error:
         return ApiResponse(error.status, error.body(), error.headers)
+    except (gexc.Aborted, gexc.ServiceUnavailable) as error:
+        # Contention or a blip, not a bug of ours: the caller should retry.
+        log.warning("transient Firestore error in %s: %s", request.path, error)
+        busy = ApiError(
+            503,
+            "unavailable",
+            "the datastore is briefly unavailable; retry the request",
+            headers={"Retry-After": "1"},
+        )
+        return ApiResponse(503, busy.body(), busy.headers)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         internal = ApiError(500, "internal", "internal error")

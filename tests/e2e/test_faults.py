@@ -46,6 +46,16 @@ TOPICS = (
 
 
 class FaultStack(Stack):
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        # Injected Aborted reaches the API's commits too; it answers 503 and a
+        # caller retries, as any client of ours should.
+        for _ in range(10):
+            response = super().api(method, path, **kwargs)
+            if response.status_code != 503:
+                return response
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        return response
+
     def set_faults(self, **plan: Any) -> None:
         path = Path(self.endpoints["state_dir"]) / "faults.json"
         path.write_text(json.dumps({"seed": 20261126, **plan}))

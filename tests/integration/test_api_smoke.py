@@ -1,6 +1,8 @@
 """The walking-skeleton API path on the Firestore emulator."""
 
 import pytest
+from google.api_core import exceptions as gexc
+from google.cloud.firestore_v1 import batch
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +65,19 @@ def test_bad_input_answers_with_error_format_and_writes_nothing(api, db):
     broken = api("POST", "/v1/users", body=b"{not json")
     assert broken.status == 400
     assert broken.body["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("error", [gexc.Aborted, gexc.ServiceUnavailable])
+def test_a_transient_datastore_error_is_a_503_to_retry(api, db, monkeypatch, error):
+    def refuse(self, *args, **kwargs):
+        raise error("contention")
+
+    monkeypatch.setattr(batch.WriteBatch, "commit", refuse)
+    refused = api("POST", "/v1/templates", json={"name": "hi", "body": "Hi"})
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.body["error"]["code"] == "unavailable"
+    monkeypatch.undo()
+    retried = api("POST", "/v1/templates", json={"name": "hi", "body": "Hi"})
+    assert retried.status == 201
+    assert len(list(db.collection("templates").stream())) == 1
