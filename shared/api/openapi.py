@@ -537,7 +537,8 @@ def _json_content(schema: Mapping[str, Any]) -> dict[str, Any]:
 def _error_statuses(operation: Operation) -> list[int]:
     statuses = set(operation.errors)
     if not operation.public:
-        statuses.add(401)
+        # Every authenticated route reads or writes Firestore (503 on contention).
+        statuses.update({401, 503})
     if operation.request is not None:
         statuses.update({400, 422})
     return sorted(statuses)
