@@ -29,6 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stack_support import peak_rss_mb  # noqa: E402
 from local import emulators  # noqa: E402
 
 PROJECT = "bench-import"
@@ -55,17 +56,6 @@ def write_csv(rows: int) -> Path:
             age = 18 + i % 70
             out.write(f"{phone_of(i)},Customer {i},{city},{age},{tier},{state}\n")
     return path
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Linux carries ru_maxrss across fork and exec,
-    so a child would report its parent's peak; VmHWM is the child's own."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_seconds() -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stack_support import peak_rss_mb  # noqa: E402
 from local import emulators  # noqa: E402
 
 PROJECT = "bench-segments"
@@ -88,17 +88,6 @@ def seed(host: str, start: int, stop: int) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(start, stop, SEED_CHUNK)))
     print(f"seeded users {start:,}..{stop:,} in {time.perf_counter() - started:.0f}s")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Linux carries ru_maxrss across fork and exec,
-    so a child would report its parent's peak; VmHWM is the child's own."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---------------------------------------------------------------- children

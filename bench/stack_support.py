@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 import zlib
 from collections.abc import Iterator
@@ -204,3 +205,14 @@ def process_group(endpoints: dict[str, Any], name: str) -> int:
         return 0
     records = json.loads(path.read_text())
     return next((int(r["pgid"]) for r in records if r["name"] == name), 0)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Linux carries ru_maxrss across fork and exec,
+    so a child would report its parent's peak; VmHWM is the child's own."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -109,3 +109,17 @@ def local_stack() -> Iterator[Stack]:
 def e2e(local_stack: Stack) -> Stack:
     local_stack.reset()
     return local_stack
+
+
+def city_segment(e2e: Stack, city: str) -> str:
+    """A segment of the users whose `city` attribute is `city`; its id."""
+    response = e2e.api(
+        "POST",
+        "/v1/segments",
+        json={
+            "name": city,
+            "definition": {"attribute": "city", "operator": "equals", "value": city},
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

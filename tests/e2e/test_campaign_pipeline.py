@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import Stack, wait_for
+from tests.e2e.conftest import Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,18 +26,10 @@ def campaign_for(e2e: Stack, city: str, **settings: Any) -> str:
     template = e2e.api(
         "POST", "/v1/templates", json={"name": "t", "body": "Hi {{ name }}"}
     )
-    segment = e2e.api(
-        "POST",
-        "/v1/segments",
-        json={
-            "name": city,
-            "definition": {"attribute": "city", "operator": "equals", "value": city},
-        },
-    )
     body = {
         "name": f"campaign {city}",
         "template_id": template.json()["id"],
-        "segment_id": segment.json()["id"],
+        "segment_id": city_segment(e2e, city),
         "quiet_hours": None,
         **settings,
     }

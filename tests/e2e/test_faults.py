@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from local import emulators, stack
-from tests.e2e.conftest import REPO, Stack, wait_for
+from tests.e2e.conftest import REPO, Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -143,21 +143,13 @@ def launch_campaign(e2e: FaultStack, city: str) -> str:
     template = e2e.api(
         "POST", "/v1/templates", json={"name": "f", "body": "Hi {{ name }}"}
     )
-    segment = e2e.api(
-        "POST",
-        "/v1/segments",
-        json={
-            "name": city,
-            "definition": {"attribute": "city", "operator": "equals", "value": city},
-        },
-    )
     campaign = e2e.api(
         "POST",
         "/v1/campaigns",
         json={
             "name": f"faults {city}",
             "template_id": template.json()["id"],
-            "segment_id": segment.json()["id"],
+            "segment_id": city_segment(e2e, city),
             "rate_limit_mps": 500,
             "quiet_hours": None,
         },
@@ -166,18 +158,22 @@ def launch_campaign(e2e: FaultStack, city: str) -> str:
     return str(campaign["id"])
 
 
-def message_statuses(e2e: FaultStack, campaign_id: str) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+def campaign_messages(e2e: FaultStack, campaign_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     token = None
     while True:
         query = {"limit": "500", **({"page_token": token} if token else {})}
         page = e2e.api(
             "GET", f"/v1/campaigns/{campaign_id}/messages", params=query
         ).json()
-        found.update({m["phone"]: m for m in page["items"]})
+        found.extend(page["items"])
         token = page["next_page_token"]
         if not token:
             return found
+
+
+def message_statuses(e2e: FaultStack, campaign_id: str) -> dict[str, dict[str, Any]]:
+    return {m["phone"]: m for m in campaign_messages(e2e, campaign_id)}
 
 
 def settle(
@@ -362,14 +358,7 @@ def launch_burst_campaigns(e2e: FaultStack, kind: str, city: str) -> BurstCampai
         "/v1/templates",
         json={"name": "b", "body": "Hi {{ name }}, order {{ event.order_id }}"},
     ).json()
-    segment = e2e.api(
-        "POST",
-        "/v1/segments",
-        json={
-            "name": city,
-            "definition": {"attribute": "city", "operator": "equals", "value": city},
-        },
-    ).json()
+    segment_id = city_segment(e2e, city)
     where = {
         "big": {"attribute": "total", "operator": "gte", "value": 100},
         "vip": {"attribute": "tier", "operator": "equals", "value": "vip"},
@@ -385,7 +374,7 @@ def launch_burst_campaigns(e2e: FaultStack, kind: str, city: str) -> BurstCampai
                 "trigger": {"event": kind, "where": condition},
                 "rate_limit_mps": 500,
                 "quiet_hours": None,
-                **({"segment_id": segment["id"]} if name == "big" else {}),
+                **({"segment_id": segment_id} if name == "big" else {}),
             },
         ).json()
         launched = e2e.api("POST", f"/v1/campaigns/{campaign['id']}/launch")
@@ -456,20 +445,6 @@ def routed_events(e2e: FaultStack, kind: str) -> dict[str, set[str]] | None:
     return routes
 
 
-def campaign_messages(e2e: FaultStack, campaign_id: str) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    token = None
-    while True:
-        query = {"limit": "500", **({"page_token": token} if token else {})}
-        page = e2e.api(
-            "GET", f"/v1/campaigns/{campaign_id}/messages", params=query
-        ).json()
-        found.update({m["id"]: m for m in page["items"]})
-        token = page["next_page_token"]
-        if not token:
-            return found
-
-
 def settle_messages(
     e2e: FaultStack, campaign_ids: list[str], count: int, timeout: float
 ) -> dict[str, dict[str, Any]]:
@@ -478,7 +453,7 @@ def settle_messages(
     def messages() -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for campaign_id in campaign_ids:
-            found.update(campaign_messages(e2e, campaign_id))
+            found.update({m["id"]: m for m in campaign_messages(e2e, campaign_id)})
         return found
 
     def finished() -> dict[str, dict[str, Any]] | None:
