@@ -47,11 +47,10 @@ PUSH_FUNCTIONS = {
 FUNCTIONS = (*HTTP_FUNCTIONS, *PUSH_FUNCTIONS.values())
 MAX_DELIVERY_ATTEMPTS = 10
 # Local push subscriptions have no retryPolicy, unlike infra/pubsub.tf: the
-# emulator (0.8.20) with one stops pushing a subscription for good once a few
-# messages are nacked at the same time, so a nacked message, even a poison one,
-# is never delivered again and never dead-lettered
-# (tests/e2e/test_local_pubsub.py). Without it the emulator redelivers a nacked
-# message about a second later.
+# emulator (0.8.20) with one stops pushing messages that were nacked at the
+# same time: none came again within 400 s, so even a poison message was never
+# dead-lettered (tests/e2e/test_local_pubsub.py). Without one, the emulator
+# redelivers a nacked message about a second later.
 # As in infra/pubsub.tf: a push waits for its consumer's timeout (at most 600 s)
 # before Pub/Sub redelivers. A shorter deadline only redelivers work still queued
 # or in progress, which the emulator does for its whole backlog at once.
