@@ -45,12 +45,14 @@ PUSH_FUNCTIONS = {
     "events": "event_router",
 }
 FUNCTIONS = (*HTTP_FUNCTIONS, *PUSH_FUNCTIONS.values())
-MAX_DELIVERY_ATTEMPTS = 10
 # Local push subscriptions have no retryPolicy, unlike infra/pubsub.tf: the
 # emulator (0.8.20) with one stops pushing messages that were nacked at the
 # same time: none came again within 400 s, so even a poison message was never
 # dead-lettered (tests/e2e/test_local_pubsub.py). Without one, the emulator
-# redelivers a nacked message about a second later.
+# redelivers a nacked message about a second later, so the local budget of
+# attempts is about a minute (deployed: 10 spaced 10-600 s). Fewer would
+# dead-letter the messages of a function that is restarting.
+MAX_DELIVERY_ATTEMPTS = 60
 # As in infra/pubsub.tf: a push waits for its consumer's timeout (at most 600 s)
 # before Pub/Sub redelivers. A shorter deadline only redelivers work still queued
 # or in progress, which the emulator does for its whole backlog at once.
