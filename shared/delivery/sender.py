@@ -398,6 +398,17 @@ def _send_failed(
     return SendResult(200, "failed")
 
 
+def _sid_held_by_another(db: firestore.Client, sid: str, message_id: str) -> bool:
+    operations.add("reads")
+    holders = (
+        db.collection(MESSAGES)
+        .where(filter=firestore.FieldFilter("provider_sid", "==", sid))
+        .limit(2)
+        .stream()
+    )
+    return any(holder.id != message_id for holder in holders)
+
+
 def _reconcile(
     deps: SenderDeps,
     handle: MessageHandle,
@@ -413,9 +424,15 @@ def _reconcile(
         found = deps.gateway.find_sent(message.phone, since)
     except TwilioSendError:
         return SendResult(503, "reconcile_lookup_failed")
-    # Only a send with this message's body counts: the same number may have
-    # had other messages in the window.
-    matching = [m for m in found if m.body in (None, message.body)]
+    # Only a send with this message's body counts, and not one that another
+    # message holds: the same number may have had other messages in the window,
+    # even with the same text (two campaigns answering one event).
+    matching = [
+        m
+        for m in found
+        if m.body in (None, message.body)
+        and not _sid_held_by_another(deps.db, m.sid, message.id)
+    ]
     if matching:
         _record_sent(deps, message.id, matching[0].sid, "reconciled")
         return SendResult(200, "reconciled_sent")

@@ -533,6 +533,26 @@ def test_an_expired_lease_found_at_twilio_is_recorded_sent_without_resending(
     assert run(deps, reconcile_task(db)).outcome == "already_sent"
 
 
+def test_a_send_found_at_twilio_that_another_message_holds_is_not_this_ones(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """Two campaigns may send the same text to one number at once: the other
+    campaign's send must not count as this message's."""
+    stuck_message(db, clock.now, -timedelta(minutes=2))
+    db.collection("messages").document("other-campaign-message").set(
+        {"phone": PHONE, "body": BODY, "provider_sid": "SMtheirs"}
+    )
+    gateway.found = [SendAccepted(sid="SMtheirs", status="delivered", body=BODY)]
+    task = reconcile_task(db)
+    assert run(deps, task) == SendResult(503, "reconciled_not_sent")
+    assert status(db) is MessageStatus.QUEUED
+    assert "provider_sid" not in message(db)
+
+    assert run(deps, task) == SendResult(200, "sent")
+    assert len(gateway.sent) == 1
+    assert message(db)["provider_sid"] != "SMtheirs"
+
+
 def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
