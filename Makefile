@@ -10,11 +10,14 @@ export PYTHONPATH := $(CURDIR)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: $(REQS)
+$(VENV)/.installed: $(REQS) pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(addprefix -r ,$(REQS))
+	@# requirements.txt installs a copy of shared/ (as deployed); locally the
+	@# working tree itself is what runs, so reinstall the project editable.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 test: install

@@ -1,7 +1,10 @@
 # The nine Cloud Functions (gen2), one per folder under functions/.
 #
-# Every function is built from the repository root (so shared/ is importable)
-# with GOOGLE_FUNCTION_SOURCE=functions/<name>/main.py and entry point <name>.
+# Every function is built from the one source archive of the repository root
+# (main.tf) with GOOGLE_FUNCTION_SOURCE=functions/<name>/main.py and entry
+# point <name>. The buildpack's pip installs requirements.txt, whose last line
+# (`.`) installs the project, so `import shared` works under the
+# `functions-framework` console script without PYTHONPATH.
 # None has an event_trigger: the Pub/Sub consumers receive pushes from the
 # subscriptions declared in pubsub.tf (which carry the dead-letter policies);
 # functions-framework turns a raw Pub/Sub push into the CloudEvent their

@@ -121,7 +121,7 @@ resource "google_project_service" "apis" {
 }
 
 # ---------------------------------------------------------------------------
-# Function source: the repository root (functions/ + shared/ + requirements.txt)
+# Function source: the repository root (functions/, shared/, requirements.txt, pyproject.toml)
 # ---------------------------------------------------------------------------
 
 data "archive_file" "source" {
@@ -129,16 +129,13 @@ data "archive_file" "source" {
   source_dir  = "${path.module}/.."
   output_path = "${path.module}/.terraform/ese-function-source.zip" # .terraform/ is git-ignored
 
-  # Only functions/, shared/ and requirements.txt are deployed: tooling, tests,
+  # Only functions/, shared/, requirements.txt and pyproject.toml are deployed:
+  # requirements.txt installs the project itself (`.`), so the buildpack's
+  # `functions-framework` finds `shared` in site-packages. Tooling, tests,
   # local-only code (local/) and caches stay out, so the archive hash changes
-  # only when deployed code changes.
-  excludes = [
-    ".git", ".venv", ".local", ".ci", ".hypothesis", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    "bench", "infra", "local", "tests",
-    "**/__pycache__", "**/*.pyc",
-    ".gitignore", "Makefile", "README.md", "cloudbuild.yaml", "pyproject.toml",
-    "requirements-dev.txt", "requirements-test.txt",
-  ]
+  # only when deployed code changes. The list lives in source_archive.json,
+  # which tests/unit/infra/test_deploy_archive.py builds and boots the same way.
+  excludes = jsondecode(file("${path.module}/source_archive.json")).excludes
 }
 
 resource "google_storage_bucket" "source" {

@@ -661,6 +661,8 @@ def test_source_archive_keeps_the_deployed_code() -> None:
         if "archive_file" in b
     )
     assert str(archive["source_dir"]).endswith("/..")  # the repository root
-    excludes = set(archive["excludes"])
-    assert not excludes & {"functions", "shared", "requirements.txt"}
+    assert "source_archive.json" in str(archive["excludes"])
+    spec = json.loads((INFRA / "source_archive.json").read_text(encoding="utf-8"))
+    excludes = set(spec["excludes"])
+    assert not excludes & {"functions", "shared", "requirements.txt", "pyproject.toml"}
     assert {"tests", "local", ".venv", "infra"} <= excludes
