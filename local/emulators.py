@@ -7,18 +7,23 @@ also ends the Java process that the wrapper script launches.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import requests
 
-SDK_ROOT = Path(os.environ.get("GCLOUD_SDK_ROOT", "/usr/lib/google-cloud-sdk"))
-FIRESTORE_BIN = SDK_ROOT / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
-PUBSUB_BIN = SDK_ROOT / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
+# Debian's google-cloud-cli package; other installs say where they are through
+# `gcloud info` (the Cloud Build image google-cloud-cli:emulators keeps the SDK
+# in /google-cloud-sdk).
+FALLBACK_SDK_ROOT = Path("/usr/lib/google-cloud-sdk")
+FIRESTORE_RELATIVE = "platform/cloud-firestore-emulator/cloud_firestore_emulator"
+PUBSUB_RELATIVE = "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 INSTALL_HINT = (
     "install them with: gcloud components install cloud-firestore-emulator "
     "pubsub-emulator (and Java 11+ on PATH)"
@@ -29,9 +34,41 @@ class EmulatorsMissing(RuntimeError):
     pass
 
 
+@cache
+def sdk_root() -> Path:
+    """Where gcloud's components live: GCLOUD_SDK_ROOT if set, else what
+    `gcloud info` reports, else the Debian package's directory."""
+    if override := os.environ.get("GCLOUD_SDK_ROOT"):
+        return Path(override)
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        try:
+            answer = subprocess.run(  # noqa: S603 - gcloud from PATH, fixed argv
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return FALLBACK_SDK_ROOT
+        root = answer.stdout.strip()
+        if answer.returncode == 0 and root:
+            return Path(root)
+    return FALLBACK_SDK_ROOT
+
+
+def firestore_bin() -> Path:
+    return sdk_root() / FIRESTORE_RELATIVE
+
+
+def pubsub_bin() -> Path:
+    return sdk_root() / PUBSUB_RELATIVE
+
+
 def missing_emulators() -> list[str]:
     """What is missing to run the emulators, as readable strings."""
-    missing = [str(p) for p in (FIRESTORE_BIN, PUBSUB_BIN) if not p.exists()]
+    missing = [str(p) for p in (firestore_bin(), pubsub_bin()) if not p.exists()]
     if not _java_available():
         missing.append("java")
     return missing
@@ -138,7 +175,7 @@ def start_firestore(port: int, log_dir: Path) -> Server:
     require_emulators()
     server = start_process(
         "firestore-emulator",
-        [str(FIRESTORE_BIN), "start", "--host=127.0.0.1", f"--port={port}"],
+        [str(firestore_bin()), "start", "--host=127.0.0.1", f"--port={port}"],
         port,
         log_dir,
     )
@@ -152,7 +189,7 @@ def start_pubsub(port: int, log_dir: Path, project: str) -> Server:
     server = start_process(
         "pubsub-emulator",
         [
-            str(PUBSUB_BIN),
+            str(pubsub_bin()),
             "--host=127.0.0.1",
             f"--port={port}",
             f"--data-dir={data_dir}",
