@@ -40,7 +40,7 @@ resource "google_cloudfunctions2_function" "api" {
     min_instance_count               = local.sizing["api"].min_instances
     max_instance_count               = local.sizing["api"].max_instances
     max_instance_request_concurrency = local.sizing["api"].concurrency
-    environment_variables            = merge(local.core_env, local.tasks_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["api"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
       key        = "API_KEYS"
@@ -87,7 +87,7 @@ resource "google_cloudfunctions2_function" "twilio_webhooks" {
     min_instance_count               = local.sizing["twilio_webhooks"].min_instances
     max_instance_count               = local.sizing["twilio_webhooks"].max_instances
     max_instance_request_concurrency = local.sizing["twilio_webhooks"].concurrency
-    environment_variables            = merge(local.core_env, local.twilio_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.twilio_env, { THREADS = tostring(local.sizing["twilio_webhooks"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
       key        = "TWILIO_AUTH_TOKEN"
@@ -134,7 +134,7 @@ resource "google_cloudfunctions2_function" "campaign_scheduler" {
     min_instance_count               = local.sizing["campaign_scheduler"].min_instances
     max_instance_count               = local.sizing["campaign_scheduler"].max_instances
     max_instance_request_concurrency = local.sizing["campaign_scheduler"].concurrency
-    environment_variables            = merge(local.core_env, local.tasks_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["campaign_scheduler"].concurrency) }, var.extra_env)
   }
 
   depends_on = [
@@ -174,7 +174,7 @@ resource "google_cloudfunctions2_function" "segment_evaluator" {
     min_instance_count               = local.sizing["segment_evaluator"].min_instances
     max_instance_count               = local.sizing["segment_evaluator"].max_instances
     max_instance_request_concurrency = local.sizing["segment_evaluator"].concurrency
-    environment_variables            = merge(local.core_env, var.extra_env)
+    environment_variables            = merge(local.core_env, { THREADS = tostring(local.sizing["segment_evaluator"].concurrency) }, var.extra_env)
   }
 
   depends_on = [
@@ -214,7 +214,7 @@ resource "google_cloudfunctions2_function" "campaign_fanout" {
     min_instance_count               = local.sizing["campaign_fanout"].min_instances
     max_instance_count               = local.sizing["campaign_fanout"].max_instances
     max_instance_request_concurrency = local.sizing["campaign_fanout"].concurrency
-    environment_variables            = merge(local.core_env, local.tasks_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["campaign_fanout"].concurrency) }, var.extra_env)
   }
 
   depends_on = [
@@ -254,7 +254,7 @@ resource "google_cloudfunctions2_function" "message_sender" {
     min_instance_count               = local.sizing["message_sender"].min_instances
     max_instance_count               = local.sizing["message_sender"].max_instances
     max_instance_request_concurrency = local.sizing["message_sender"].concurrency
-    environment_variables            = merge(local.core_env, local.twilio_env, local.tasks_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.twilio_env, local.tasks_env, { THREADS = tostring(local.sizing["message_sender"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
       key        = "TWILIO_AUTH_TOKEN"
@@ -308,7 +308,7 @@ resource "google_cloudfunctions2_function" "receipt_updater" {
     min_instance_count               = local.sizing["receipt_updater"].min_instances
     max_instance_count               = local.sizing["receipt_updater"].max_instances
     max_instance_request_concurrency = local.sizing["receipt_updater"].concurrency
-    environment_variables            = merge(local.core_env, var.extra_env)
+    environment_variables            = merge(local.core_env, { THREADS = tostring(local.sizing["receipt_updater"].concurrency) }, var.extra_env)
   }
 
   depends_on = [
@@ -348,7 +348,7 @@ resource "google_cloudfunctions2_function" "inbound_processor" {
     min_instance_count               = local.sizing["inbound_processor"].min_instances
     max_instance_count               = local.sizing["inbound_processor"].max_instances
     max_instance_request_concurrency = local.sizing["inbound_processor"].concurrency
-    environment_variables            = merge(local.core_env, local.twilio_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.twilio_env, { THREADS = tostring(local.sizing["inbound_processor"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
       key        = "TWILIO_AUTH_TOKEN"
@@ -402,7 +402,7 @@ resource "google_cloudfunctions2_function" "event_router" {
     min_instance_count               = local.sizing["event_router"].min_instances
     max_instance_count               = local.sizing["event_router"].max_instances
     max_instance_request_concurrency = local.sizing["event_router"].concurrency
-    environment_variables            = merge(local.core_env, local.tasks_env, var.extra_env)
+    environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["event_router"].concurrency) }, var.extra_env)
   }
 
   depends_on = [

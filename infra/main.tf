@@ -32,7 +32,9 @@ locals {
 
   # Sizing per job. The sender scales wide and small; the evaluator and the
   # fan-out stream large segments and get more memory and time; the api is
-  # medium. Overridable per function with var.function_overrides.
+  # medium. Overridable per function with var.function_overrides. Each
+  # function gets THREADS = its concurrency (functions.tf): functions-framework
+  # serves that many requests at once, as many as Cloud Run sends an instance.
   default_sizing = {
     api                = { memory = "512Mi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 20 }
     twilio_webhooks    = { memory = "256Mi", cpu = "1", timeout_seconds = 15, min_instances = 0, max_instances = 20, concurrency = 40 }
@@ -81,12 +83,15 @@ locals {
   }
 
   # Least privilege, derived from what each function does (DESIGN §2).
+  # tests/unit/infra/test_terraform_consistency.py derives the publishers and
+  # enqueuers from the code (a call graph from each main.py) and holds these
+  # lists equal to it.
   firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router"]
   task_enqueuers  = ["api", "campaign_scheduler", "campaign_fanout", "message_sender", "event_router"]
   topic_publishers = {
     api                = ["campaign-launches", "events"]
     twilio_webhooks    = ["delivery-receipts", "inbound-messages"]
-    campaign_scheduler = ["campaign-launches"]
+    campaign_scheduler = ["campaign-launches", "events"] # events: the stranded-event sweep
     segment_evaluator  = ["recipient-batches"]
   }
   secret_readers = {

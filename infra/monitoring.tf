@@ -167,6 +167,10 @@ resource "google_monitoring_alert_policy" "signature_rejections" {
     mime_type = "text/markdown"
     content   = "Twilio webhooks are failing signature validation. Usual causes: PUBLIC_BASE_URL differs from the URL configured in Twilio, or the twilio-auth-token secret was rotated without promoting the token in Twilio (or the reverse). Also possible: someone is probing the public endpoint."
   }
+
+  # The filter names a log-based metric: Monitoring refuses the policy until
+  # the metric exists.
+  depends_on = [google_logging_metric.engine]
 }
 
 resource "google_monitoring_alert_policy" "failure_rate" {
@@ -206,6 +210,10 @@ resource "google_monitoring_alert_policy" "failure_rate" {
     mime_type = "text/markdown"
     content   = "Twilio rejects a growing share of sends. Check the failures-by-error-code chart: 21610 (recipient opted out at the carrier), 21211 (invalid number), 21408/21612 (region or route not enabled), 30007 (carrier filtering). GET /v1/campaigns/{id}/summary shows errors per code per campaign."
   }
+
+  # The filter names a log-based metric: Monitoring refuses the policy until
+  # the metric exists.
+  depends_on = [google_logging_metric.engine]
 }
 
 resource "google_monitoring_alert_policy" "dead_letters" {

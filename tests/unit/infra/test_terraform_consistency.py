@@ -223,6 +223,12 @@ def map_keys(value: Any) -> set[str]:
     if isinstance(value, dict):
         return set(value)
     text = expr(value)
+    if text.startswith("{") and text.endswith("}"):  # an inline object
+        return {
+            item.split("=")[0].strip()
+            for item in _split_args(text[1:-1])
+            if "=" in item
+        }
     if match := re.fullmatch(r"merge\((.*)\)", text, flags=re.DOTALL):
         keys: set[str] = set()
         for arg in _split_args(match.group(1)):
@@ -340,6 +346,21 @@ def test_secret_accessors_match_secret_env() -> None:
     ):
         expected = {fn for fn in FUNCTIONS if env in env_keys(fn)[1]}
         assert set(readers[secret]) == expected, secret
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_threads_match_the_concurrency(name: str) -> None:
+    # functions-framework serves THREADS requests at once per instance (by
+    # default 4 per CPU): as many as Cloud Run sends it, no fewer.
+    service = block(function(name), "service_config")
+    assert "THREADS" in env_keys(name)[0]
+    assert (
+        f'THREADS = tostring(local.sizing["{name}"].concurrency)'
+        in service["environment_variables"]
+    )
+    assert expr(service["max_instance_request_concurrency"]) == (
+        f'local.sizing["{name}"].concurrency'
+    )
 
 
 def test_task_enqueuers_match_task_settings() -> None:
@@ -622,6 +643,31 @@ def test_log_metric_filters_follow_the_code(metric: str) -> None:
     assert found, f"{metric}: none of {messages + labels} is logged by the code"
 
 
+def test_alerts_on_log_metrics_wait_for_the_metrics() -> None:
+    # A policy whose filter names a user metric that does not exist yet is
+    # refused; the filter's reference alone does not order the creation.
+    policies = resources("google_monitoring_alert_policy")
+    on_log_metrics = [
+        name
+        for name, body in policies.items()
+        if "logging.googleapis.com/user/" in json.dumps(body)
+    ]
+    assert on_log_metrics
+    for name in on_log_metrics:
+        depends = [expr(d) for d in policies[name].get("depends_on", [])]
+        assert "google_logging_metric.engine" in depends, name
+
+
+def test_google_provider_is_pinned_exactly() -> None:
+    providers = {
+        k: v
+        for block in terraform()["terraform"]
+        for req in block.get("required_providers", [])
+        for k, v in req.items()
+    }
+    assert re.fullmatch(r"\d+\.\d+\.\d+", providers["google"]["version"])
+
+
 def test_outputs_for_twilio_and_api() -> None:
     outputs = {k for block in terraform().get("output", []) for k in block}
     assert {"twilio_inbound_webhook_url", "twilio_status_callback_url", "api_url"} <= (
@@ -666,3 +712,199 @@ def test_source_archive_keeps_the_deployed_code() -> None:
     excludes = set(spec["excludes"])
     assert not excludes & {"functions", "shared", "requirements.txt", "pyproject.toml"}
     assert {"tests", "local", ".venv", "infra"} <= excludes
+
+
+# --------------------------------------------------------------------------
+# IAM derived from the code: what each function publishes and enqueues
+# --------------------------------------------------------------------------
+#
+# A static call graph over shared/ and functions/: from each function's
+# main.py, follow every name that resolves to a top-level def or class of our
+# code (through imports, `module.attr` and re-exports). Importing a module runs
+# its top level, so its module-level code and its decorated defs (API routes)
+# are reached with it; a reached class brings all its methods. A reached body
+# that names `Topic.X` publishes to X; one that calls `<anything>.enqueue(...)`
+# enqueues sends. Calls through objects (`deps.tasks.enqueue`) need no
+# resolution: the body that makes the call is what gets reached.
+
+Node = tuple[str, str]  # (module, top-level name); "" is the module's own code
+PUBSUB_MODULE = "shared.platform.pubsub"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def code_modules() -> dict[str, ast.Module]:
+    paths = [*REPO.glob("shared/**/*.py"), *REPO.glob("functions/*/main.py")]
+    return {_module_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in paths}
+
+
+@cache
+def module_bindings(module: str) -> dict[str, Node]:
+    """Top-level name -> what it is bound to: a def/class here, another
+    module (name ""), or a name imported from another of our modules."""
+    bindings: dict[str, Node] = {}
+    for stmt in code_modules()[module].body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bindings[stmt.name] = (module, stmt.name)
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module:
+            # The code imports absolutely; a relative import would be missed.
+            assert not stmt.level, f"{module}: relative import"
+            base = stmt.module
+            for alias in stmt.names:
+                target = f"{base}.{alias.name}"
+                bound = (target, "") if target in code_modules() else (base, alias.name)
+                bindings[alias.asname or alias.name] = bound
+        elif isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.name.split(".")[0] in {"shared", "functions"}:
+                    # `import shared.x` would need dotted chains resolved.
+                    assert alias.asname, f"{module}: import {alias.name} unaliased"
+                    bindings[alias.asname] = (alias.name, "")
+        else:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    bindings.setdefault(node.id, (module, ""))
+    return bindings
+
+
+def resolve_node(node: Node, seen: frozenset[Node] = frozenset()) -> Node | None:
+    """Follow re-exports to the module that defines the name."""
+    module, name = node
+    if module not in code_modules() or node in seen:
+        return None
+    if not name:
+        return node
+    bound = module_bindings(module).get(name)
+    if bound is None:
+        return None
+    if bound == node or bound == (module, ""):
+        return bound
+    return resolve_node(bound, seen | {node})
+
+
+def _bodies(node: Node) -> list[ast.AST]:
+    module, name = node
+    tree = code_modules()[module]
+    if not name:
+        return [
+            stmt
+            for stmt in tree.body
+            if not isinstance(
+                stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+            )
+        ]
+    return [
+        stmt
+        for stmt in tree.body
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and stmt.name == name
+    ]
+
+
+def _decorated(module: str) -> list[Node]:
+    return [
+        (module, stmt.name)
+        for stmt in code_modules()[module].body
+        if isinstance(stmt, ast.FunctionDef | ast.ClassDef) and stmt.decorator_list
+    ]
+
+
+def _references(node: Node) -> Iterator[Node]:
+    module, _ = node
+    bindings = module_bindings(module)
+    for body in _bodies(node):
+        for sub in ast.walk(body):
+            if isinstance(sub, ast.Name) and sub.id in bindings:
+                yield bindings[sub.id]
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+                bound = bindings.get(sub.value.id)
+                if bound and not bound[1]:  # `module.attr`
+                    yield (bound[0], sub.attr)
+            elif isinstance(sub, ast.ImportFrom | ast.Import):
+                for alias in sub.names:
+                    name = f"{getattr(sub, 'module', '')}.{alias.name}".strip(".")
+                    for candidate in (name, getattr(sub, "module", None) or ""):
+                        if candidate in code_modules():
+                            yield (candidate, "")
+
+
+@cache
+def reached_from(function_name: str) -> frozenset[Node]:
+    start: Node = (f"functions.{function_name}.main", "")
+    reached: set[Node] = set()
+    pending = [start]
+    while pending:
+        node = resolve_node(pending.pop())
+        if node is None or node in reached:
+            continue
+        reached.add(node)
+        module, _ = node
+        pending.append((module, ""))  # reaching a name imports its module
+        pending.extend(_decorated(module))
+        pending.extend(_references(node))
+    return frozenset(reached)
+
+
+def _topics_named(node: Node) -> set[str]:
+    topic = (
+        resolve_node((node[0], "Topic"))
+        if "Topic" in module_bindings(node[0])
+        else None
+    )
+    if topic != (PUBSUB_MODULE, "Topic"):
+        return set()
+    names = {t.name: t.value for t in Topic}
+    return {
+        names[sub.attr]
+        for body in _bodies(node)
+        for sub in ast.walk(body)
+        if isinstance(sub, ast.Attribute)
+        and isinstance(sub.value, ast.Name)
+        and sub.value.id == "Topic"
+        and sub.attr in names
+    }
+
+
+def _enqueues(node: Node) -> bool:
+    return any(
+        isinstance(sub, ast.Call)
+        and isinstance(sub.func, ast.Attribute)
+        and sub.func.attr == "enqueue"
+        for body in _bodies(node)
+        for sub in ast.walk(body)
+    )
+
+
+def published_by_code(function_name: str) -> set[str]:
+    return {t for node in reached_from(function_name) for t in _topics_named(node)}
+
+
+def enqueued_by_code(function_name: str) -> bool:
+    return any(_enqueues(node) for node in reached_from(function_name))
+
+
+def test_the_code_graph_sees_what_each_function_does() -> None:
+    # Anchors: if the graph stopped following imports these would go empty.
+    assert published_by_code("twilio_webhooks") == {
+        Topic.DELIVERY_RECEIPTS.value,
+        Topic.INBOUND_MESSAGES.value,
+    }
+    assert enqueued_by_code("message_sender")  # quiet-hours deferral
+    assert not published_by_code("receipt_updater")
+
+
+def test_publisher_grants_are_exactly_what_the_code_publishes() -> None:
+    granted = {
+        fn: set(topics) for fn, topics in tf_locals()["topic_publishers"].items()
+    }
+    derived = {fn: published_by_code(fn) for fn in FUNCTIONS}
+    assert granted == {fn: topics for fn, topics in derived.items() if topics}
+
+
+def test_enqueuer_grants_are_exactly_what_the_code_enqueues() -> None:
+    derived = {fn for fn in FUNCTIONS if enqueued_by_code(fn)}
+    assert set(tf_locals()["task_enqueuers"]) == derived
