@@ -1,8 +1,9 @@
 """`make demo`: the whole pipeline on this machine, end to end.
 
-Brings the local stack up (or reuses a running one), imports the seed system's
-sample contacts through the API, launches a campaign to them, prints its
-progress and final counts, and leaves the stack running for exploring.
+Brings the local stack up (or reuses a running one), imports the sample
+contacts in local/demo_data/ through the API, launches a campaign to them,
+prints its progress and final counts, and leaves the stack running for
+exploring. Everything it reads is in the repository.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import requests
 from local import cli, emulators, stack
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "data" / "seed-samples"
+SAMPLES = REPO / "local" / "demo_data"
 STATE = REPO / ".local"
 FINAL = {"DELIVERED", "READ", "UNDELIVERED", "FAILED", "SKIPPED"}
-CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+}
 
 
 def say(text: str) -> None:
@@ -71,7 +76,8 @@ def import_samples(api: Api) -> None:
         )
         say(
             f"imported {path.name}: {report['total']} rows, {report['created']} new, "
-            f"{report['updated']} updated, {report['invalid']} invalid"
+            f"{report['updated']} updated, {report['duplicates']} duplicates, "
+            f"{report['invalid']} invalid"
         )
 
 

@@ -13,10 +13,12 @@ from shared.audience import imports
 
 pytestmark = pytest.mark.integration
 
+# The seed system's sample files, when ../shared sits beside the repository
+# (or SEED_SAMPLES_DIR names them). Only this test reads them; a clone alone
+# skips it. The demo's own contacts live in local/demo_data/.
 SEED_SAMPLES = Path(
     os.environ.get(
         "SEED_SAMPLES_DIR",
-        # ../shared beside the repository, as on developers' machines and in CI
         Path(__file__).resolve().parents[3].parent / "shared/data/seed-samples",
     )
 )
@@ -84,6 +86,67 @@ def test_every_seed_sample_loads_as_it_is(api: Any, db: Any) -> None:
         json={"definition": {"attribute": "age", "operator": "gte", "value": 30}},
     )
     assert adults.body["count"] == 4  # 30, 35, 40 and 40 from CSV and JSON
+
+
+DEMO_DATA = Path(__file__).resolve().parents[3] / "local" / "demo_data"
+DEMO_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+}
+# What `make demo` imports (local/demo_data/README.md), in name order.
+DEMO_EXPECTED = [
+    (
+        "1_customers.csv",
+        {"total": 10, "created": 7, "updated": 0, "duplicates": 1, "invalid": 2},
+    ),
+    (
+        "2_app_signups.json",
+        {"total": 7, "created": 5, "updated": 1, "duplicates": 0, "invalid": 1},
+    ),
+    (
+        "3_event_leads.ndjson",
+        {"total": 3, "created": 2, "updated": 1, "duplicates": 0, "invalid": 0},
+    ),
+]
+
+
+def test_demo_contacts_cover_what_contact_files_hold(api: Any, db: Any) -> None:
+    from local import demo
+
+    assert demo.SAMPLES == DEMO_DATA and demo.CONTENT_TYPES == DEMO_CONTENT_TYPES
+    files = sorted(p.name for p in DEMO_DATA.iterdir() if p.suffix != ".md")
+    assert files == [name for name, _ in DEMO_EXPECTED]
+    reports = {}
+    for name, expected in DEMO_EXPECTED:
+        path = DEMO_DATA / name
+        reports[name] = imported(
+            api, path.read_bytes(), DEMO_CONTENT_TYPES[path.suffix]
+        )
+        assert {k: reports[name][k] for k in expected} == expected, reports[name]
+    # Invalid: a Sri Lankan national number under DEFAULT_REGION=US, a short
+    # number, and a row without a number.
+    assert [e["row"] for e in reports["1_customers.csv"]["errors"]] == [8, 9]
+    assert [e["row"] for e in reports["2_app_signups.json"]["errors"]] == [7]
+    assert len(list(db.collection("users").stream())) == 14
+    # National format, channel prefixes, spaces: all stored as E.164.
+    assert user(api, "+14155550134")["attributes"]["name"] == "Megan Ortiz"
+    assert user(api, "+94772123403")["attributes"]["name"] == "Kavindu Herath"
+    assert user(api, "+94772123404")["attributes"]["city"] == "Matara"
+    # The later duplicate row wins; a later file updates.
+    assert user(api, "+94772123401")["attributes"]["age"] == 35
+    assert user(api, "+94772123402")["attributes"]["city"] == "Nuwara Eliya"
+    # PENDING is not consent; an import never lifts a STOP.
+    assert user(api, "+94772123410")["consent"]["state"] == "OPT_OUT"
+    assert user(api, "+94772123406")["consent"]["state"] == "STOP"
+    lk = api(
+        "POST",
+        "/v1/segments/preview",
+        json={
+            "definition": {"attribute": "country", "operator": "equals", "value": "LK"}
+        },
+    )
+    assert (lk.body["count"], lk.body["eligible"]) == (12, 9)
 
 
 def test_csv_cells_are_typed_and_recognised_columns_are_fields(api: Any) -> None:
