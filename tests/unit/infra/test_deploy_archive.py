@@ -319,5 +319,16 @@ def test_function_boots_from_the_archive(name: str, booted: dict[str, Booted]) -
     else:
         response = _request(name, server.port)
         print(f"{name}: {_signature(name)} request answered {response.status_code}")
-    log = server.log.read_text()
+        if _signature(name) == "http":
+            # Refused (401, 404) or handled (200): the function ran, no crash.
+            assert response.status_code < 500, (response.status_code, log_of(server))
+        else:
+            # The handler ran and refused the poison message: a nack.
+            assert response.status_code == 500
+            assert "PoisonMessage" in log_of(server), log_of(server)
+    log = log_of(server)
     assert "ModuleNotFoundError" not in log and "ImportError" not in log, log
+
+
+def log_of(server: Booted) -> str:
+    return server.log.read_text(encoding="utf-8", errors="replace")
