@@ -13,7 +13,7 @@
 resource "google_cloudfunctions2_function" "api" {
   name        = local.function_names["api"]
   location    = var.region
-  description = "REST API v1 (DESIGN §10). Private: named principals invoke it."
+  description = "REST API v1 (docs/architecture.md §10). Private: named principals invoke it."
 
   build_config {
     runtime         = "python312"

@@ -82,7 +82,7 @@ locals {
     TASKS_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
   }
 
-  # Least privilege, derived from what each function does (DESIGN §2).
+  # Least privilege, derived from what each function does (docs/architecture.md §2).
   # tests/unit/infra/test_terraform_consistency.py derives the publishers and
   # enqueuers from the code (a call graph from each main.py) and holds these
   # lists equal to it.

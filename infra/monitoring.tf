@@ -1,4 +1,4 @@
-# Observability (DESIGN §12): log-based metrics, the dashboard and alerts.
+# Observability (docs/architecture.md §12): log-based metrics, the dashboard and alerts.
 #
 # The metric filters follow the log lines the code writes (JSON on stdout:
 # jsonPayload.message, and entry labels from the structured handler's

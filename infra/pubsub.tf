@@ -1,5 +1,5 @@
 # Pub/Sub: one topic per shared.platform.pubsub.Topic, each with a dead-letter
-# topic <topic>-dlq (DESIGN §4).
+# topic <topic>-dlq (docs/architecture.md §4).
 #
 # Dead letters: an Eventarc trigger (event_trigger on the function) creates and
 # owns its push subscription, and the function resource cannot give that

@@ -1,7 +1,7 @@
 # Cloud Tasks: the send queue. Its target is message_sender with an OIDC token
 # of the tasks invoker account (set by the code from TASKS_SERVICE_ACCOUNT).
 # max_dispatches_per_second caps the sender; campaign rate_limit_mps paces each
-# campaign below it (DESIGN §8, "Pacing").
+# campaign below it (docs/architecture.md §8, "Pacing").
 
 resource "google_cloud_tasks_queue" "message_sends" {
   name     = var.tasks_queue_name

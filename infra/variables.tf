@@ -246,7 +246,7 @@ variable "sender_queues" {
 # ---------------------------------------------------------------------------
 
 variable "pubsub_max_delivery_attempts" {
-  description = "Deliveries before a message goes to <topic>-dlq (DESIGN §4: 10)."
+  description = "Deliveries before a message goes to <topic>-dlq (docs/architecture.md §4: 10)."
   type        = number
   default     = 10
 }

@@ -3,7 +3,7 @@
 Run: ``python -m local.task_dispatcher --port 8123``.
 
 It accepts HTTP tasks over a small JSON API and dispatches them the way a Cloud
-Tasks queue does (DESIGN.md §4):
+Tasks queue does (docs/architecture.md §4):
 
 - each task is POSTed to its url at or after its ``schedule_time`` with its JSON
   body and the ``X-CloudTasks-*`` headers;

@@ -1,4 +1,4 @@
-"""Pub/Sub message bodies: one pydantic model per topic (DESIGN §4)."""
+"""Pub/Sub message bodies: one pydantic model per topic (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

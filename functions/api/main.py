@@ -1,4 +1,4 @@
-"""api: HTTP (authenticated). The REST API v1 of DESIGN §10."""
+"""api: HTTP (authenticated). The REST API v1 of docs/architecture.md §10."""
 
 import json
 

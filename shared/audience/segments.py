@@ -1,6 +1,6 @@
 """Segment DSL: validation, in-memory matching and streaming evaluation.
 
-A definition is a tree of nodes (DESIGN §6):
+A definition is a tree of nodes (docs/architecture.md §6):
     {"attribute": "city", "operator": "equals", "value": "Colombo"}
     {"logic": "AND" | "OR", "conditions": [node, …]}
     {"not": node}

@@ -1,4 +1,4 @@
-"""The task-queue port and its adapters (DESIGN.md §4, "Ports and adapters").
+"""The task-queue port and its adapters (docs/architecture.md §4, "Ports and adapters").
 
 Domain code enqueues `SendTask`s through the `TaskQueue` protocol and never sees
 which backend is behind it:

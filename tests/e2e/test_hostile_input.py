@@ -1,7 +1,7 @@
 """Hostile input: generated API requests and fuzzed, validly signed webhooks.
 
 Schemathesis drives every operation of GET /v1/openapi.json on the local api.
-Expectations: no 5xx, every error in the DESIGN §10 envelope, and no write
+Expectations: no 5xx, every error in the docs/architecture.md §10 envelope, and no write
 when a request is rejected. Webhook fuzzing sends random, huge, non-UTF-8 and
 incomplete form bodies, all validly signed: each is answered 2xx or 4xx, is
 stored-and-ignored downstream, and nothing lands in a dead-letter queue.

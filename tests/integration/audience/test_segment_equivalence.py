@@ -1,4 +1,4 @@
-"""DESIGN §6 invariant: the Firestore-backed evaluation equals the in-memory one.
+"""docs/architecture.md §6: Firestore-backed evaluation equals in-memory evaluation.
 
 Hypothesis generates users and definitions; each example writes its users to
 a clean emulator database, evaluates with pushdown and cursor paging (small

@@ -32,7 +32,7 @@ FUNCTIONS = sorted(
     p.parent.name for p in (REPO / "functions").glob("*/main.py") if p.is_file()
 )
 
-# Which function consumes which topic (DESIGN §2).
+# Which function consumes which topic (docs/architecture.md §2).
 CONSUMERS = {
     Topic.CAMPAIGN_LAUNCHES: "segment_evaluator",
     Topic.RECIPIENT_BATCHES: "campaign_fanout",
