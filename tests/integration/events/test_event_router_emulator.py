@@ -278,3 +278,17 @@ def test_a_render_failure_skips_that_message_as_render_failed(
     assert doc["skip_reason"] == "render_failed"
     assert task_queue.tasks == []
     assert event_doc(db, "e1")["status"] == "matched"
+
+
+def test_a_preview_refuses_the_event_flattened(api: Any, clock: Any) -> None:
+    """Properties at the event's top level would preview what never sends."""
+    add_user(api)
+    campaign_id = triggered_campaign(api, body=EVENT_TEMPLATE)
+    template_id = api("GET", f"/v1/campaigns/{campaign_id}").body["template_id"]
+    preview = api(
+        "POST",
+        f"/v1/templates/{template_id}/render",
+        json={"phone": PHONE, "event": {"order_id": "A1"}},
+    )
+    assert preview.status == 422, preview.body
+    assert preview.body["error"]["details"][0]["field"] == "event.order_id"
