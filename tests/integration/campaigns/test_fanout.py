@@ -20,6 +20,7 @@ from shared.campaigns.dry_run import dry_run
 from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
+from shared.campaigns.scheduler import TickReport, sweep_stranded_queued
 from shared.content.store import get_template
 from shared.delivery.messages import encode_version, message_id_for
 from shared.delivery.status import MessageStatus, rank_of
@@ -27,6 +28,7 @@ from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
 from shared.platform.tasks import task_name_for
+from tests.conftest import RecordingTaskQueue
 
 pytestmark = pytest.mark.integration
 
@@ -617,3 +619,20 @@ def test_a_dry_run_counts_a_render_failure_as_a_skip(
 
     assert (report["targeted"], report["eligible"]) == (3, 2)
     assert report["skips"] == {"render_failed": 1}
+
+
+def test_fanned_out_messages_are_found_by_the_stranded_sweep(
+    ready: Any, clock: Any, task_queue: Any
+) -> None:
+    """Fan-out stores `held: false`, the field the sweep's query needs."""
+    fan_out_batch(ready, task_queue, batch(), core(), clock.now)
+    lost = RecordingTaskQueue()  # as if every first task had run out
+    report = TickReport()
+    later = clock.now + timedelta(seconds=core().stranded_queued_seconds + 60)
+
+    sweep_stranded_queued(ready, lost, core(), later, report)
+
+    assert report.stranded_requeued == len(PHONES)
+    assert {t.body["message_id"] for t in lost.tasks} == {
+        message_id_for(CAMPAIGN, phone) for phone in PHONES
+    }
