@@ -82,6 +82,9 @@ def handle_request(request: ApiRequest, context: ApiContext) -> ApiResponse:
     except RecursionError:
         # Only input nests this deep (JSON the decoder took, then code that
         # walks it): bad input, never a 500, on any route.
+        log.warning(
+            "request body nested too deeply: %s %s", request.method, request.path
+        )
         too_deep = ApiError(400, "nested_too_deep", "the body is nested too deeply")
         return ApiResponse(400, too_deep.body())
     except Exception:
