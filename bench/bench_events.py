@@ -109,7 +109,8 @@ def bench_ingest(
 
 def launch_triggered_campaign(api: Api) -> str:
     template = api.post(
-        "/v1/templates", {"name": "b", "body": "Order {{ event.order_id }} shipped"}
+        "/v1/templates",
+        {"name": "b", "body": "Order {{ event.properties.order_id }} shipped"},
     )
     campaign = api.post(
         "/v1/campaigns",

@@ -128,6 +128,9 @@ def function_env(ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]
         "MESSAGE_SENDER_URL": url(ports["message_sender"]) + "/",
         # A SENT message without a final receipt counts as settled after this.
         "SETTLE_SECONDS": "30",
+        # A QUEUED message this long past its send_at is stranded: longer than
+        # the local dispatcher's whole retry budget (10 attempts, ≤ 10 s apart).
+        "STRANDED_QUEUED_SECONDS": "300",
         **extra,
     }
 

@@ -6,12 +6,20 @@ PUBLIC_BASE_URL, publish the raw parameters, and answer fast.
 
 import flask
 import functions_framework
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.platform.clock import utcnow
 from shared.platform.config import twilio_settings
 from shared.platform.pubsub import pubsub_publisher
 from shared.platform.runtime import request_validator, start_function
-from shared.webhooks.intake import WebhookRequest, accept_webhook
+from shared.webhooks.intake import (
+    MAX_WEBHOOK_BODY_BYTES,
+    TOO_LARGE,
+    IntakeResult,
+    WebhookRequest,
+    accept_webhook,
+    declared_too_large,
+)
 
 start_function()
 
@@ -32,15 +40,27 @@ def webhook_request(request: flask.Request) -> WebhookRequest:
     )
 
 
-@functions_framework.http
-def twilio_webhooks(request: flask.Request) -> flask.Response:
-    result = accept_webhook(
+def intake(request: flask.Request) -> IntakeResult:
+    if declared_too_large(request.content_length):
+        return TOO_LARGE
+    # A body without Content-Length (chunked) is cut off past the limit.
+    request.max_content_length = MAX_WEBHOOK_BODY_BYTES
+    try:
+        webhook = webhook_request(request)
+    except RequestEntityTooLarge:
+        return TOO_LARGE
+    return accept_webhook(
         request_validator(),
         twilio_settings().public_base_url,
         pubsub_publisher(),
-        webhook_request(request),
+        webhook,
         utcnow(),
     )
+
+
+@functions_framework.http
+def twilio_webhooks(request: flask.Request) -> flask.Response:
+    result = intake(request)
     return flask.Response(
         result.body,
         status=result.status,

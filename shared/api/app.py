@@ -46,8 +46,11 @@ def api_router() -> Router:
 def authenticate(request: ApiRequest, keys: frozenset[str]) -> None:
     header = request.header("Authorization") or ""
     scheme, _, token = header.partition(" ")
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters,
+    # and a header is whatever the caller sent.
+    presented = token.strip().encode("utf-8", "surrogatepass")
     valid = scheme.lower() == "bearer" and any(
-        hmac.compare_digest(token.strip(), key) for key in keys
+        hmac.compare_digest(presented, key.encode()) for key in keys
     )
     if not valid:
         raise ApiError(
@@ -76,6 +79,14 @@ def handle_request(request: ApiRequest, context: ApiContext) -> ApiResponse:
             headers={"Retry-After": "1"},
         )
         return ApiResponse(503, busy.body(), busy.headers)
+    except RecursionError:
+        # Only input nests this deep (JSON the decoder took, then code that
+        # walks it): bad input, never a 500, on any route.
+        log.warning(
+            "request body nested too deeply: %s %s", request.method, request.path
+        )
+        too_deep = ApiError(400, "nested_too_deep", "the body is nested too deeply")
+        return ApiResponse(400, too_deep.body())
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         internal = ApiError(500, "internal", "internal error")

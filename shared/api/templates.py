@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -20,6 +21,7 @@ from shared.api.paging import paged
 from shared.api.users import phone_param
 from shared.audience.users import get_user
 from shared.campaigns.models import CAMPAIGNS, FINAL_CAMPAIGN_STATUSES
+from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
 from shared.content.store import (
     Template,
@@ -35,8 +37,6 @@ from shared.content.templates import (
     TemplateChannel,
     TemplateRenderError,
     TemplateSyntaxError,
-    render_content_variables,
-    render_message,
     template_variables,
 )
 
@@ -44,6 +44,18 @@ router = Router()
 
 # Enough ids in a 409 for an operator to act on, without listing a long history.
 MAX_BLOCKING_CAMPAIGNS_SHOWN = 10
+
+
+class PreviewEvent(BaseModel):
+    """A triggering event to preview with, in the shape a send gives templates:
+    `{{ event.properties.order_id }}`, `{{ event.type }}`."""
+
+    model_config = {"extra": "forbid"}
+
+    event_id: str | None = None
+    type: str | None = None
+    occurred_at: datetime | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class RenderRequest(BaseModel):
@@ -54,7 +66,7 @@ class RenderRequest(BaseModel):
     attributes: dict[str, Any] | None = None
     phone: str | None = Field(None, min_length=1, max_length=64)
     # The triggering event of a triggered campaign; templates read it as `event`.
-    event: dict[str, Any] | None = None
+    event: PreviewEvent | None = None
 
     @model_validator(mode="after")
     def _one_recipient(self) -> RenderRequest:
@@ -231,9 +243,10 @@ def render_preview(
     template: Template,
     attributes: dict[str, Any],
     phone: str,
-    extra: dict[str, Any] | None,
+    event: PreviewEvent | None,
 ) -> dict[str, Any]:
-    rendered = render_message(template.body, attributes, phone, extra)
+    # The scope and the render are fan-out's and the router's own.
+    rendered = render_content(template, template_scope(attributes, phone, event))
     info = count_segments(rendered.body)
     preview: dict[str, Any] = {
         "body": rendered.body,
@@ -243,11 +256,7 @@ def render_preview(
         "missing_variables": rendered.missing_variables,
     }
     if template.channel == TemplateChannel.WHATSAPP:
-        values, missing = render_content_variables(
-            template.content_variables or {}, attributes, phone, extra
-        )
-        preview["content_variables"] = values
-        preview["missing_variables"] = sorted({*rendered.missing_variables, *missing})
+        preview["content_variables"] = rendered.content_variables or {}
     return preview
 
 
@@ -256,9 +265,8 @@ def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     template = load_template(context, request.path_params["template_id"])
     preview = parse_body(request, RenderRequest)
     attributes, phone = _recipient(request, context, preview)
-    extra = {"event": preview.event} if preview.event is not None else None
     try:
-        body = render_preview(template, attributes, phone, extra)
+        body = render_preview(template, attributes, phone, preview.event)
     except (TemplateSyntaxError, TemplateRenderError) as exc:
         raise ApiError(
             422, "template_render", f"template does not render: {exc}"

@@ -19,10 +19,8 @@ from google.cloud.firestore_v1.types.write import WriteResult
 from shared.audience.users import USERS, User
 from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.campaigns.pacing import batch_duration, plan_send_times
-from shared.content.encoding import count_segments
-from shared.content.store import Template, get_template
-from shared.content.templates import render_content_variables, render_message
-from shared.content.validation import with_opt_out_footer
+from shared.campaigns.planning import PlannedMessage, render_for
+from shared.content.store import get_template
 from shared.delivery.messages import MESSAGES, message_id_for, send_task
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import RecipientBatch
@@ -46,80 +44,12 @@ FANOUT_LEAD = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
-class PlannedMessage:
-    message_id: str
-    doc: dict[str, Any]
-
-    @property
-    def sendable(self) -> bool:
-        return bool(self.doc["status_rank"] == QUEUED_RANK)
-
-
-@dataclass(frozen=True)
 class FanoutResult:
     created: int
     existing: int
     enqueued: int
     skipped: int
     reason: str | None = None
-
-
-def _skip_at_render(doc: dict[str, Any], missing: list[str], now: datetime) -> None:
-    doc["status_rank"] = rank_of(MessageStatus.SKIPPED)
-    doc["skip_reason"] = "missing_variable"
-    doc["audit"] = [
-        {
-            "step": "render",
-            "outcome": "skip",
-            "reason": f"missing_variable: {', '.join(missing)}",
-            "at": now,
-        }
-    ]
-
-
-def render_for(
-    template: Template,
-    user: User,
-    campaign: Campaign,
-    core: CoreSettings,
-    now: datetime,
-    event: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The message document for one recipient (send_at is planned later).
-
-    A variable that renders empty without a default makes the message SKIPPED
-    (`missing_variable`) here, so no message with a hole in it is ever queued.
-    """
-    extra = {"event": event} if event is not None else None
-    rendered = render_message(template.body, user.attributes, user.phone, extra)
-    body = rendered.body
-    missing = list(rendered.missing_variables)
-    if core.add_opt_out_footer and template.channel == "sms":
-        body = with_opt_out_footer(body, core.opt_out_footer)
-    info = count_segments(body)
-    doc: dict[str, Any] = {
-        "campaign_id": campaign.id,
-        "phone": user.phone,
-        "body": body,
-        "encoding": info.encoding.value,
-        "segments": info.segments,
-        "channel": template.channel,
-        "status_rank": QUEUED_RANK,
-        "generation": 0,
-        "attempts": 0,
-        "created_at": now,
-        "audit": [],
-    }
-    if template.content_sid:
-        values, missing_content = render_content_variables(
-            template.content_variables or {}, user.attributes, user.phone, extra
-        )
-        doc["content_sid"] = template.content_sid
-        doc["content_variables"] = values
-        missing += [m for m in missing_content if m not in missing]
-    if missing:
-        _skip_at_render(doc, missing, now)
-    return doc
 
 
 def _recipients(db: firestore.Client, batch: RecipientBatch) -> list[User]:

@@ -47,7 +47,7 @@ def _pages(query: firestore.Query) -> Iterator[list[firestore.DocumentSnapshot]]
             return
 
 
-def _write_if_unchanged(
+def write_if_unchanged(
     db: firestore.Client,
     page: list[firestore.DocumentSnapshot],
     changes: Mapping[str, dict[str, Any]],
@@ -108,7 +108,7 @@ def resume_held_messages(
             }
             for s, send_at in zip(page, times, strict=True)
         }
-        versions = _write_if_unchanged(db, page, changes)
+        versions = write_if_unchanged(db, page, changes)
         sends = [
             send_task(s.id, {**(s.to_dict() or {}), **changes[s.id]}, versions[s.id])
             for s in page
@@ -137,7 +137,7 @@ def skip_queued_messages(
     deadline = time.monotonic() + budget_s
     changed = 0
     for page in _pages(queued):
-        changed += len(_write_if_unchanged(db, page, {s.id: fields for s in page}))
+        changed += len(write_if_unchanged(db, page, {s.id: fields for s in page}))
         if time.monotonic() > deadline:
             return BulkOutcome(changed, finished=False)
     return BulkOutcome(changed, finished=True)

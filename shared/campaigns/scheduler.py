@@ -1,9 +1,12 @@
-"""The minute tick: launch due campaigns, complete finished ones, sweep stuck sends."""
+"""The minute tick: launch due campaigns, complete finished ones, sweep stuck
+sends and stranded queued messages, republish events never routed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.cloud import firestore
 
@@ -20,7 +23,11 @@ from shared.campaigns.models import (
     CampaignStatus,
     campaign_ref,
 )
-from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.campaigns.replan import (
+    resume_held_messages,
+    skip_queued_messages,
+    write_if_unchanged,
+)
 from shared.delivery.messages import MESSAGES, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
 from shared.events.ingest import (
@@ -34,12 +41,15 @@ from shared.platform.config import CoreSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
-from shared.platform.tasks import TaskQueue
+from shared.platform.tasks import TaskQueue, TaskQueueError
 
 log = get_logger(__name__)
 
 LOST_LAUNCH_AFTER = timedelta(minutes=2)
 SWEEP_LIMIT = 500
+# Times the stranded sweep gives a message a new send task before it fails it.
+MAX_STRANDED_REQUEUES = 2
+SEND_ATTEMPTS_EXHAUSTED = "send_attempts_exhausted"
 
 
 @dataclass
@@ -48,6 +58,8 @@ class TickReport:
     relaunched: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     swept: int = 0
+    stranded_requeued: int = 0
+    stranded_failed: int = 0
     republished_events: int = 0
 
 
@@ -72,6 +84,7 @@ def run_tick(
         # a resume must still go out.
         resume_held_messages(db, tasks, campaign, now)
     report.swept = sweep_stuck_sends(db, tasks, now)
+    sweep_stranded_queued(db, tasks, core, now, report)
     finish_cancellations(db, now)
     report.republished_events = republish_stranded_events(db, publisher, now)
     return report
@@ -247,3 +260,99 @@ def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> 
     if batch:
         tasks.enqueue(batch)
     return len(batch)
+
+
+def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """What the stranded sweep writes on one QUEUED message past its send time.
+
+    While requeues remain: a new send task now, under the next generation's
+    task name. The original name cannot serve: Cloud Tasks refuses a name for
+    about an hour after its task is gone (and the local dispatcher forever),
+    and the generation counter exists so that each deliberate re-send gets a
+    fresh but deterministic name. Two live tasks for one message are harmless:
+    the sender's claim is conditional, so only one ever sends.
+    After that: FAILED(`send_attempts_exhausted`), so the campaign can finish.
+    """
+    requeues = int(data.get("requeues", 0))
+    if requeues < MAX_STRANDED_REQUEUES:
+        reason = f"queued past its send time: requeue {requeues + 1}"
+        return {
+            "send_at": now,
+            "generation": int(data.get("generation", 0)) + 1,
+            "requeues": requeues + 1,
+            "audit": firestore.ArrayUnion(
+                [
+                    {
+                        "step": "stranded",
+                        "outcome": "requeued",
+                        "reason": reason,
+                        "at": now,
+                    }
+                ]
+            ),
+        }
+    return {
+        "status_rank": rank_of(MessageStatus.FAILED),
+        "error_code": SEND_ATTEMPTS_EXHAUSTED,
+        "error_message": f"no send after {requeues} requeues past its send time",
+        "failed_at": now,
+        "lease_until": None,
+        "audit": firestore.ArrayUnion(
+            [
+                {
+                    "step": "stranded",
+                    "outcome": "failed",
+                    "reason": SEND_ATTEMPTS_EXHAUSTED,
+                    "at": now,
+                }
+            ]
+        ),
+    }
+
+
+def sweep_stranded_queued(
+    db: firestore.Client,
+    tasks: TaskQueue,
+    core: CoreSettings,
+    now: datetime,
+    report: TickReport,
+) -> None:
+    """Give a new send task to QUEUED messages that no task will ever send.
+
+    A send task that ran out of attempts, or a resume or fan-out whose enqueue
+    was lost, leaves its message QUEUED with nothing to move it, and its
+    campaign RUNNING forever. Such a message is found by its send time alone,
+    once that is further past than the queue's whole retry budget, so the
+    happy path pays no extra write. Held messages wait for a resume instead.
+    """
+    cutoff = now - timedelta(seconds=core.stranded_queued_seconds)
+    stranded = (
+        db.collection(MESSAGES)
+        .where(filter=_where("held", "==", False))
+        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.QUEUED)))
+        .where(filter=_where("send_at", "<", cutoff))
+        .limit(SWEEP_LIMIT)
+    )
+    page = list(stranded.stream())
+    operations.add("reads", max(1, len(page)))
+    if not page:
+        return
+    data = {s.id: s.to_dict() or {} for s in page}
+    changes = {s.id: stranded_change(data[s.id], now) for s in page}
+    # Conditional on the read: a message a sender claimed meanwhile is left be.
+    versions = write_if_unchanged(db, page, changes)
+    requeued = [i for i in versions if "generation" in changes[i]]
+    report.stranded_requeued += len(requeued)
+    report.stranded_failed += len(versions) - len(requeued)
+    sends = [send_task(i, {**data[i], **changes[i]}, versions[i]) for i in requeued]
+    log.warning(
+        "stranded queued messages: %d requeued, %d failed",
+        len(requeued),
+        len(versions) - len(requeued),
+        extra={"labels": {"event": "stranded_queued_swept"}},
+    )
+    try:
+        tasks.enqueue(sends)
+    except TaskQueueError:
+        # Their send_at is now: the sweep finds them again after the cutoff.
+        log.exception("enqueue of requeued stranded messages failed")

@@ -45,6 +45,7 @@ SKIP_REASONS = (
     "frequency_cap",
     "content_invalid",
     "missing_variable",
+    "render_failed",
     "campaign_cancelled",
     "campaign_failed",
     "campaign_not_found",

@@ -23,6 +23,8 @@ ERROR_MEANINGS: dict[str, str] = {
     "30006": "Landline or unreachable carrier",
     "30007": "Message filtered by the carrier",
     "30008": "Unknown error",
+    # The engine's own: no send task ever ran for it (scheduler, stranded sweep).
+    "send_attempts_exhausted": "Not sent: every send attempt was used up",
 }
 
 

@@ -134,6 +134,8 @@ def parse_event_body(body: bytes, content_type: str) -> list[Any]:
 def _json_items(body: bytes) -> list[Any]:
     try:
         data = json.loads(body)
+    except RecursionError as exc:
+        raise EventBodyError("the body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         if _looks_like_ndjson(body):
             return _ndjson_items(body)
@@ -155,7 +157,7 @@ def _looks_like_ndjson(body: bytes) -> bool:
         return False
     try:
         return isinstance(json.loads(lines[0]), dict)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
 
 
@@ -164,6 +166,8 @@ def _ndjson_items(body: bytes) -> list[Any]:
     for line in _lines(body):
         try:
             items.append(json.loads(line))
+        except RecursionError:
+            items.append(UnreadableLine("line is nested too deeply"))
         except (ValueError, UnicodeDecodeError) as exc:
             items.append(UnreadableLine(f"line is not valid JSON: {exc}"))
     return items

@@ -8,8 +8,10 @@ For one event the router:
 3. reads the user only if a campaign is still in (an unknown phone is
    recorded as unknown_user; no user is created), and checks each campaign's
    segment against that one user in memory;
-4. renders the message with the properties in scope as `event`, creates
-   `messages/{campaign}_{digits}_{event_id}` and enqueues its send;
+4. renders the message with the event in scope as `event` = {event_id, type,
+   occurred_at, properties} (shared/campaigns/planning.py, as every path
+   renders), creates `messages/{campaign}_{digits}_{event_id}` and enqueues
+   its send; a render that fails skips that message as `render_failed`;
 5. records the outcome on `events/{event_id}` in one write.
 
 Redelivery is harmless: message ids are deterministic and created with
@@ -35,11 +37,10 @@ from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import matches_properties, user_matches
 from shared.audience.users import User, get_user
 from shared.campaigns.cache import TtlCache, template_cache
-from shared.campaigns.fanout import PlannedMessage, render_for
 from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
 from shared.campaigns.pacing import batch_duration
+from shared.campaigns.planning import PlannedMessage, render_for
 from shared.content.store import Template
-from shared.content.templates import TemplateRenderError, TemplateSyntaxError
 from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
 from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.events.ingest import EventStatus, event_ref
@@ -64,7 +65,6 @@ class NotMatched(StrEnum):
     SEGMENT_MISMATCH = "segment_mismatch"
     SEGMENT_NOT_FOUND = "segment_not_found"
     TEMPLATE_NOT_FOUND = "template_not_found"
-    RENDER_FAILED = "render_failed"
 
 
 class CampaignPacer:
@@ -246,12 +246,7 @@ def _plan_message(
     template = deps.templates.get(campaign.template_id)
     if template is None:
         return NotMatched.TEMPLATE_NOT_FOUND
-    try:
-        doc = render_for(
-            template, user, campaign, deps.core, now, event=event.properties
-        )
-    except (TemplateRenderError, TemplateSyntaxError):
-        return NotMatched.RENDER_FAILED
+    doc = render_for(template, user, campaign, deps.core, now, event=event)
     doc["event_id"] = event.event_id
     message_id = message_id_for(campaign.id, user.phone, event.event_id)
     message = PlannedMessage(message_id, doc)

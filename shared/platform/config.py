@@ -61,6 +61,13 @@ class CoreSettings(_EnvSettings):
     sending_lease_seconds: int = Field(120, validation_alias="SENDING_LEASE_SECONDS")
     # A SENT message counts as settled when no callback moved it for this long.
     settle_seconds: int = Field(600, validation_alias="SETTLE_SECONDS")
+    # A QUEUED message this long past its send_at has no live send task: the
+    # task ran out of attempts, or its enqueue was lost. Longer than the send
+    # queue's whole retry budget (about 1.9 h with infra's defaults; a unit
+    # test holds the two apart), so a task still retrying is never doubled.
+    stranded_queued_seconds: int = Field(
+        3 * 3600, validation_alias="STRANDED_QUEUED_SECONDS"
+    )
     campaign_cache_seconds: float = Field(
         2.0, validation_alias="CAMPAIGN_CACHE_SECONDS"
     )

@@ -27,6 +27,9 @@ INBOUND_PATH = "/twilio/inbound"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio puts the body's SHA-256 in the signed URL when it posts JSON.
 BODY_HASH_PARAM = "bodySHA256"
+# Twilio's callbacks are a few KiB; the endpoint is public, so a larger body is
+# refused before it is read (DESIGN §9).
+MAX_WEBHOOK_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,12 @@ NOT_FOUND = IntakeResult(404, "not found")
 FORBIDDEN = IntakeResult(403, "invalid signature", reason="signature_rejected")
 UNSUPPORTED_BODY = IntakeResult(400, "unsupported body", reason="unsupported_body")
 PUBLISH_FAILED = IntakeResult(503, "publish failed", reason="publish_failed")
+TOO_LARGE = IntakeResult(413, "body too large", reason="body_too_large")
+
+
+def declared_too_large(content_length: int | None) -> bool:
+    """A Content-Length over the limit: refused without reading a byte."""
+    return content_length is not None and content_length > MAX_WEBHOOK_BODY_BYTES
 
 
 class _FormValues(dict[str, list[str]]):
@@ -113,7 +122,7 @@ def webhook_params(request: WebhookRequest) -> dict[str, str] | None:
         return {key: values[0] for key, values in request.form.items() if values}
     try:
         decoded = json.loads(request.raw_body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(decoded, dict):
         return None

@@ -254,3 +254,56 @@ def test_dry_run_reports_without_writing(e2e: Stack) -> None:
     assert report["estimated_duration_seconds"] == 1.5
     assert messages(e2e, campaign_id) == []
     assert e2e.sent_messages() == []
+
+
+def test_one_bad_contact_is_skipped_alone_and_the_campaign_completes(
+    e2e: Stack,
+) -> None:
+    """A render that fails on one recipient's data (here a division by zero)
+    skips that message as render_failed: the dry run answers, the others are
+    sent, and the campaign completes."""
+    good, bad = phones(2, first=400), "+14155550499"
+    for phone, n in [(good[0], 4), (bad, 0), (good[1], 5)]:
+        body = {
+            "phone": phone,
+            "attributes": {"city": "Scoresby", "name": "Pat", "n": n},
+        }
+        assert e2e.api("POST", "/v1/users", json=body).status_code == 201
+    template = e2e.api(
+        "POST",
+        "/v1/templates",
+        json={
+            "name": "score",
+            "body": "Hi {{ name }}, score {{ 100 | divided_by: n }}",
+        },
+    )
+    assert template.status_code == 201, template.text
+    created = e2e.api(
+        "POST",
+        "/v1/campaigns",
+        json={
+            "name": "scores",
+            "template_id": template.json()["id"],
+            "segment_id": city_segment(e2e, "Scoresby"),
+            "quiet_hours": None,
+        },
+    )
+    campaign_id = created.json()["id"]
+
+    dry = e2e.api("POST", f"/v1/campaigns/{campaign_id}/dry-run")
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["eligible"], dry.json()["skips"]) == (2, {"render_failed": 1})
+
+    launch(e2e, campaign_id)
+    wait_for(
+        lambda: (
+            e2e.api("GET", f"/v1/campaigns/{campaign_id}").json()["status"]
+            == "COMPLETED"
+        ),
+        timeout=90,
+    )
+    found = {m["phone"]: m for m in messages(e2e, campaign_id)}
+    assert found[bad]["status"] == "SKIPPED"
+    assert found[bad]["skip_reason"] == "render_failed"
+    assert {found[p]["status"] for p in good} == {"DELIVERED"}
+    assert sends_per_phone(e2e) == {phone: 1 for phone in good}

@@ -356,7 +356,10 @@ def launch_burst_campaigns(e2e: FaultStack, kind: str, city: str) -> BurstCampai
     template = e2e.api(
         "POST",
         "/v1/templates",
-        json={"name": "b", "body": "Hi {{ name }}, order {{ event.order_id }}"},
+        json={
+            "name": "b",
+            "body": "Hi {{ name }}, order {{ event.properties.order_id }}",
+        },
     ).json()
     segment_id = city_segment(e2e, city)
     where = {

@@ -37,7 +37,7 @@ def add_user(e2e: Stack, phone: str, **fields: Any) -> None:
 def triggered(
     e2e: Stack,
     kind: str,
-    body: str = "Order {{ event.order_id }} shipped",
+    body: str = "Order {{ event.properties.order_id }} shipped",
     **settings: Any,
 ) -> str:
     template = e2e.api("POST", "/v1/templates", json={"name": "t", "body": body})
@@ -111,7 +111,9 @@ def test_an_event_matched_by_two_campaigns_sends_two_messages(e2e: Stack) -> Non
     kind = event_type("two")
     add_user(e2e, ANN)
     first = triggered(e2e, kind)
-    second = triggered(e2e, kind, body="Thanks {{ name }}, order {{ event.order_id }}")
+    second = triggered(
+        e2e, kind, body="Thanks {{ name }}, order {{ event.properties.order_id }}"
+    )
     post_events(e2e, shipped(kind, "two-1"))
 
     found = settled(e2e, "two-1", 2)

@@ -404,3 +404,18 @@ def test_the_dashboard_counts_users_campaigns_and_the_last_day(
         "by_classification": {"STOP": 1, "START": 0, "HELP": 0, "REPLY": 1},
     }
     assert set(board["messages_by_status"]) == {s.value for s in MessageStatus}
+
+
+def test_engine_outcomes_are_named_in_the_summary_not_other(api: Any, db: Any) -> None:
+    """A render that failed and a message no send task ever sent are reasons
+    an operator must see by name."""
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    factory.add(MessageStatus.SKIPPED, skip_reason="render_failed")
+    factory.add(MessageStatus.FAILED, error_code="send_attempts_exhausted")
+    summary = summary_of(api, campaign.id)
+    assert summary["skips"] == {"render_failed": 1}
+    assert [(f["code"], f["count"]) for f in summary["failures"]] == [
+        ("send_attempts_exhausted", 1)
+    ]
+    assert summary["failures"][0]["meaning"]

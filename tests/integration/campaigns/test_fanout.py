@@ -20,6 +20,7 @@ from shared.campaigns.dry_run import dry_run
 from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
+from shared.campaigns.scheduler import TickReport, sweep_stranded_queued
 from shared.content.store import get_template
 from shared.delivery.messages import encode_version, message_id_for
 from shared.delivery.status import MessageStatus, rank_of
@@ -27,6 +28,7 @@ from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
 from shared.platform.tasks import task_name_for
+from tests.conftest import RecordingTaskQueue
 
 pytestmark = pytest.mark.integration
 
@@ -544,3 +546,93 @@ def test_a_dry_run_counts_what_a_launch_would_do_and_writes_nothing(
     assert report["total_segments"] == 3  # "Hi Bo…o" is 174 characters: 2 segments
     assert report["estimated_duration_seconds"] == 1.5
     assert messages_by_id(db) == {}
+
+
+# --- render failures: one recipient's data, never the batch ----------------------
+
+SCORE_TEMPLATE = (
+    "Hi {{ name }}, score {{ 100 | divided_by: n }}"
+    '{% for item in items %}{% endfor %}{{ note | default: "" }}'
+)
+# Each breaks the render for its recipient alone: a division by zero, a list
+# past the loop limit, an attribute past the output limit.
+BAD_DATA = {
+    "divided_by_zero": {"n": 0},
+    "list_past_the_loop_limit": {"items": list(range(1001))},
+    "oversized_attribute": {"note": "x" * 70_000},
+}
+
+
+def score_recipients(bad: dict[str, Any]) -> list[BatchRecipient]:
+    good = {"name": "Ann", "n": 4, "items": [1, 2]}
+    return [
+        BatchRecipient(phone=PHONES[0], attributes=good),
+        BatchRecipient(phone=PHONES[1], attributes={**good, "name": "Bob", **bad}),
+        BatchRecipient(phone=PHONES[2], attributes={**good, "name": "Cid"}),
+    ]
+
+
+@pytest.mark.parametrize("bad", BAD_DATA.values(), ids=BAD_DATA.keys())
+def test_a_render_failure_skips_only_that_recipient(
+    db: Any, clock: Any, task_queue: Any, bad: dict[str, Any]
+) -> None:
+    make_template(db, SCORE_TEMPLATE)
+    make_campaign(db, clock.now)
+    recipients = score_recipients(bad)
+    phones = [r.phone for r in recipients]
+
+    result = fan_out_batch(
+        db, task_queue, batch(phones, recipients=recipients), core(), clock.now
+    )
+
+    assert (result.created, result.enqueued, result.skipped) == (3, 2, 1)
+    docs = messages_by_id(db)
+    failed = docs[message_id_for(CAMPAIGN, PHONES[1])].to_dict()
+    assert failed["status_rank"] == rank_of(MessageStatus.SKIPPED)
+    assert failed["skip_reason"] == "render_failed"
+    assert failed["audit"][0]["step"] == "render"
+    first = docs[message_id_for(CAMPAIGN, PHONES[0])].to_dict()
+    assert (first["body"], first["status_rank"]) == ("Hi Ann, score 25", QUEUED)
+    assert {t.body["message_id"] for t in task_queue.tasks} == {
+        message_id_for(CAMPAIGN, PHONES[0]),
+        message_id_for(CAMPAIGN, PHONES[2]),
+    }
+    # The batch is done, so the scheduler can complete the campaign.
+    pacing = db.collection("campaigns").document(CAMPAIGN).collection("pacing")
+    reservation = pacing.document(LAUNCH).collection("batches").document("0").get()
+    assert reservation.to_dict()["done"] is True
+
+
+@pytest.mark.parametrize("bad", BAD_DATA.values(), ids=BAD_DATA.keys())
+def test_a_dry_run_counts_a_render_failure_as_a_skip(
+    db: Any, clock: Any, bad: dict[str, Any]
+) -> None:
+    make_template(db, SCORE_TEMPLATE)
+    campaign = make_campaign(db, clock.now, quiet_hours=None)
+    for recipient in score_recipients(bad):
+        make_user(db, recipient.phone, clock.now, **recipient.attributes)
+    template = get_template(db, TEMPLATE)
+    assert template is not None
+    everyone = {"attribute": "n", "operator": "exists"}
+
+    report = dry_run(db, campaign, template, everyone, core(), clock.now)
+
+    assert (report["targeted"], report["eligible"]) == (3, 2)
+    assert report["skips"] == {"render_failed": 1}
+
+
+def test_fanned_out_messages_are_found_by_the_stranded_sweep(
+    ready: Any, clock: Any, task_queue: Any
+) -> None:
+    """Fan-out stores `held: false`, the field the sweep's query needs."""
+    fan_out_batch(ready, task_queue, batch(), core(), clock.now)
+    lost = RecordingTaskQueue()  # as if every first task had run out
+    report = TickReport()
+    later = clock.now + timedelta(seconds=core().stranded_queued_seconds + 60)
+
+    sweep_stranded_queued(ready, lost, core(), later, report)
+
+    assert report.stranded_requeued == len(PHONES)
+    assert {t.body["message_id"] for t in lost.tasks} == {
+        message_id_for(CAMPAIGN, phone) for phone in PHONES
+    }

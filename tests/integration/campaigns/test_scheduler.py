@@ -14,14 +14,20 @@ from typing import Any
 import pytest
 
 from shared.campaigns.lifecycle import IllegalTransition, launch_campaign, transition
-from shared.campaigns.models import CampaignAction, CampaignSettings, CampaignStatus
+from shared.campaigns.models import (
+    Campaign,
+    CampaignAction,
+    CampaignSettings,
+    CampaignStatus,
+)
+from shared.campaigns.replan import resume_held_messages
 from shared.campaigns.scheduler import run_tick, sweep_stuck_sends
 from shared.delivery.messages import message_id_for
 from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import CampaignLaunch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
-from shared.platform.tasks import task_name_for
+from shared.platform.tasks import TaskQueueError, task_name_for
 
 pytestmark = pytest.mark.integration
 
@@ -468,3 +474,101 @@ def republished_after_tick(
 ) -> list[str]:
     tick(db, publisher, task_queue, now)
     return republished(publisher)
+
+
+# --- the tick: stranded queued messages ------------------------------------------
+
+STRANDED_AFTER = timedelta(
+    seconds=CoreSettings.model_fields["stranded_queued_seconds"].default
+)
+PAST_THE_BUDGET = STRANDED_AFTER + timedelta(minutes=1)
+
+
+def message_doc(db: Any, message_id: str) -> dict[str, Any]:
+    return dict(db.collection("messages").document(message_id).get().to_dict())
+
+
+def test_a_message_whose_send_task_ran_out_is_requeued_then_failed(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    """Its task exhausted its attempts: nothing else would ever move it."""
+    make_running(db, clock.now)
+    make_message(db, clock.now, 1, S.DELIVERED, sent_at=clock.now - timedelta(hours=5))
+    stranded = make_message(
+        db,
+        clock.now,
+        2,
+        S.QUEUED,
+        held=False,
+        generation=1,
+        send_at=clock.now - PAST_THE_BUDGET,
+    )
+    # Past its send time, but not past the queue's retry budget: left alone.
+    waiting = make_message(db, clock.now, 3, S.QUEUED, held=False)
+
+    report = tick(db, publisher, task_queue, clock.now)
+
+    assert (report.stranded_requeued, report.stranded_failed) == (1, 0)
+    [task] = task_queue.tasks
+    assert task.name == task_name_for(stranded, 2)
+    assert task.body["message_id"] == stranded
+    assert task.schedule_time == clock.now
+    doc = message_doc(db, stranded)
+    assert (doc["status_rank"], doc["generation"], doc["requeues"]) == (
+        rank_of(S.QUEUED),
+        2,
+        1,
+    )
+    assert doc["send_at"] == clock.now
+    assert task.body["version"]  # the sender may claim from the task alone
+
+    # The requeued task ran out too, twice: the message fails, the campaign ends.
+    db.collection("messages").document(waiting).update(
+        {"status_rank": rank_of(S.SKIPPED)}
+    )
+    later = clock.now + PAST_THE_BUDGET
+    assert tick(db, publisher, task_queue, later).stranded_requeued == 1
+    assert task_queue.tasks[-1].name == task_name_for(stranded, 3)
+    last = later + PAST_THE_BUDGET
+    assert tick(db, publisher, task_queue, last).stranded_failed == 1
+    doc = message_doc(db, stranded)
+    assert status_of(doc["status_rank"]) is S.FAILED
+    assert doc["error_code"] == "send_attempts_exhausted"
+    assert len(task_queue.tasks) == 2
+    assert tick(db, publisher, task_queue, last).completed == [CAMPAIGN]
+    assert campaign_doc(db)["final_counts"]["FAILED"] == 1
+
+
+def test_held_messages_are_not_stranded(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    """A paused campaign's held messages wait for a resume, however long."""
+    make_campaign(db, C.PAUSED, launch_id=LAUNCH, batches_planned=1)
+    held = make_message(
+        db, clock.now, 1, S.QUEUED, held=True, send_at=clock.now - PAST_THE_BUDGET
+    )
+    report = tick(db, publisher, task_queue, clock.now)
+    assert (report.stranded_requeued, report.stranded_failed) == (0, 0)
+    assert task_queue.tasks == []
+    assert message_doc(db, held)["status_rank"] == rank_of(S.QUEUED)
+
+
+class FailingTaskQueue:
+    def enqueue(self, tasks: Any) -> Any:
+        raise TaskQueueError("the queue is unreachable")
+
+
+def test_messages_a_resume_could_not_enqueue_are_requeued(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    make_running(db, clock.now)
+    held = make_message(db, clock.now, 1, S.QUEUED, held=True)
+    campaign = Campaign.model_validate({**campaign_doc(db), "id": CAMPAIGN})
+    with pytest.raises(TaskQueueError):
+        resume_held_messages(db, FailingTaskQueue(), campaign, clock.now)
+    assert message_doc(db, held)["held"] is False  # un-held, and no task
+
+    report = tick(db, publisher, task_queue, clock.now + PAST_THE_BUDGET)
+
+    assert report.stranded_requeued == 1
+    assert [t.body["message_id"] for t in task_queue.tasks] == [held]

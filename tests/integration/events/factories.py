@@ -16,7 +16,7 @@ def add_user(api: Any, phone: str = PHONE, **fields: Any) -> None:
 def triggered_campaign(
     api: Any,
     event: str = "order.shipped",
-    body: str = "Order {{ event.order_id }} shipped, {{ name }}",
+    body: str = "Order {{ event.properties.order_id }} shipped, {{ name }}",
     launch: bool = True,
     where: dict[str, Any] | None = None,
     **settings: Any,

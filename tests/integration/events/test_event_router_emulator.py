@@ -158,7 +158,7 @@ def test_a_missing_variable_skips_at_render_and_enqueues_nothing(
     api: Any, db: Any, router: Any, task_queue: Any, clock: Any
 ) -> None:
     add_user(api)
-    campaign_id = triggered_campaign(api, body="Your code {{ event.code }}")
+    campaign_id = triggered_campaign(api, body="Your code {{ event.properties.code }}")
     outcome = route_event(router(), event(clock), clock())
     assert outcome.enqueued == 0
     doc = message(db, f"{campaign_id}_14155550100_e1")
@@ -217,3 +217,78 @@ def test_an_event_published_without_its_document_still_gets_a_record(
     recorded = event_doc(db, "direct-1")
     assert recorded["status"] == "matched"
     assert recorded["routed_at"] == clock.now
+
+
+EVENT_TEMPLATE = (
+    "Order {{ event.properties.order_id }} ({{ event.type }}, {{ event.event_id }},"
+    " {{ event.occurred_at | date: '%Y-%m-%d' }}) shipped"
+)
+
+
+def test_the_template_sees_the_event_as_design_gives_it(
+    api: Any, db: Any, router: Any, task_queue: Any, clock: Any
+) -> None:
+    add_user(api)
+    campaign_id = triggered_campaign(api, body=EVENT_TEMPLATE)
+    outcome = route_event(router(), event(clock), clock())
+    doc = message(db, f"{campaign_id}_14155550100_e1")
+    assert doc.get("skip_reason") is None, doc.get("audit")
+    assert doc["body"].startswith("Order A1 (order.shipped, e1, 2026-11-26) shipped")
+    assert outcome.enqueued == 1
+
+
+def test_a_preview_that_renders_is_a_send_that_renders(
+    api: Any, db: Any, router: Any, clock: Any
+) -> None:
+    add_user(api)
+    campaign_id = triggered_campaign(api, body=EVENT_TEMPLATE)
+    template_id = api("GET", f"/v1/campaigns/{campaign_id}").body["template_id"]
+    preview = api(
+        "POST",
+        f"/v1/templates/{template_id}/render",
+        json={
+            "phone": PHONE,
+            "event": {
+                "event_id": "e1",
+                "type": "order.shipped",
+                "occurred_at": clock.now.isoformat(),
+                "properties": {"order_id": "A1"},
+            },
+        },
+    )
+    assert preview.status == 200, preview.body
+    assert preview.body["missing_variables"] == []
+    route_event(router(), event(clock), clock())
+    sent = message(db, f"{campaign_id}_14155550100_e1")
+    assert sent["body"].startswith(preview.body["body"])
+
+
+def test_a_render_failure_skips_that_message_as_render_failed(
+    api: Any, db: Any, router: Any, task_queue: Any, clock: Any
+) -> None:
+    add_user(api)
+    campaign_id = triggered_campaign(
+        api, body="Score {{ 100 | divided_by: event.properties.n }}"
+    )
+    outcome = route_event(router(), event(clock, properties={"n": 0}), clock())
+    assert outcome.enqueued == 0
+    assert [m.campaign_id for m in outcome.matched] == [campaign_id]
+    doc = message(db, f"{campaign_id}_14155550100_e1")
+    assert doc["status_rank"] == rank_of(MessageStatus.SKIPPED)
+    assert doc["skip_reason"] == "render_failed"
+    assert task_queue.tasks == []
+    assert event_doc(db, "e1")["status"] == "matched"
+
+
+def test_a_preview_refuses_the_event_flattened(api: Any, clock: Any) -> None:
+    """Properties at the event's top level would preview what never sends."""
+    add_user(api)
+    campaign_id = triggered_campaign(api, body=EVENT_TEMPLATE)
+    template_id = api("GET", f"/v1/campaigns/{campaign_id}").body["template_id"]
+    preview = api(
+        "POST",
+        f"/v1/templates/{template_id}/render",
+        json={"phone": PHONE, "event": {"order_id": "A1"}},
+    )
+    assert preview.status == 422, preview.body
+    assert preview.body["error"]["details"][0]["field"] == "event.order_id"

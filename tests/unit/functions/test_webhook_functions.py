@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 import flask
 import pytest
@@ -104,7 +106,14 @@ def webhooks(monkeypatch: pytest.MonkeyPatch) -> Any:
         return response
 
     call.published = publisher.published  # type: ignore[attr-defined]
+    call.module = module  # type: ignore[attr-defined]
     return call
+
+
+@pytest.fixture
+def webhooks_module(webhooks: Any) -> ModuleType:
+    module: ModuleType = webhooks.module
+    return module
 
 
 STATUS = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+14155550100"}
@@ -155,6 +164,92 @@ def test_a_json_body_reaches_the_hash_check_unparsed(webhooks: Any) -> None:
         "MessageSid": "SM3",
         "MessageStatus": "read",
     }
+
+
+class CountingStream(io.BytesIO):
+    """A request body that remembers how much of it was read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        self.bytes_read += len(line)
+        return line
+
+    def read1(self, size: int = -1) -> bytes:
+        chunk = super().read1(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+
+def signed_large_form(size: int) -> tuple[bytes, dict[str, str]]:
+    params = {**STATUS, "Body": "x" * size}
+    signature = RequestValidator(TOKEN).compute_signature(
+        f"{PUBLIC}/twilio/status", params
+    )
+    return urlencode(params).encode(), {"X-Twilio-Signature": signature}
+
+
+def post_stream(
+    webhooks_module: Any, body: CountingStream, headers: dict[str, str], **environ: Any
+) -> flask.Response:
+    app = flask.Flask("webhooks-size-test")
+    with app.test_request_context(
+        "/twilio/status",
+        base_url="http://10.0.0.7:8080",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        input_stream=body,
+        environ_overrides=environ,
+    ):
+        response: flask.Response = webhooks_module.twilio_webhooks(flask.request)
+    return response
+
+
+def test_a_body_declared_over_64_kib_is_413_and_never_read(
+    webhooks: Any, webhooks_module: Any
+) -> None:
+    raw, headers = signed_large_form(70 * 1024)
+    body = CountingStream(raw)
+    response = post_stream(
+        webhooks_module, body, {**headers, "Content-Length": str(len(raw))}
+    )
+    assert response.status_code == 413
+    assert body.bytes_read == 0
+    assert webhooks.published == []
+
+
+def test_a_chunked_body_over_64_kib_is_413_and_read_no_further(
+    webhooks: Any, webhooks_module: Any
+) -> None:
+    raw, headers = signed_large_form(1024 * 1024)
+    body = CountingStream(raw)
+    # No Content-Length; the server says the stream ends (chunked encoding).
+    response = post_stream(
+        webhooks_module, body, headers, **{"wsgi.input_terminated": True}
+    )
+    assert response.status_code == 413
+    assert body.bytes_read <= 2 * 64 * 1024
+    assert webhooks.published == []
+
+
+def test_a_signed_body_just_under_64_kib_is_accepted(
+    webhooks: Any, webhooks_module: Any
+) -> None:
+    raw, headers = signed_large_form(60 * 1024)
+    body = CountingStream(raw)
+    response = post_stream(
+        webhooks_module, body, {**headers, "Content-Length": str(len(raw))}
+    )
+    assert response.status_code == 204
+    assert webhooks.published[0][1].params["Body"] == "x" * 60 * 1024
 
 
 # --- receipt_updater -------------------------------------------------------------

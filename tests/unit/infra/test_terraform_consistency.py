@@ -23,7 +23,12 @@ from typing import Any
 import hcl2
 import pytest
 
-from shared.platform.config import FUNCTION_SETTINGS, ApiSettings, TaskSettings
+from shared.platform.config import (
+    FUNCTION_SETTINGS,
+    ApiSettings,
+    CoreSettings,
+    TaskSettings,
+)
 from shared.platform.pubsub import Topic
 
 REPO = Path(__file__).resolve().parents[3]
@@ -58,6 +63,15 @@ REQUIRED_COMPOSITE_INDEXES = [
     ),
     # shared/campaigns/scheduler.py sweep_stuck_sends: expired claims
     ("messages", (("status_rank", "ASCENDING"), ("lease_until", "ASCENDING"))),
+    # shared/campaigns/scheduler.py sweep_stranded_queued: queued long past send_at
+    (
+        "messages",
+        (
+            ("held", "ASCENDING"),
+            ("status_rank", "ASCENDING"),
+            ("send_at", "ASCENDING"),
+        ),
+    ),
     # shared/campaigns/scheduler.py launch_due: due scheduled campaigns
     ("campaigns", (("status", "ASCENDING"), ("schedule_at", "ASCENDING"))),
     # shared/campaigns/summary.py: sends and their segments, first and last send
@@ -580,6 +594,45 @@ def test_send_queue_limits_come_from_variables() -> None:
         assert expr(value).startswith("var."), value
     default_queue = TaskSettings.model_fields["queue"].default
     assert resolve(queue["name"]) == default_queue
+
+
+def cloud_tasks_retry_budget(
+    max_attempts: int, min_backoff: float, max_backoff: float, max_doublings: int
+) -> float:
+    """Seconds from a task's first attempt to its last, by Cloud Tasks' rule:
+    the interval doubles max_doublings times, then grows linearly by the last
+    doubled step, capped at max_backoff (RetryConfig reference)."""
+    total = 0.0
+    for retry in range(max_attempts - 1):
+        if retry <= max_doublings:
+            interval = min_backoff * 2**retry
+        else:
+            step = min_backoff * 2**max_doublings
+            interval = step * (retry - max_doublings + 1)
+        total += min(interval, max_backoff)
+    return total
+
+
+def test_the_retry_budget_follows_the_documented_example() -> None:
+    # min 10 s, max 300 s, 3 doublings: 10, 20, 40, 80, 160, 240, 300, 300.
+    assert cloud_tasks_retry_budget(9, 10, 300, 3) == 1150
+
+
+def test_stranded_messages_wait_out_the_send_queues_whole_retry_budget() -> None:
+    """The stranded sweep must not re-send a message whose task still retries."""
+    variables = tf_variables()
+
+    def default(name: str) -> Any:
+        return variables[name]["default"]
+
+    budget = cloud_tasks_retry_budget(
+        int(default("tasks_max_attempts")),
+        float(default("tasks_min_backoff").rstrip("s")),
+        float(default("tasks_max_backoff").rstrip("s")),
+        int(default("tasks_max_doublings")),
+    )
+    stranded_after = CoreSettings.model_fields["stranded_queued_seconds"].default
+    assert 3600 < budget < stranded_after
 
 
 def test_scheduler_calls_campaign_scheduler_with_oidc() -> None:
