@@ -168,9 +168,7 @@ def test_whatsapp_through_a_messaging_service_prefixes_to() -> None:
 
 
 def test_sms_goes_without_a_prefix() -> None:
-    outbound = _outbound(
-        deps(from_number="+15005550006"), message(channel="sms"), None
-    )
+    outbound = _outbound(deps(from_number="+15005550006"), message(channel="sms"), None)
     assert (outbound.to, outbound.from_number) == ("+14155550177", "+15005550006")
 
 
