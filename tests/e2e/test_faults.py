@@ -108,6 +108,10 @@ def fault_stack() -> Iterator[FaultStack]:
         # Receipts queue up behind the faults; complete only once they land.
         "SETTLE_SECONDS": "600",
         "SCHEDULER_TICK_SECONDS": "2",
+        # Faster than the deployed queue (10/s, backoff up to 300 s): the fault
+        # runs send thousands of messages at 500/s and retry within minutes.
+        "LOCAL_TASKS_MAX_DPS": "500",
+        "LOCAL_TASKS_MIN_BACKOFF": "0.1",
         "LOCAL_TASKS_MAX_BACKOFF": "2",
         "LOCAL_TASKS_MAX_CONCURRENT": "32",
     }
