@@ -810,6 +810,7 @@ class CallbackChain:
     sid: str
     steps: deque[dict[str, Any]]
     attempts: int = 0
+    first_attempt_at: float = 0.0  # monotonic; the head step's total-time budget
 
 
 def build_steps(
@@ -1038,6 +1039,8 @@ class Simulator:
         if step is None:
             return
         job = step["callback"]
+        if chain.attempts == 0:
+            chain.first_attempt_at = time.monotonic()
         failure = None if job is None else self._deliver(job)
         if failure is not None and self._should_retry(chain, job, failure):
             chain.attempts += 1
@@ -1049,9 +1052,14 @@ class Simulator:
 
     @staticmethod
     def _should_retry(chain: CallbackChain, job: Any, failure: str) -> bool:
-        """As Twilio: only the URL's retry policy and count decide."""
+        """As Twilio: the URL's retry policy, retry count and total time decide."""
         overrides: ConnectionOverrides = job["overrides"]
-        return chain.attempts < overrides.retry_count and overrides.retries(failure)
+        elapsed_ms = (time.monotonic() - chain.first_attempt_at) * 1000
+        return (
+            chain.attempts < overrides.retry_count
+            and overrides.retries(failure)
+            and elapsed_ms < overrides.total_timeout_ms
+        )
 
     def _begin_step(self, chain: CallbackChain) -> dict[str, Any] | None:
         """Apply the head step's status once; None when a reset dropped the chain."""
@@ -1136,8 +1144,10 @@ class Simulator:
         params = inbound_params(payload, config.account_sid, config.default_number)
         self.note_inbound(params)
         job = {
-            "url": rewrite_url(config.inbound_url, config.url_rewrite),
-            "sign_url": config.inbound_url,
+            "url": rewrite_url(
+                without_fragment(config.inbound_url), config.url_rewrite
+            ),
+            "sign_url": without_fragment(config.inbound_url),
             "params": params,
             "token": idempotency_token(params["MessageSid"], "inbound"),
         }

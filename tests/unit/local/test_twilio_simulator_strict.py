@@ -8,9 +8,11 @@ Twilio's defaults and the URL's connection overrides allow.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -303,3 +305,61 @@ def test_an_injected_503_is_retried_only_when_the_overrides_ask(
     assert stats["callbacks_answered_503"] == 1
     assert len(receiver.calls) == int(lands)
     assert stats["callbacks_sent"] == int(lands)
+
+
+class SlowFailingReceiver:
+    """Answers 500 after `delay` seconds, counting attempts."""
+
+    def __init__(self, delay: float) -> None:
+        self.attempts = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.attempts += 1
+                threading.Event().wait(delay)  # a slow server, not a sync point
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/status"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_no_retry_starts_after_the_total_time(client: FlaskClient) -> None:
+    # Each attempt takes 0.3 s; a total time of 200 ms leaves room for none.
+    slow = SlowFailingReceiver(0.3)
+    try:
+        client.post("/_sim/config", json={"callback_statuses": ["delivered"]})
+        send(client, StatusCallback=f"{slow.url}#rc=5&rp=5xx&tt=200")
+        stats = wait_until_idle(client, timeout=5)
+    finally:
+        slow.close()
+    assert (slow.attempts, stats["callbacks_retried"]) == (1, 0)
+
+
+def test_injected_inbound_is_posted_and_signed_without_the_fragment(
+    receiver: Receiver,
+) -> None:
+    url = f"{receiver.base_url}/twilio/inbound"
+    app = create_app(make_config(inbound_url=f"{url}#rc=3&rp=5xx"))
+    try:
+        answer = app.test_client().post(
+            "/_sim/inbound", json={"from": TO, "body": "hi"}
+        )
+        assert answer.get_json()["status"] == 200
+    finally:
+        simulator_of(app).close()
+    call = receiver.wait_for(1)[0]
+    assert call.path == "/twilio/inbound"
+    assert_signed(call, url)
