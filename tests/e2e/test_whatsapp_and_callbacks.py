@@ -121,6 +121,8 @@ def test_whatsapp_window_free_form_content_template_and_read(e2e: Stack) -> None
     assert by_template["content_variables"] == '{"1": "Ann"}'
     rejected = e2e.sim("GET", "/_sim/messages")["rejected"]
     assert rejected == []
+    summary = e2e.api("GET", f"/v1/campaigns/{chat}/summary").json()
+    assert summary["skips"] == {"whatsapp_window_closed": 1}
 
 
 def test_a_status_callback_answered_503_once_still_lands(e2e: Stack) -> None:
