@@ -1,11 +1,18 @@
+locals {
+  # Twilio's webhook connection overrides, in the URL fragment (never sent, not
+  # signed): retry a 5xx or a timeout, not only a refused connection. Equal to
+  # shared.delivery.gateway.CONNECTION_OVERRIDES (a unit test holds them equal).
+  webhook_connection_overrides = "ct=2000&rt=5000&tt=15000&rc=3&rp=ct,rt,5xx"
+}
+
 output "twilio_inbound_webhook_url" {
-  description = "Paste into the Twilio Messaging Service (Integration > Incoming Messages > Send a webhook, HTTP POST) or the number's \"A message comes in\" webhook."
-  value       = "${local.public_base_url}/twilio/inbound"
+  description = "Paste into the Twilio Messaging Service (Integration > Incoming Messages > Send a webhook, HTTP POST) or the number's \"A message comes in\" webhook, fragment included (connection overrides)."
+  value       = "${local.public_base_url}/twilio/inbound#${local.webhook_connection_overrides}"
 }
 
 output "twilio_status_callback_url" {
-  description = "Paste into the Messaging Service's Delivery Status Callback. Sends set it per message too (with ?message_id=...)."
-  value       = "${local.public_base_url}/twilio/status"
+  description = "Paste into the Messaging Service's Delivery Status Callback, fragment included (connection overrides). Sends set it per message too (with ?message_id=...)."
+  value       = "${local.public_base_url}/twilio/status#${local.webhook_connection_overrides}"
 }
 
 output "public_base_url" {

@@ -27,6 +27,7 @@ import requests
 
 from local import emulators
 from local.emulators import Server, start_process, stop_group, wait_http
+from local.queue_settings import deployed_queue_settings
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "ese-local"
@@ -268,15 +269,35 @@ def _start_simulator(ports: dict[str, int], logs: Path, env: dict[str, str]) -> 
     return start_process("twilio-simulator", argv, ports["simulator"], logs, env)
 
 
+# Environment overrides of the deployed queue settings, for tests and benches
+# that need a faster queue than production's (each names why it deviates).
+DISPATCHER_OVERRIDES = {
+    "max_dispatches_per_second": "LOCAL_TASKS_MAX_DPS",
+    "max_concurrent": "LOCAL_TASKS_MAX_CONCURRENT",
+    "max_attempts": "LOCAL_TASKS_MAX_ATTEMPTS",
+    "min_backoff": "LOCAL_TASKS_MIN_BACKOFF",
+    "max_backoff": "LOCAL_TASKS_MAX_BACKOFF",
+    "max_doublings": "LOCAL_TASKS_MAX_DOUBLINGS",
+}
+
+
+def dispatcher_settings(env: dict[str, str]) -> dict[str, Any]:
+    """The local queue's settings: what infra/ deploys, unless env overrides."""
+    settings: dict[str, Any] = deployed_queue_settings()
+    for field_name, variable in DISPATCHER_OVERRIDES.items():
+        if env.get(variable):
+            settings[field_name] = env[variable]
+    return settings
+
+
 def _start_dispatcher(ports: dict[str, int], logs: Path, env: dict[str, str]) -> Server:
+    settings = dispatcher_settings(env)
     argv = [
         sys.executable,
         "-m",
         "local.task_dispatcher",
         f"--port={ports['tasks']}",
-        f"--max-dispatches-per-second={env.get('LOCAL_TASKS_MAX_DPS', '500')}",
-        f"--max-concurrent={env.get('LOCAL_TASKS_MAX_CONCURRENT', '16')}",
-        f"--max-backoff={env.get('LOCAL_TASKS_MAX_BACKOFF', '10')}",
+        *(f"--{name.replace('_', '-')}={value}" for name, value in settings.items()),
     ]
     return start_process("task-dispatcher", argv, ports["tasks"], logs, env)
 

@@ -8,12 +8,20 @@ Tasks queue does (docs/architecture.md §4):
 - each task is POSTed to its url at or after its ``schedule_time`` with its JSON
   body and the ``X-CloudTasks-*`` headers;
 - a 2xx marks it done; any other status, a connection error or a timeout is
-  retried with exponential backoff (``min_backoff * 2**retry``, capped at
-  ``max_backoff``) until ``max_attempts``, then it is kept as failed;
-- names are deduped: a name seen before (pending, running, done or failed) is
-  reported as a duplicate and not created again;
-- dispatch starts are capped at ``max_dispatches_per_second`` in any one-second
-  window and at ``max_concurrent`` in flight.
+  retried as Cloud Tasks' RetryConfig says: the interval starts at
+  ``min_backoff``, doubles ``max_doublings`` times, then grows linearly by
+  that last interval, capped at ``max_backoff``, until ``max_attempts``
+  (-1: unlimited); then the task is kept as failed;
+- names are deduped: a name that is pending or running, or that finished
+  (done or failed) less than ``tombstone_seconds`` ago (Cloud Tasks: about an
+  hour), is reported as a duplicate and not created again;
+- dispatches take tokens from a bucket of ``max_burst_size`` tokens refilled
+  at ``max_dispatches_per_second`` (Cloud Tasks' token bucket, so a queue that
+  was idle may start a burst at once), with at most ``max_concurrent`` in
+  flight.
+
+The defaults are the deployed queue's settings (infra/variables.tf), which the
+stack reads at start (``local/queue_settings.py``) and passes in.
 
 API:
   POST /v1/tasks:batchCreate  {"tasks": [{"name", "url", "body",
@@ -35,14 +43,14 @@ import argparse
 import heapq
 import json
 import logging
+import math
 import queue
 import random
 import re
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -61,23 +69,55 @@ class InvalidTask(ValueError):
     """A task in a batchCreate request is malformed (answered with 400)."""
 
 
+# Cloud Tasks keeps a finished or deleted task's name for about an hour.
+NAME_TOMBSTONE_SECONDS = 3600.0
+# Cloud Tasks' largest max_burst_size.
+MAX_BURST_SIZE = 500
+
+
+def default_burst_size(rate: float) -> int:
+    """The burst Cloud Tasks picks for a rate (max_burst_size is output only).
+
+    Its rule is not documented: take one second's worth of dispatches, and 100
+    at most, the value gcloud reports for a queue at the default 500/s.
+    """
+    return min(100, max(1, math.ceil(rate)))
+
+
 @dataclass(frozen=True)
 class DispatcherConfig:
-    max_dispatches_per_second: float = 500.0
-    max_concurrent: int = 32
-    max_attempts: int = 10
-    min_backoff: float = 0.1
-    max_backoff: float = 10.0
+    # The deployed send queue's settings (infra/variables.tf); a unit test holds
+    # these defaults equal to them.
+    max_dispatches_per_second: float = 10.0
+    max_concurrent: int = 50
+    max_attempts: int = 30
+    min_backoff: float = 2.0
+    max_backoff: float = 300.0
+    max_doublings: int = 6
+    max_burst_size: int | None = None  # None: picked from the rate
+    tombstone_seconds: float = NAME_TOMBSTONE_SECONDS
     dispatch_timeout: float = 60.0
     duplicate_after_success_rate: float = 0.0
     seed: int | None = None
     queue_name: str = "message-sends"
 
+    @property
+    def burst_size(self) -> int:
+        if self.max_burst_size is not None:
+            return self.max_burst_size
+        return default_burst_size(self.max_dispatches_per_second)
+
     def __post_init__(self) -> None:
         if self.max_dispatches_per_second <= 0:
             raise ValueError("max_dispatches_per_second must be > 0")
-        if self.max_concurrent < 1 or self.max_attempts < 1:
-            raise ValueError("max_concurrent and max_attempts must be >= 1")
+        if self.max_concurrent < 1 or not (
+            self.max_attempts >= 1 or self.max_attempts == -1
+        ):
+            raise ValueError("max_concurrent >= 1 and max_attempts >= 1 or -1")
+        if self.max_doublings < 0 or self.tombstone_seconds < 0:
+            raise ValueError("max_doublings and tombstone_seconds must be >= 0")
+        if not 1 <= self.burst_size <= MAX_BURST_SIZE:
+            raise ValueError(f"max_burst_size must be in [1, {MAX_BURST_SIZE}]")
         if not 0.0 <= self.duplicate_after_success_rate <= 1.0:
             raise ValueError("duplicate_after_success_rate must be in [0, 1]")
 
@@ -105,12 +145,14 @@ class _Task:
     last_status: int | None = None
     last_error: str = ""
     redelivered: bool = False
+    finished_at: float | None = None  # when it ended done or failed (its tombstone)
 
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.spec.name,
             "url": self.spec.url,
             "state": self.state,
+            "eta": self.eta,
             "attempts": self.attempts,
             "last_status": self.last_status,
             "last_error": self.last_error,
@@ -182,34 +224,64 @@ def parse_batch(payload: Any) -> list[TaskSpec]:
 # --------------------------------------------------------------------------
 
 
-class RateLimiter:
-    """At most ``rate`` starts in any ``window`` seconds, paced evenly.
+def retry_delay(
+    retry: int, min_backoff: float, max_backoff: float, max_doublings: int
+) -> float:
+    """Seconds before retry number ``retry`` (0 is the first retry).
 
-    Starts are spaced ``1/rate`` apart (slot-based, so sleep overshoot does not
-    accumulate) and a log of the last ``floor(rate)`` start times enforces the
-    sliding-window cap exactly.
+    Cloud Tasks' RetryConfig: the interval starts at ``min_backoff``, doubles
+    ``max_doublings`` times, then grows linearly by that last interval, and is
+    never over ``max_backoff``. With 10 s, 300 s and 3 doublings: 10, 20, 40,
+    80, 160, 240, 300, 300, ...
+    """
+    if retry <= max_doublings:
+        delay = min_backoff * 2**retry
+    else:
+        delay = min_backoff * 2**max_doublings * (retry - max_doublings + 1)
+    return min(delay, max_backoff)
+
+
+class TokenBucket:
+    """Cloud Tasks' dispatch limiter: a bucket of up to ``burst`` tokens,
+    refilled continuously at ``rate`` per second; each dispatch takes one.
+
+    A caller that finds the bucket empty reserves the next token and waits for
+    it, so waiting callers go in order and the long-run rate is exact.
     """
 
-    def __init__(self, rate: float, window: float = 1.0) -> None:
-        self._interval = 1.0 / rate
-        self._window = window
-        self._starts: deque[float] = deque(maxlen=max(1, int(rate)))
-        self._next = 0.0
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until a start is allowed; return its monotonic time."""
+    def reserve(self) -> float:
+        """Take a token; the seconds to wait before using it (0 if one was there)."""
         with self._lock:
-            now = time.monotonic()
-            due = max(now, self._next)
-            if len(self._starts) == self._starts.maxlen:
-                due = max(due, self._starts[0] + self._window)
-            if due > now:
-                time.sleep(due - now)
-            start = time.monotonic()
-            self._starts.append(start)
-            self._next = due + self._interval
-            return start
+            now = self._clock()
+            refill = (now - self._updated) * self._rate
+            self._tokens = min(float(self._burst), self._tokens + refill)
+            self._updated = now
+            self._tokens -= 1
+            return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+    def acquire(self) -> float:
+        """Block until a token is ours; return when it was granted (the clock's
+        time plus the wait: the bucket's own schedule, free of sleep jitter)."""
+        granted_after = self.reserve()
+        granted_at = self._clock() + granted_after
+        if granted_after > 0:
+            self._sleep(granted_after)
+        return granted_at
 
 
 # --------------------------------------------------------------------------
@@ -241,8 +313,14 @@ class _Outcome:
 class TaskDispatcher:
     """The queue: a heap keyed by ETA, a scheduler thread and a worker pool."""
 
-    def __init__(self, config: DispatcherConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: DispatcherConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config or DispatcherConfig()
+        # Wall-clock seconds: ETAs, backoff and name tombstones (tests inject it).
+        self._clock = clock
         self._cond = threading.Condition()
         self._heap: list[_Entry] = []
         self._ready: queue.Queue[_Entry | None] = queue.Queue()
@@ -253,7 +331,9 @@ class TaskDispatcher:
         self._in_flight = 0
         self._counters = _Counters()
         self._rng = random.Random(self.config.seed)
-        self._limiter = RateLimiter(self.config.max_dispatches_per_second)
+        self._limiter = TokenBucket(
+            self.config.max_dispatches_per_second, self.config.burst_size
+        )
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
@@ -290,8 +370,9 @@ class TaskDispatcher:
         """Create tasks; return (created, duplicates)."""
         created = duplicates = 0
         with self._cond:
+            now = self._clock()
             for spec in specs:
-                if spec.name in self._tasks:
+                if not self._name_free_locked(spec.name, now):
                     duplicates += 1
                     continue
                 task = _Task(spec=spec, epoch=self._epoch, eta=spec.eta)
@@ -301,6 +382,15 @@ class TaskDispatcher:
             self._counters.created += created
             self._counters.duplicates += duplicates
         return created, duplicates
+
+    def _name_free_locked(self, name: str, now: float) -> bool:
+        """A name is taken while its task lives and for a while after it ends."""
+        task = self._tasks.get(name)
+        if task is None:
+            return True
+        if task.finished_at is None:  # pending or running
+            return False
+        return now - task.finished_at >= self.config.tombstone_seconds
 
     def stats(self) -> dict[str, int]:
         with self._cond:
@@ -337,6 +427,11 @@ class TaskDispatcher:
             self._cond.notify_all()
         return dropped
 
+    def wake(self) -> None:
+        """Look for due tasks now (after an injected clock moved on)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until nothing is pending or in flight (for tests)."""
         deadline = time.monotonic() + timeout
@@ -365,7 +460,7 @@ class TaskDispatcher:
 
     def _release_due_locked(self) -> float | None:
         """Move due entries to the ready queue; return seconds to the next ETA."""
-        now = time.time()
+        now = self._clock()
         while self._heap and self._heap[0][0] <= now:
             self._ready.put(heapq.heappop(self._heap))
         return self._heap[0][0] - now if self._heap else None
@@ -457,15 +552,18 @@ class TaskDispatcher:
 
     def _succeed_locked(self, task: _Task) -> None:
         task.state = "done"
+        task.finished_at = self._clock()
         self._counters.succeeded += 1
         rate = self.config.duplicate_after_success_rate
         if rate > 0 and not task.redelivered and self._rng.random() < rate:
             task.redelivered = True
-            self._push_locked(task, time.time(), redelivery=True)
+            self._push_locked(task, self._clock(), redelivery=True)
 
     def _fail_locked(self, task: _Task) -> None:
-        if task.attempts >= self.config.max_attempts:
+        limit = self.config.max_attempts
+        if limit != -1 and task.attempts >= limit:
             task.state = "failed"
+            task.finished_at = self._clock()
             self._counters.failed += 1
             log.warning(
                 "task %s failed after %d attempts (last status %s)",
@@ -475,12 +573,13 @@ class TaskDispatcher:
             )
             return
         task.state = "pending"
-        backoff = min(
-            self.config.min_backoff * 2**task.retries, self.config.max_backoff
+        cfg = self.config
+        backoff = retry_delay(
+            task.retries, cfg.min_backoff, cfg.max_backoff, cfg.max_doublings
         )
         task.retries += 1
         self._counters.retries += 1
-        self._push_locked(task, time.time() + backoff, redelivery=False)
+        self._push_locked(task, self._clock() + backoff, redelivery=False)
 
 
 # --------------------------------------------------------------------------
@@ -597,11 +696,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Local Cloud Tasks stand-in.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8123)
-    p.add_argument("--max-dispatches-per-second", type=float, default=500.0)
-    p.add_argument("--max-concurrent", type=int, default=32)
-    p.add_argument("--max-attempts", type=int, default=10)
-    p.add_argument("--min-backoff", type=float, default=0.1)
-    p.add_argument("--max-backoff", type=float, default=10.0)
+    defaults = DispatcherConfig()
+    p.add_argument(
+        "--max-dispatches-per-second",
+        type=float,
+        default=defaults.max_dispatches_per_second,
+    )
+    p.add_argument("--max-burst-size", type=int, default=None)
+    p.add_argument("--max-concurrent", type=int, default=defaults.max_concurrent)
+    p.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
+    p.add_argument("--min-backoff", type=float, default=defaults.min_backoff)
+    p.add_argument("--max-backoff", type=float, default=defaults.max_backoff)
+    p.add_argument("--max-doublings", type=int, default=defaults.max_doublings)
+    p.add_argument(
+        "--tombstone-seconds", type=float, default=defaults.tombstone_seconds
+    )
     p.add_argument("--dispatch-timeout", type=float, default=60.0)
     p.add_argument("--duplicate-after-success-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=None)
@@ -613,10 +722,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def config_from_args(args: argparse.Namespace) -> DispatcherConfig:
     return DispatcherConfig(
         max_dispatches_per_second=args.max_dispatches_per_second,
+        max_burst_size=args.max_burst_size,
         max_concurrent=args.max_concurrent,
         max_attempts=args.max_attempts,
         min_backoff=args.min_backoff,
         max_backoff=args.max_backoff,
+        max_doublings=args.max_doublings,
+        tombstone_seconds=args.tombstone_seconds,
         dispatch_timeout=args.dispatch_timeout,
         duplicate_after_success_rate=args.duplicate_after_success_rate,
         seed=args.seed,

@@ -117,8 +117,10 @@ class SimulatorConfig:
     undelivered: Mapping[str, int] = field(default_factory=dict)
     response_delay_ms: int = 0
     callback_workers: int = 8
-    callback_max_attempts: int = 3
     callback_retry_backoff_ms: int = 50
+    # Test hook: the next N callback attempts are answered 503 (as a front end
+    # that is restarting would), without reaching the webhook.
+    callback_answer_503_next: int = 0
     callback_timeout_s: float = 5.0
 
 
@@ -183,6 +185,7 @@ CONTROL_KEYS: dict[str, Callable[[Any], Any]] = {
     "url_rewrite": _url_rewrite,
     "inbound_url": _optional_url,
     "response_delay_ms": _non_negative_int,
+    "callback_answer_503_next": _non_negative_int,
 }
 
 
@@ -359,6 +362,7 @@ def validate_send(form: Mapping[str, str], default_number: str) -> None:
     """Raise the error Twilio answers for an unacceptable send, if any."""
     _check_sender(form)
     _check_recipient(form.get("To", ""), form.get("From") or default_number)
+    check_channel_pair(form)
     _check_content(form)
     _check_status_callback(form)
 
@@ -386,8 +390,9 @@ def new_record(
         "body": body,
         "content_sid": form.get("ContentSid") or None,
         "content_variables": form.get("ContentVariables") or None,
-        "status": "queued",
+        "status": initial_status(form),
         "status_callback": form.get("StatusCallback") or None,
+        "forced_error": None,
         "created_at": now,
         "date_sent": None,
         "date_updated": now,
@@ -395,6 +400,129 @@ def new_record(
         "num_segments": count_segments(body),
         "num_media": str(len(media)),
     }
+
+
+# --- strictness: channels, opt-outs, the WhatsApp window -------------------------
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+# Twilio's default opt-out handling (Advanced Opt-Out off): these keywords stop
+# and restart messages from the account to the number.
+STOP_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+START_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
+WINDOW_CLOSED = 63016
+
+
+def channel_of(address: str) -> str:
+    prefix = CHANNEL_PREFIX.match(address)
+    return prefix.group(1) if prefix else "sms"
+
+
+def check_channel_pair(form: Mapping[str, str]) -> None:
+    """21910: a From and a To of different channels (a Messaging Service picks
+    its sender in the recipient's channel, so it cannot mismatch)."""
+    sender, to = form.get("From"), form.get("To", "")
+    if sender and channel_of(sender) != channel_of(to):
+        raise _bad_request(
+            21910,
+            "Invalid From and To pair. From and To should be of the same channel",
+        )
+
+
+def opt_out_change(params: Mapping[str, str]) -> bool | None:
+    """True for an inbound STOP, False for START, None for anything else."""
+    kind = params.get("OptOutType") or params.get("Body", "").strip().upper()
+    if kind in STOP_KEYWORDS:
+        return True
+    if kind in START_KEYWORDS:
+        return False
+    return None
+
+
+def outside_whatsapp_window(
+    form: Mapping[str, str], last_inbound: datetime | None, now: datetime
+) -> bool:
+    """Free-form WhatsApp more than 24 h after the user last wrote (63016)."""
+    if channel_of(form.get("To", "")) != "whatsapp" or form.get("ContentSid"):
+        return False
+    return last_inbound is None or now - last_inbound >= WHATSAPP_WINDOW
+
+
+def initial_status(form: Mapping[str, str]) -> str:
+    """Twilio answers `accepted` for a Messaging Service send, `queued` otherwise."""
+    return "accepted" if form.get("MessagingServiceSid") else "queued"
+
+
+# --- webhook connection overrides ------------------------------------------------
+
+RETRY_POLICIES = frozenset({"4xx", "5xx", "ct", "rt", "all"})
+
+
+@dataclass(frozen=True)
+class ConnectionOverrides:
+    """Twilio's per-URL webhook settings (``#ct=..&rt=..&tt=..&rc=..&rp=..``).
+
+    By default Twilio retries once, and only when it could not connect.
+    """
+
+    connect_timeout_ms: int = 5000
+    read_timeout_ms: int = 15000
+    total_timeout_ms: int = 15000
+    retry_count: int = 1
+    retry_policy: frozenset[str] = frozenset({"ct"})
+
+    def retries(self, failure: str) -> bool:
+        return failure in self.retry_policy or "all" in self.retry_policy
+
+
+def _bounded(value: str, low: int, high: int, default: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        return default
+    return min(max(number, low), high)
+
+
+def connection_overrides(url: str) -> ConnectionOverrides:
+    """The overrides in a webhook URL's fragment; unknown keys are ignored."""
+    _, _, fragment = url.partition("#")
+    pairs = dict(pair.partition("=")[::2] for pair in fragment.split("&") if pair)
+    defaults = ConnectionOverrides()
+    policy = {p for p in pairs.get("rp", "").split(",") if p in RETRY_POLICIES}
+    return ConnectionOverrides(
+        connect_timeout_ms=_bounded(
+            pairs.get("ct", ""), 100, 10000, defaults.connect_timeout_ms
+        ),
+        read_timeout_ms=_bounded(
+            pairs.get("rt", ""), 100, 15000, defaults.read_timeout_ms
+        ),
+        total_timeout_ms=_bounded(
+            pairs.get("tt", ""), 100, 15000, defaults.total_timeout_ms
+        ),
+        retry_count=_bounded(pairs.get("rc", ""), 0, 5, defaults.retry_count),
+        retry_policy=frozenset(policy) or defaults.retry_policy,
+    )
+
+
+def without_fragment(url: str) -> str:
+    """What Twilio requests and signs: the fragment never leaves Twilio."""
+    return url.partition("#")[0]
+
+
+def failure_kind(
+    status_code: int | None, error: requests.RequestException | None
+) -> str | None:
+    """How a webhook attempt failed, in retry-policy terms; None for a 2xx/3xx."""
+    if isinstance(error, requests.ConnectionError):  # refused, or connect timeout
+        return "ct"
+    if error is not None:
+        return "rt"
+    if status_code is not None and 400 <= status_code < 500:
+        return "4xx"
+    if status_code is not None and status_code >= 500:
+        return "5xx"
+    return None
 
 
 # --- list filters --------------------------------------------------------------
@@ -433,14 +561,15 @@ def _field_equals(field_name: str, wanted: str, record: Mapping[str, Any]) -> bo
 def _sent_within(
     matches: Callable[[datetime], bool], record: Mapping[str, Any]
 ) -> bool:
-    return matches(record["date_sent"] or record["created_at"])
+    # As Twilio: a message not sent yet has no DateSent, so no bound matches it.
+    return record["date_sent"] is not None and matches(record["date_sent"])
 
 
 def list_filters(args: Mapping[str, str]) -> list[RecordCheck]:
     """Filters for Twilio's message list: To, From and DateSent (=, <, >).
 
     The SDK sends ``DateSent>`` and ``DateSent<`` (``DateSent>=2024-01-01`` on the
-    wire). A message that is not sent yet is matched on its creation time.
+    wire). A message that is not sent yet has no DateSent and is left out.
     """
     checks: list[RecordCheck] = []
     for key, field_name in (("To", "to"), ("From", "sender")):
@@ -589,15 +718,26 @@ class WebhookPoster:
         return session
 
     def post(
-        self, url: str, sign_url: str, params: Mapping[str, str], token: str
+        self,
+        url: str,
+        sign_url: str,
+        params: Mapping[str, str],
+        token: str,
+        overrides: ConnectionOverrides | None = None,
     ) -> requests.Response:
         headers = {
             "X-Twilio-Signature": self._validator.compute_signature(sign_url, params),
             "I-Twilio-Idempotency-Token": token,
             "User-Agent": "TwilioProxy/1.1",
         }
+        timeout: float | tuple[float, float] = self._timeout_s
+        if overrides is not None:
+            timeout = (
+                overrides.connect_timeout_ms / 1000,
+                overrides.read_timeout_ms / 1000,
+            )
         return self._session().post(
-            url, data=dict(params), headers=headers, timeout=self._timeout_s
+            url, data=dict(params), headers=headers, timeout=timeout
         )
 
 
@@ -670,6 +810,7 @@ class CallbackChain:
     sid: str
     steps: deque[dict[str, Any]]
     attempts: int = 0
+    first_attempt_at: float = 0.0  # monotonic; the head step's total-time budget
 
 
 def build_steps(
@@ -681,6 +822,10 @@ def build_steps(
     )
     if code:
         statuses[-1] = "undelivered"
+    if record.get("forced_error"):
+        # Accepted, then failed before it was sent (e.g. 63016).
+        code = record["forced_error"]
+        statuses = [status for status in statuses if status == "queued"] + ["failed"]
     codes = [code if status in FAILED_STATUSES else None for status in statuses]
     callbacks: list[dict[str, Any] | None] = [None] * len(statuses)
     if record["status_callback"]:
@@ -706,8 +851,9 @@ def _callback_job(
     config: SimulatorConfig,
 ) -> dict[str, Any]:
     return {
-        "url": rewrite_url(url, config.url_rewrite),
-        "sign_url": url,
+        "url": rewrite_url(without_fragment(url), config.url_rewrite),
+        "sign_url": without_fragment(url),
+        "overrides": connection_overrides(url),
         "params": status_callback_params(record, status, error_code),
         "token": idempotency_token(record["sid"], status, error_code),
     }
@@ -724,6 +870,7 @@ def _empty_stats() -> dict[str, int]:
         "callbacks_failed": 0,
         "callbacks_retried": 0,
         "callbacks_pending": 0,
+        "callbacks_answered_503": 0,
         "inbound_sent": 0,
     }
 
@@ -731,10 +878,16 @@ def _empty_stats() -> dict[str, int]:
 class Simulator:
     """Shared state behind the HTTP routes; every mutation holds ``_lock``."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(
+        self, config: SimulatorConfig, clock: Callable[[], datetime] = _now
+    ) -> None:
         self._initial = config
         self._config = config
+        self._clock = clock
         self._lock = threading.Lock()
+        # What Twilio remembers of inbound messages, by sender address.
+        self._opted_out: set[str] = set()
+        self._last_inbound: dict[str, datetime] = {}
         self._messages: list[dict[str, Any]] = []
         self._by_sid: dict[str, dict[str, Any]] = {}
         self._rejected: list[dict[str, Any]] = []
@@ -770,6 +923,8 @@ class Simulator:
             self._messages.clear()
             self._by_sid.clear()
             self._rejected.clear()
+            self._opted_out.clear()
+            self._last_inbound.clear()
             self._stats = _empty_stats()
             self._generation += 1
             self._queue.clear()
@@ -797,11 +952,15 @@ class Simulator:
         try:
             self._take_forced_failure()
             validate_send(form, config.default_number)
+            self._check_not_opted_out(form.get("To", ""))
         except TwilioApiError as err:
             self._record_rejection(form.get("To", ""), err)
             raise
         record = new_record(account_sid, form, media, config.default_number)
         with self._lock:
+            last_inbound = self._last_inbound.get(form["To"])
+            if outside_whatsapp_window(form, last_inbound, self._clock()):
+                record["forced_error"] = WINDOW_CLOSED
             self._messages.append(record)
             self._by_sid[record["sid"]] = record
             self._stats["accepted"] += 1
@@ -819,6 +978,24 @@ class Simulator:
         with self._lock:
             records = [r for r in self._messages if all(c(r) for c in checks)]
             return page_of(records, args, path)
+
+    def _check_not_opted_out(self, to: str) -> None:
+        """21610: the number texted STOP (and not START since)."""
+        with self._lock:
+            stopped = to in self._opted_out
+        if stopped:
+            raise _bad_request(21610, "Attempt to send to unsubscribed recipient")
+
+    def note_inbound(self, params: Mapping[str, str]) -> None:
+        """Remember an inbound message as Twilio does: its time and any STOP/START."""
+        sender = params["From"]
+        change = opt_out_change(params)
+        with self._lock:
+            self._last_inbound[sender] = self._clock()
+            if change is True:
+                self._opted_out.add(sender)
+            elif change is False:
+                self._opted_out.discard(sender)
 
     def _take_forced_failure(self) -> None:
         with self._lock:
@@ -862,16 +1039,27 @@ class Simulator:
         if step is None:
             return
         job = step["callback"]
-        delivered = job is None or self._deliver(job)
-        config = self.config
-        if not delivered and chain.attempts + 1 < config.callback_max_attempts:
+        if chain.attempts == 0:
+            chain.first_attempt_at = time.monotonic()
+        failure = None if job is None else self._deliver(job)
+        if failure is not None and self._should_retry(chain, job, failure):
             chain.attempts += 1
             with self._lock:
                 self._stats["callbacks_retried"] += 1
-            backoff = config.callback_retry_backoff_ms * 2 ** (chain.attempts - 1)
-            self._schedule(chain, backoff)
+            self._schedule(chain, self.config.callback_retry_backoff_ms)
             return
-        self._finish_step(chain, job is not None, delivered)
+        self._finish_step(chain, job is not None, failure is None)
+
+    @staticmethod
+    def _should_retry(chain: CallbackChain, job: Any, failure: str) -> bool:
+        """As Twilio: the URL's retry policy, retry count and total time decide."""
+        overrides: ConnectionOverrides = job["overrides"]
+        elapsed_ms = (time.monotonic() - chain.first_attempt_at) * 1000
+        return (
+            chain.attempts < overrides.retry_count
+            and overrides.retries(failure)
+            and elapsed_ms < overrides.total_timeout_ms
+        )
 
     def _begin_step(self, chain: CallbackChain) -> dict[str, Any] | None:
         """Apply the head step's status once; None when a reset dropped the chain."""
@@ -897,14 +1085,32 @@ class Simulator:
             if chain.steps:
                 self._schedule(chain, self._config.callback_delay_ms)
 
-    def _deliver(self, job: Mapping[str, Any]) -> bool:
+    def _deliver(self, job: Mapping[str, Any]) -> str | None:
+        """Post one callback attempt; how it failed, or None when it landed."""
+        if self._take_injected_503():
+            return failure_kind(503, None)
         try:
             response = self._poster.post(
-                job["url"], job["sign_url"], job["params"], job["token"]
+                job["url"],
+                job["sign_url"],
+                job["params"],
+                job["token"],
+                job.get("overrides"),
             )
-        except requests.RequestException:
-            return False
-        return 200 <= response.status_code < 300
+        except requests.RequestException as err:
+            return failure_kind(None, err)
+        return failure_kind(response.status_code, None)
+
+    def _take_injected_503(self) -> bool:
+        with self._lock:
+            config = self._config
+            if not config.callback_answer_503_next:
+                return False
+            self._config = dataclasses.replace(
+                config, callback_answer_503_next=config.callback_answer_503_next - 1
+            )
+            self._stats["callbacks_answered_503"] += 1
+            return True
 
     # injected webhooks
 
@@ -936,9 +1142,12 @@ class Simulator:
         if not config.inbound_url:
             return 400, {"error": "no inbound_url configured"}
         params = inbound_params(payload, config.account_sid, config.default_number)
+        self.note_inbound(params)
         job = {
-            "url": rewrite_url(config.inbound_url, config.url_rewrite),
-            "sign_url": config.inbound_url,
+            "url": rewrite_url(
+                without_fragment(config.inbound_url), config.url_rewrite
+            ),
+            "sign_url": without_fragment(config.inbound_url),
             "params": params,
             "token": idempotency_token(params["MessageSid"], "inbound"),
         }
@@ -1066,13 +1275,14 @@ def _register_control_routes(app: Flask, sim: Simulator) -> None:
         return _json(*sim.post_callback(request.get_json(silent=True)))
 
 
-def create_app(config: SimulatorConfig) -> Flask:
+def create_app(config: SimulatorConfig, clock: Callable[[], datetime] = _now) -> Flask:
     """The simulator app; ``app.extensions["twilio_simulator"]`` holds its state.
 
-    Call ``simulator_of(app).close()`` to stop its callback threads.
+    Call ``simulator_of(app).close()`` to stop its callback threads. ``clock``
+    times inbound messages for the WhatsApp window.
     """
     app = Flask(__name__)
-    sim = Simulator(config)
+    sim = Simulator(config, clock)
     app.extensions["twilio_simulator"] = sim
     _register_twilio_routes(app, sim)
     _register_control_routes(app, sim)

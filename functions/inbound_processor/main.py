@@ -7,7 +7,7 @@ stores it, and sends a HELP reply or confirmation when configured.
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.delivery.gateway import OutboundMessage
+from shared.delivery.gateway import OutboundMessage, status_callback_url
 from shared.inbound.processor import Reply, process_inbound
 from shared.payloads import InboundWebhook
 from shared.platform.clock import utcnow
@@ -28,7 +28,7 @@ def send_reply(reply: Reply) -> None:
         OutboundMessage(
             to=reply.to,
             body=reply.body,
-            status_callback=f"{settings.public_base_url}/twilio/status",
+            status_callback=status_callback_url(settings.public_base_url),
             messaging_service_sid=service_sid,
             from_number=from_number,
         )

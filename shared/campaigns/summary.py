@@ -44,6 +44,7 @@ SKIP_REASONS = (
     "no_consent",
     "frequency_cap",
     "content_invalid",
+    "whatsapp_window_closed",
     "missing_variable",
     "render_failed",
     "campaign_cancelled",

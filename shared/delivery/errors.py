@@ -17,12 +17,14 @@ ERROR_MEANINGS: dict[str, str] = {
     "21610": "Recipient has unsubscribed (replied STOP)",
     "21612": "The 'To' number is not reachable for this message",
     "21614": "'To' number is not a valid mobile number",
+    "21910": "'From' and 'To' are not of the same channel",
     "30003": "Unreachable destination handset",
     "30004": "Message blocked",
     "30005": "Unknown destination handset",
     "30006": "Landline or unreachable carrier",
     "30007": "Message filtered by the carrier",
     "30008": "Unknown error",
+    "63016": "Free-form WhatsApp outside the 24-hour window (use a content template)",
     # The engine's own: no send task ever ran for it (scheduler, stranded sweep).
     "send_attempts_exhausted": "Not sent: every send attempt was used up",
 }

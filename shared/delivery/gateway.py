@@ -22,6 +22,33 @@ from shared.delivery.errors import is_retriable
 from shared.platform.config import TwilioSettings
 
 TWILIO_API_HOST = "https://api.twilio.com"
+# Twilio refuses a To/From pair of different channels (21910), so both
+# addresses of a WhatsApp message carry the prefix and an SMS has none.
+CHANNEL_PREFIXES = {"whatsapp": "whatsapp:", "sms": ""}
+
+
+# Twilio's webhook connection overrides, in the URL's fragment: by default
+# Twilio retries a callback once and only when it cannot connect; these ask
+# for retries on a 5xx and on timeouts too (4xx, a bad signature, is final).
+# The fragment never reaches our server, and Twilio signs the URL without it.
+CONNECTION_OVERRIDES = "ct=2000&rt=5000&tt=15000&rc=3&rp=ct,rt,5xx"
+STATUS_PATH = "/twilio/status"
+
+
+def status_callback_url(public_base_url: str, query: str = "") -> str:
+    """The StatusCallback given to Twilio, with its connection overrides."""
+    url = f"{public_base_url.rstrip('/')}{STATUS_PATH}"
+    return (
+        f"{url}?{query}#{CONNECTION_OVERRIDES}"
+        if query
+        else f"{url}#{CONNECTION_OVERRIDES}"
+    )
+
+
+def channel_address(channel: str, number: str) -> str:
+    """`number` addressed on `channel`: "+1415..." → "whatsapp:+1415..."."""
+    bare = number.split(":", 1)[1] if ":" in number else number
+    return CHANNEL_PREFIXES.get(channel, "") + bare
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ from shared.delivery.messages import Message
 from shared.delivery.quiet_hours import next_allowed_time, recipient_zones
 from shared.delivery.status import MessageStatus
 
+# WhatsApp's customer-service window: free-form messages only this long after
+# the user's last inbound message; outside it only approved content templates.
+WHATSAPP_WINDOW = timedelta(hours=24)
+
 
 class Outcome(StrEnum):
     PASS = "pass"  # noqa: S105 - an outcome, not a secret
@@ -147,6 +151,17 @@ def check_content(ctx: SendContext) -> Decision:
     return Decision("content", Outcome.PASS)
 
 
+def check_whatsapp_window(ctx: SendContext) -> Decision:
+    """Free-form WhatsApp only inside the window; a content template any time."""
+    message = ctx.message
+    if message.channel != TemplateChannel.WHATSAPP or message.content_sid:
+        return Decision("whatsapp_window", Outcome.PASS)
+    last_inbound = ctx.user.last_inbound_at if ctx.user else None
+    if last_inbound is not None and ctx.now - last_inbound < WHATSAPP_WINDOW:
+        return Decision("whatsapp_window", Outcome.PASS)
+    return Decision("whatsapp_window", Outcome.SKIP, "whatsapp_window_closed")
+
+
 # Steps that need only the message and the campaign run before the user read.
 MESSAGE_STEPS: tuple[Step, ...] = (check_idempotency, check_campaign_state)
 RECIPIENT_STEPS: tuple[Step, ...] = (
@@ -154,6 +169,7 @@ RECIPIENT_STEPS: tuple[Step, ...] = (
     check_frequency_cap,
     check_quiet_hours,
     check_content,
+    check_whatsapp_window,
 )
 
 

@@ -24,7 +24,13 @@ from shared.audience.users import ConsentState, User, get_user
 from shared.campaigns.cache import TtlCache
 from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
-from shared.delivery.gateway import OutboundMessage, TwilioGateway, TwilioSendError
+from shared.delivery.gateway import (
+    OutboundMessage,
+    TwilioGateway,
+    TwilioSendError,
+    channel_address,
+    status_callback_url,
+)
 from shared.delivery.messages import (
     MESSAGES,
     Message,
@@ -269,12 +275,13 @@ def _outbound(
     if not (mss or from_number):
         mss = deps.twilio.messaging_service_sid or None
         from_number = deps.twilio.from_number or None
+    if from_number:
+        from_number = channel_address(message.channel, from_number)
     return OutboundMessage(
-        to=message.phone,
+        to=channel_address(message.channel, message.phone),
         body=message.body,
-        status_callback=(
-            f"{deps.twilio.public_base_url}/twilio/status"
-            f"?message_id={quote(message.id, safe='')}"
+        status_callback=status_callback_url(
+            deps.twilio.public_base_url, f"message_id={quote(message.id, safe='')}"
         ),
         messaging_service_sid=mss,
         from_number=from_number,
@@ -421,7 +428,9 @@ def _reconcile(
         seconds=deps.core.sending_lease_seconds + 60
     )
     try:
-        found = deps.gateway.find_sent(message.phone, since)
+        found = deps.gateway.find_sent(
+            channel_address(message.channel, message.phone), since
+        )
     except TwilioSendError:
         return SendResult(503, "reconcile_lookup_failed")
     # Only a send with this message's body counts, and not one that another

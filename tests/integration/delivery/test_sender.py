@@ -16,7 +16,12 @@ import pytest
 from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import CampaignSettings, CampaignStatus
-from shared.delivery.gateway import OutboundMessage, SendAccepted, TwilioSendError
+from shared.delivery.gateway import (
+    CONNECTION_OVERRIDES,
+    OutboundMessage,
+    SendAccepted,
+    TwilioSendError,
+)
 from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.receipts import apply_status_callback
 from shared.delivery.sender import SenderDeps, SendResult, send_message
@@ -41,6 +46,7 @@ PIPELINE_STEPS = [
     "frequency_cap",
     "quiet_hours",
     "content",
+    "whatsapp_window",
 ]
 
 
@@ -206,7 +212,10 @@ def test_the_fast_path_sends_once_and_records_sent(
         OutboundMessage(
             to=PHONE,
             body=BODY,
-            status_callback=f"{BASE_URL}/twilio/status?message_id={MESSAGE_ID}",
+            status_callback=(
+                f"{BASE_URL}/twilio/status?message_id={MESSAGE_ID}"
+                f"#{CONNECTION_OVERRIDES}"
+            ),
             messaging_service_sid=SERVICE_SID,
         )
     ]

@@ -21,6 +21,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from twilio.request_validator import RequestValidator
 
+from shared.delivery.gateway import CONNECTION_OVERRIDES
 from shared.payloads import InboundWebhook, StatusCallback
 from tests.conftest import RecordingPublisher
 
@@ -341,4 +342,5 @@ def test_a_reply_is_sent_from_the_number_the_sender_wrote_to(
         ("whatsapp:+14155550100", "whatsapp:+15005550006", None),
         ("+14155550100", None, "MG1"),
     ]
-    assert sent[0].status_callback == f"{PUBLIC}/twilio/status"
+    # Connection overrides in the fragment, so that Twilio retries a 5xx.
+    assert sent[0].status_callback == f"{PUBLIC}/twilio/status#{CONNECTION_OVERRIDES}"

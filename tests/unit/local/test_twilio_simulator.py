@@ -122,6 +122,14 @@ def wait_until_idle(client: FlaskClient, timeout: float = 3.0) -> dict[str, int]
         time.sleep(0.005)
 
 
+def wait_for_date_sent(client: FlaskClient, sid: str, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    path = f"{MESSAGES_PATH[:-5]}/{sid}.json"
+    while not client.get(path, auth=AUTH).get_json()["date_sent"]:
+        assert time.monotonic() < deadline, f"{sid} was never sent"
+        time.sleep(0.005)
+
+
 def assert_signed(call: Webhook, url: str) -> None:
     signature = call.headers["X-Twilio-Signature"]
     assert RequestValidator(AUTH_TOKEN).validate(url, call.params, signature)
@@ -266,6 +274,8 @@ def test_twilio_list_filters_by_recipient_and_date(client: FlaskClient) -> None:
     send(client, To="+14155550199")
     second = send(client).get_json()["sid"]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    for sid in (first, second):  # only a sent message has a DateSent to match
+        wait_for_date_sent(client, sid)
 
     page = client.get(
         MESSAGES_PATH, query_string={"To": TO, "DateSent>": "2020-01-01"}, auth=AUTH
@@ -442,12 +452,13 @@ def test_custom_statuses_and_url_rewrite_sign_the_public_url(
         )
 
 
-def test_failed_callback_posts_are_retried_then_dropped(
+def test_failed_callback_posts_are_retried_as_the_overrides_say_then_dropped(
     client: FlaskClient, receiver: Receiver
 ) -> None:
     client.post("/_sim/config", json={"callback_statuses": ["delivered"]})
     receiver.fail_next = 2
-    send(client, StatusCallback=f"{receiver.base_url}/status")
+    url = f"{receiver.base_url}/status#rc=2&rp=5xx"
+    send(client, StatusCallback=url)
 
     calls = receiver.wait_for(3)
     stats = wait_until_idle(client)
@@ -457,7 +468,7 @@ def test_failed_callback_posts_are_retried_then_dropped(
     assert (stats["callbacks_sent"], stats["callbacks_retried"]) == (1, 2)
 
     receiver.fail_next = 10
-    send(client, StatusCallback=f"{receiver.base_url}/status")
+    send(client, StatusCallback=url)
     receiver.wait_for(6)
     stats = wait_until_idle(client)
 

@@ -398,6 +398,7 @@ def test_the_steps_run_in_the_designed_order() -> None:
         "check_frequency_cap",
         "check_quiet_hours",
         "check_content",
+        "check_whatsapp_window",
     ]
 
 
@@ -420,7 +421,7 @@ def test_a_cancelled_campaign_stops_the_message_steps() -> None:
 
 def test_a_clean_message_passes_every_step() -> None:
     decisions = run_steps(context(), MESSAGE_STEPS + RECIPIENT_STEPS)
-    assert [d.outcome for d in decisions] == [Outcome.PASS] * 6
+    assert [d.outcome for d in decisions] == [Outcome.PASS] * 7
 
 
 def test_a_decision_audits_its_step_outcome_reason_time_and_until() -> None:
