@@ -42,7 +42,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -241,8 +241,14 @@ class _Outcome:
 class TaskDispatcher:
     """The queue: a heap keyed by ETA, a scheduler thread and a worker pool."""
 
-    def __init__(self, config: DispatcherConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: DispatcherConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config or DispatcherConfig()
+        # Epoch seconds for ETAs and backoff; tests inject a manual clock.
+        self._clock = clock
         self._cond = threading.Condition()
         self._heap: list[_Entry] = []
         self._ready: queue.Queue[_Entry | None] = queue.Queue()
@@ -365,7 +371,7 @@ class TaskDispatcher:
 
     def _release_due_locked(self) -> float | None:
         """Move due entries to the ready queue; return seconds to the next ETA."""
-        now = time.time()
+        now = self._clock()
         while self._heap and self._heap[0][0] <= now:
             self._ready.put(heapq.heappop(self._heap))
         return self._heap[0][0] - now if self._heap else None
@@ -461,7 +467,7 @@ class TaskDispatcher:
         rate = self.config.duplicate_after_success_rate
         if rate > 0 and not task.redelivered and self._rng.random() < rate:
             task.redelivered = True
-            self._push_locked(task, time.time(), redelivery=True)
+            self._push_locked(task, self._clock(), redelivery=True)
 
     def _fail_locked(self, task: _Task) -> None:
         if task.attempts >= self.config.max_attempts:
@@ -480,7 +486,7 @@ class TaskDispatcher:
         )
         task.retries += 1
         self._counters.retries += 1
-        self._push_locked(task, time.time() + backoff, redelivery=False)
+        self._push_locked(task, self._clock() + backoff, redelivery=False)
 
 
 # --------------------------------------------------------------------------
@@ -542,12 +548,13 @@ class DispatcherServer:
     config: DispatcherConfig = field(default_factory=DispatcherConfig)
     host: str = "127.0.0.1"
     port: int = 0
+    clock: Callable[[], float] = time.time
     dispatcher: TaskDispatcher = field(init=False)
     _server: BaseWSGIServer | None = field(init=False, default=None)
     _thread: threading.Thread | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.dispatcher = TaskDispatcher(self.config)
+        self.dispatcher = TaskDispatcher(self.config, self.clock)
 
     @property
     def url(self) -> str:
