@@ -31,7 +31,11 @@ from local import emulators, stack
 from local.faults import COUNTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-FAULT_SEED = int(os.environ.get("ESE_FAULT_SEED") or random.randrange(1, 10**9))
+# In the environment, so every import of this module (pytest's conftest and
+# the test modules' `tests.e2e.conftest`) sees the same seed.
+FAULT_SEED = int(
+    os.environ.setdefault("ESE_FAULT_SEED", str(random.randrange(1, 10**9)))
+)
 # The unified stack's settings, for the fault suite's sake: a short sending
 # lease so a send that crashed after Twilio accepted is reconciled soon; a
 # campaign completes only once its receipts (queued behind faults) landed.

@@ -209,6 +209,20 @@ def settle(
     return dict(wait_for(finished, timeout=timeout, interval=2))
 
 
+def sent_under_faults(e2e: FaultStack, campaign_id: str, count: int) -> None:
+    """Keep the faults on until every recipient has a message and none waits
+    to be sent (QUEUED or SENDING): fan-out, sends and most receipts all ran
+    under them. (Switching them off at launch tested a plain campaign.)"""
+
+    def all_past_sending() -> bool:
+        found = message_statuses(e2e, campaign_id)
+        return len(found) == count and all(
+            m["status"] not in ("QUEUED", "SENDING") for m in found.values()
+        )
+
+    wait_for(all_past_sending, timeout=300, interval=2)
+
+
 def assert_promises(e2e: FaultStack, campaign_id: str, phones: list[str]) -> None:
     e2e.set_faults()  # the run is over; let the stack settle cleanly
     found = settle(e2e, campaign_id, len(phones), timeout=240)
@@ -268,6 +282,7 @@ def test_campaign_under_fault_class(faulty: FaultStack, fault: str) -> None:
     phones = seed_audience(faulty, fault, RECIPIENTS)
     faulty.switch_on(fault, **FAULT_CLASSES[fault])
     campaign_id = launch_campaign(faulty, fault)
+    sent_under_faults(faulty, campaign_id, len(phones))
     assert_promises(faulty, campaign_id, phones)
     faulty.assert_fired(*FAULT_CLASSES[fault])
     if fault == "pubsub_duplicates":
@@ -322,6 +337,7 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
         )
         assert answer["status"] == 200
 
+    sent_under_faults(faulty, campaign_id, len(phones))
     faulty.set_faults()
     found = settle(faulty, campaign_id, len(phones), timeout=300)
     for phone in stopped:
