@@ -100,7 +100,9 @@ class FaultStack(Stack):
         """Each class fired at least once under the current label; prints how
         often, with the seed to replay the schedule."""
         counts = self.injections()
-        print(f"injections under {self.label!r}: {counts}")
+        assert self.faults_file is not None
+        where = injection_counts(self.faults_file, self.label)
+        print(f"\ninjections under {self.label!r}: {counts}; by function: {where}")
         for fault in faults:
             assert counts.get(fault, 0) >= 1, (
                 f"fault class {fault} never fired (label {self.label!r}); "
