@@ -24,7 +24,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,7 @@ class FaultStack(Stack):
         return response
 
     label = ""
+    report: Callable[[str], None] | None = None
 
     def switch_on(self, label: str, **plan: Any) -> None:
         """Fault classes on, under a label that starts fresh counts."""
@@ -102,7 +103,9 @@ class FaultStack(Stack):
         counts = self.injections()
         assert self.faults_file is not None
         where = injection_counts(self.faults_file, self.label)
-        print(f"\ninjections under {self.label!r}: {counts}; by function: {where}")
+        line = f"injections under {self.label!r}: {counts}; by function: {where}"
+        if self.report is not None:
+            self.report(line)  # shown in the run's output, not captured
         for fault in faults:
             assert counts.get(fault, 0) >= 1, (
                 f"fault class {fault} never fired (label {self.label!r}); "
@@ -138,9 +141,18 @@ class FaultStack(Stack):
 
 
 @pytest.fixture
-def faulty(local_stack: Stack) -> Iterator[FaultStack]:
+def faulty(local_stack: Stack, pytestconfig: pytest.Config) -> Iterator[FaultStack]:
     """The e2e stack (conftest), reset, with faults off and the DLQs drained."""
     fault_stack = FaultStack(local_stack.endpoints)
+    terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def report(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"\n{line}")
+
+    if terminal is not None and capture is not None:
+        fault_stack.report = report
     if fault_stack.faults_file is None:
         pytest.skip("the stack in ESE_ENDPOINTS runs without fault injection")
     fault_stack.reset()
