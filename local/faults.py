@@ -15,6 +15,10 @@ Schedules are deterministic: each (seed, label, function, class) has its own
 every run with that seed; `ESE_FAULT_SEED=<seed>` replays one. (Which message
 meets the n-th decision still depends on thread timing.)
 
+Besides the fault classes, `"clock_offset_seconds": -120.5` shifts every
+function's clock (`shared.platform.clock.utcnow`, the one source of `now`):
+an injected clock for tests of time windows such as quiet hours.
+
 Every injection is counted. Each function process keeps its counts in
 `<dir of ESE_FAULTS_FILE>/fault-counts/<function>.<pid>.json`
 (`{"seed", "label", "counts": {class: n}}`); `injection_counts()` sums the files
@@ -38,6 +42,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +108,11 @@ class FaultPlan:
             value = value.get(self._name, value.get("*", 0.0))
         return float(value)
 
+    def clock_offset(self) -> float:
+        """Seconds the functions' clock runs ahead of the real one."""
+        with self._lock:
+            return float(self._current().get("clock_offset_seconds", 0.0))
+
     def should(self, fault: str) -> bool:
         with self._lock:
             rate = self.rate(fault)
@@ -145,6 +155,18 @@ def injection_counts(faults_file: Path, label: str) -> dict[str, dict[str, int]]
             per_function = found.setdefault(fault, {})
             per_function[function] = per_function.get(function, 0) + count
     return found
+
+
+def patch_clock(plan: FaultPlan) -> None:
+    """Before the function is loaded: its `utcnow` follows the plan's offset."""
+    from shared.platform import clock
+
+    real_utcnow = clock.utcnow
+
+    def utcnow() -> datetime:
+        return real_utcnow() + timedelta(seconds=plan.clock_offset())
+
+    clock.utcnow = utcnow
 
 
 def wrap_pubsub_handler(

@@ -93,3 +93,19 @@ def test_injections_are_counted_per_label_class_and_function(plan_file: Path) ->
 def test_no_plan_file_means_no_faults(plan_file: Path) -> None:
     plan = FaultPlan(str(plan_file.parent / "missing.json"), "api")
     assert not any(any(decisions(plan, name, 20)) for name in FAULT_CLASSES)
+
+
+def test_the_clock_runs_at_the_plans_offset(
+    plan_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from local.faults import patch_clock
+    from shared.platform import clock
+
+    monkeypatch.setattr(clock, "utcnow", clock.utcnow)  # restored afterwards
+    patch_clock(FaultPlan(str(plan_file), "api"))
+    assert abs(clock.utcnow() - datetime.now(UTC)) < timedelta(seconds=5)
+    write_plan(plan_file, seed=1, label="a", clock_offset_seconds=-3600)
+    behind = datetime.now(UTC) - clock.utcnow()
+    assert timedelta(minutes=59) < behind < timedelta(minutes=61)
