@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REQS := requirements.txt requirements-dev.txt requirements-test.txt
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install test lint up down status demo bench clean
+.PHONY: install test test-full lint up down status demo bench clean
 
 install: $(VENV)/.installed
 
@@ -20,8 +20,15 @@ $(VENV)/.installed: $(REQS) pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Unit, then integration, then e2e, stopping at the first failing layer; the
+# fault suite and the event burst at their small default sizes (< 8 min).
 test: install
 	$(PY) -m local.run_tests
+
+# The same layers with the fault suite and the burst at full size (2,000
+# recipients, 5,000 events); `make test-full SOAK=1` adds the long soak.
+test-full: install
+	$(PY) -m local.run_tests --full $(if $(filter 1,$(SOAK)),--soak)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -59,4 +66,4 @@ clean: down
 # under every fault class, on one stack never reset between rounds.
 .PHONY: soak
 soak: install
-	ESE_SOAK=1 $(PY) -m pytest -p no:cacheprovider tests/e2e/test_faults.py -k soak
+	ESE_SOAK=1 ESE_TEST_FULL=1 $(PY) -m pytest -p no:cacheprovider tests/e2e/test_faults.py -k soak

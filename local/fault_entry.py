@@ -1,7 +1,7 @@
 """The entry point the local stack uses for every function when faults are on.
 
-It loads `functions/<ESE_FUNCTION>/main.py`, installs the fault patches and
-exposes the wrapped entry point under the function's own name.
+It patches the clock, loads `functions/<ESE_FUNCTION>/main.py`, installs the
+fault patches and exposes the wrapped entry point under the function's own name.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from local.faults import (
     FaultPlan,
+    patch_clock,
     patch_firestore_commits,
     patch_twilio_gateway,
     wrap_http_handler,
@@ -23,6 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 NAME = os.environ["ESE_FUNCTION"]
 HTTP = {"api", "twilio_webhooks", "campaign_scheduler", "message_sender"}
 
+_plan = FaultPlan(os.environ.get("ESE_FAULTS_FILE"), NAME)
+# Before the function and shared/ load, so every `utcnow` they bind is this one.
+patch_clock(_plan)
+
 _spec = importlib.util.spec_from_file_location(
     f"functions_{NAME}_main", REPO / "functions" / NAME / "main.py"
 )
@@ -31,7 +36,6 @@ _module = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _module
 _spec.loader.exec_module(_module)
 
-_plan = FaultPlan(os.environ.get("ESE_FAULTS_FILE"), NAME)
 patch_firestore_commits(_plan)
 patch_twilio_gateway(_plan)
 _real = getattr(_module, NAME)

@@ -1,15 +1,35 @@
-"""Fault injection for the local stack (reliability tests).
+"""Deterministic fault injection for the local stack (reliability tests).
 
-Off unless the stack starts with faults on; then each function runs through
-`local/fault_entry.py`, which wraps the real entry point and reads the fault
-plan from the JSON file named by ESE_FAULTS_FILE (re-read about once a second,
-so a test can switch fault classes on a running stack):
+When the stack starts with ESE_FAULTS_FILE set (the e2e stack always does),
+each function runs through `local/fault_entry.py`, which wraps the real entry
+point and reads the fault plan from that JSON file whenever it changes, so a
+test can switch fault classes on a running stack:
 
-    {"seed": 7,
-     "pubsub_redeliver": 0.1,     # a Pub/Sub handler fails after succeeding
-     "crash_after_accept": 0.05,  # the sender raises after Twilio accepted
-     "firestore_aborted": 0.05,   # a commit (write, batch, transaction) aborts
-     "exception_rate": 0.0}       # an HTTP handler fails before running
+    {"seed": 7,                   # the run's seed (printed by the e2e session)
+     "label": "test-name",        # a new label starts new schedules and counts
+     "pubsub_redeliver": 0.1,     # a number: the rate in every function
+     "crash_after_accept": {"message_sender": 0.05, "*": 0.0}}  # or per function
+
+Schedules are deterministic: each (seed, label, function, class) has its own
+`random.Random`, so the n-th decision of a class in a function is the same in
+every run with that seed; `ESE_FAULT_SEED=<seed>` replays one. (Which message
+meets the n-th decision still depends on thread timing.)
+
+Besides the fault classes, `"clock_offset_seconds": -120.5` shifts every
+function's clock (`shared.platform.clock.utcnow`, the one source of `now`):
+an injected clock for tests of time windows such as quiet hours.
+
+Every injection is counted. Each function process keeps its counts in
+`<dir of ESE_FAULTS_FILE>/fault-counts/<function>.<pid>.json`
+(`{"seed", "label", "counts": {class: n}}`); `injection_counts()` sums the files
+of one label, so a test can assert that each of its classes fired.
+
+Adding a fault class (say "twilio_500_after_create"):
+1. add it to FAULT_CLASSES below with where it strikes;
+2. at that point, `if plan.should("twilio_500_after_create"): <inject>` (a
+   wrapper or patch in this module, installed by `fault_entry.py`);
+3. give it a rate in the fault test's plan (tests/e2e/test_faults.py
+   FAULT_CLASSES); the counters and the "fired at least once" check follow.
 
 Production code knows nothing of this: the wrappers patch from the outside.
 """
@@ -20,12 +40,23 @@ import json
 import os
 import random
 import threading
-import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
+
+# name -> where it strikes. The registry documents the classes and lets the
+# tests check a plan names only real ones.
+FAULT_CLASSES: dict[str, str] = {
+    "pubsub_redeliver": "a Pub/Sub handler fails after succeeding (redelivery)",
+    "crash_after_accept": "the sender raises after Twilio accepted the message",
+    "firestore_aborted": "a commit (write, batch, transaction) answers Aborted",
+    "exception_rate": "an HTTP handler fails before running",
+}
+COUNTS_DIR = "fault-counts"
 
 
 class InjectedFault(RuntimeError):
@@ -38,28 +69,104 @@ class FaultPlan:
         self._name = name
         self._lock = threading.Lock()
         self._plan: dict[str, Any] = {}
-        self._loaded_at = 0.0
-        self._rng = random.Random()
-        self._seed: object = None
+        self._stamp: tuple[int, int] | None = None
+        self._rngs: dict[str, random.Random] = {}
+        self._counts: Counter[str] = Counter()
+        self._schedule: tuple[object, object] = (None, None)
+        self._counts_path = (
+            self._path.parent / COUNTS_DIR / f"{name}.{os.getpid()}.json"
+            if self._path
+            else None
+        )
 
     def _current(self) -> dict[str, Any]:
-        with self._lock:
-            if self._path and time.monotonic() - self._loaded_at > 1.0:
-                self._loaded_at = time.monotonic()
-                try:
-                    self._plan = json.loads(self._path.read_text())
-                except (OSError, ValueError):
-                    self._plan = {}
-                seed = self._plan.get("seed")
-                if seed != self._seed:
-                    self._seed = seed
-                    self._rng = random.Random(f"{seed}:{self._name}:{os.getpid()}")
+        """The plan, re-read when its file changed (one stat per call)."""
+        if self._path is None:
             return self._plan
+        try:
+            stat = self._path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._plan = json.loads(self._path.read_text()) if stamp else {}
+            except (OSError, ValueError):
+                self._plan = {}
+            schedule = (self._plan.get("seed"), self._plan.get("label"))
+            if schedule != self._schedule:
+                # A new seed or label: fresh schedules and fresh counts.
+                self._schedule = schedule
+                self._rngs = {}
+                self._counts = Counter()
+        return self._plan
+
+    def rate(self, fault: str) -> float:
+        value = self._current().get(fault, 0.0)
+        if isinstance(value, dict):
+            value = value.get(self._name, value.get("*", 0.0))
+        return float(value)
+
+    def clock_offset(self) -> float:
+        """Seconds the functions' clock runs ahead of the real one."""
+        with self._lock:
+            return float(self._current().get("clock_offset_seconds", 0.0))
 
     def should(self, fault: str) -> bool:
-        rate = float(self._current().get(fault, 0.0))
         with self._lock:
-            return rate > 0 and self._rng.random() < rate
+            rate = self.rate(fault)
+            if rate <= 0:
+                return False
+            rng = self._rngs.get(fault)
+            if rng is None:
+                seed, label = self._schedule
+                rng = random.Random(f"{seed}:{label}:{self._name}:{fault}")
+                self._rngs[fault] = rng
+            if rng.random() >= rate:
+                return False
+            self._counts[fault] += 1
+            self._write_counts()
+            return True
+
+    def _write_counts(self) -> None:
+        if self._counts_path is None:
+            return
+        seed, label = self._schedule
+        record = {"seed": seed, "label": label, "counts": dict(self._counts)}
+        self._counts_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._counts_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(self._counts_path)
+
+
+def injection_counts(faults_file: Path, label: str) -> dict[str, dict[str, int]]:
+    """{class: {function: injections}} of every process under `label`."""
+    found: dict[str, dict[str, int]] = {}
+    for path in sorted((faults_file.parent / COUNTS_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("label") != label:
+            continue
+        function = path.name.split(".")[0]
+        for fault, count in record.get("counts", {}).items():
+            per_function = found.setdefault(fault, {})
+            per_function[function] = per_function.get(function, 0) + count
+    return found
+
+
+def patch_clock(plan: FaultPlan) -> None:
+    """Before the function is loaded: its `utcnow` follows the plan's offset."""
+    from shared.platform import clock
+
+    real_utcnow = clock.utcnow
+
+    def utcnow() -> datetime:
+        return real_utcnow() + timedelta(seconds=plan.clock_offset())
+
+    clock.utcnow = utcnow
 
 
 def wrap_pubsub_handler(

@@ -641,12 +641,13 @@ class DispatcherServer:
     config: DispatcherConfig = field(default_factory=DispatcherConfig)
     host: str = "127.0.0.1"
     port: int = 0
+    clock: Callable[[], float] = time.time
     dispatcher: TaskDispatcher = field(init=False)
     _server: BaseWSGIServer | None = field(init=False, default=None)
     _thread: threading.Thread | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.dispatcher = TaskDispatcher(self.config)
+        self.dispatcher = TaskDispatcher(self.config, self.clock)
 
     @property
     def url(self) -> str:

@@ -1,6 +1,7 @@
 """segment_evaluator: Pub/Sub `campaign-launches`.
 
-Streams the campaign's segment into `recipient-batches` of at most 500 phones.
+Streams the campaign's segment into `recipient-batches` of at most 500 phones
+(FANOUT_BATCH_SIZE).
 """
 
 import functions_framework
@@ -9,6 +10,7 @@ from cloudevents.http import CloudEvent
 from shared.campaigns.evaluation import evaluate_launch
 from shared.payloads import CampaignLaunch
 from shared.platform.clock import utcnow
+from shared.platform.config import core_settings
 from shared.platform.firestore import firestore_client
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import parse_pubsub_payload, pubsub_publisher
@@ -23,7 +25,11 @@ def segment_evaluator(cloud_event: CloudEvent) -> None:
     launch = parse_pubsub_payload(cloud_event.data, CampaignLaunch)
     with log_context(campaign_id=launch.campaign_id, launch_id=launch.launch_id):
         result = evaluate_launch(
-            firestore_client(), pubsub_publisher(), launch, utcnow()
+            firestore_client(),
+            pubsub_publisher(),
+            launch,
+            utcnow(),
+            core_settings().fanout_batch_size,
         )
         log.info(
             "launch evaluated: %s batches, %s recipients (%s)",

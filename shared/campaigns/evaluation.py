@@ -46,13 +46,16 @@ def _recipient(user: User) -> BatchRecipient:
 
 
 def batches_of(
-    users: Iterator[User], campaign_id: str, launch_id: str
+    users: Iterator[User],
+    campaign_id: str,
+    launch_id: str,
+    batch_size: int = BATCH_SIZE,
 ) -> Iterator[RecipientBatch]:
     chunk: list[BatchRecipient] = []
     number = 0
     for user in users:
         chunk.append(_recipient(user))
-        if len(chunk) == BATCH_SIZE:
+        if len(chunk) == batch_size:
             yield _batch(campaign_id, launch_id, number, chunk)
             chunk, number = [], number + 1
     if chunk:
@@ -106,9 +109,14 @@ def _fail_campaign(
 
 
 def evaluate_launch(
-    db: firestore.Client, publisher: Publisher, launch: CampaignLaunch, now: datetime
+    db: firestore.Client,
+    publisher: Publisher,
+    launch: CampaignLaunch,
+    now: datetime,
+    batch_size: int = BATCH_SIZE,
 ) -> EvaluationResult:
-    """Publish the segment as batches of ≤ 500, then record the plan.
+    """Publish the segment as batches of ≤ `batch_size` (at most 500), then
+    record the plan.
 
     A redelivered launch whose plan is recorded does nothing; one that crashed
     half way publishes its batches again, which fan-out absorbs (messages are
@@ -129,7 +137,7 @@ def evaluate_launch(
     batches = recipients = 0
     pending: list[RecipientBatch] = []
     users = iter_segment_users(db, definition, now)
-    for batch in batches_of(users, campaign.id, launch.launch_id):
+    for batch in batches_of(users, campaign.id, launch.launch_id, batch_size):
         pending.append(batch)
         batches += 1
         recipients += len(batch.phones)

@@ -72,6 +72,11 @@ class CoreSettings(_EnvSettings):
         2.0, validation_alias="CAMPAIGN_CACHE_SECONDS"
     )
     raw_retention_days: int = Field(30, validation_alias="RAW_RETENTION_DAYS")
+    # Recipients per `recipient-batches` message; tests lower it so a small
+    # campaign still spans several batches.
+    fanout_batch_size: int = Field(
+        500, ge=1, le=500, validation_alias="FANOUT_BATCH_SIZE"
+    )
 
     @property
     def prohibited_pattern_list(self) -> list[str]:

@@ -1,14 +1,22 @@
-"""The local stack for end-to-end tests.
+"""The local stack for end-to-end tests: one stack for the whole e2e layer.
 
 With ESE_ENDPOINTS pointing at an endpoints.json, the tests use that running
 stack; otherwise the session starts its own stack and stops it at the end.
-Each test starts from an empty database, simulator and task queue.
+The stack always runs its functions behind the fault-injection wrapper
+(local/faults.py) with every fault off; the fault suite switches classes on.
+Each test starts from an empty database, simulator and task queue, with
+faults off.
+
+The fault schedules' seed is ESE_FAULT_SEED, or a random one; either way it
+is printed at the start and the end of the session, to replay a failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +28,50 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from local import emulators, stack
+from local.faults import COUNTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
+# In the environment, so every import of this module (pytest's conftest and
+# the test modules' `tests.e2e.conftest`) sees the same seed.
+FAULT_SEED = int(
+    os.environ.setdefault("ESE_FAULT_SEED", str(random.randrange(1, 10**9)))
+)
+# The unified stack's settings, for the fault suite's sake: a short sending
+# lease so a send that crashed after Twilio accepted is reconciled soon; a
+# campaign completes only once its receipts (queued behind faults) landed.
+STACK_ENV = {
+    "SCHEDULER_TICK_SECONDS": "2",
+    "SENDING_LEASE_SECONDS": "6",
+    "SETTLE_SECONDS": "600",
+    # Faster than the deployed queue (10/s, backoff up to 300 s): the tests
+    # send hundreds of messages at 500/s and retry within seconds.
+    "LOCAL_TASKS_MAX_DPS": "500",
+    "LOCAL_TASKS_MIN_BACKOFF": "0.1",
+    "LOCAL_TASKS_MAX_BACKOFF": "2",
+    "LOCAL_TASKS_MAX_CONCURRENT": "32",
+    # Small campaigns still span several recipient batches.
+    "FANOUT_BATCH_SIZE": os.environ.get(
+        "ESE_FANOUT_BATCH_SIZE",
+        "250" if os.environ.get("ESE_TEST_FULL") == "1" else "25",
+    ),
+}
+
+
+def seed_line() -> str:
+    return f"fault seed: {FAULT_SEED} (replay with ESE_FAULT_SEED={FAULT_SEED})"
+
+
+def pytest_report_header() -> str:
+    return seed_line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(seed_line())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault suite last: its stragglers never meet a smaller test."""
+    items.sort(key=lambda item: item.path.name == "test_faults.py")
 
 
 class Stack:
@@ -63,7 +113,27 @@ class Stack:
         finally:
             os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
 
+    @property
+    def faults_file(self) -> Path | None:
+        given = self.endpoints.get("extra_env", {}).get("ESE_FAULTS_FILE")
+        return Path(given) if given else None
+
+    def set_faults(self, label: str = "", **plan: Any) -> None:
+        """Switch fault classes on (or all off): a plan for local/faults.py
+        under `label`, and the task dispatcher's duplicate-after-success rate."""
+        if self.faults_file is not None:
+            self.faults_file.write_text(
+                json.dumps({"seed": FAULT_SEED, "label": label, **plan})
+            )
+        rate = plan.get("tasks_duplicate", 0.0)
+        requests.post(
+            self.endpoints["task_dispatcher"] + "/v1/config",
+            json={"duplicate_after_success_rate": rate},
+            timeout=10,
+        ).raise_for_status()
+
     def reset(self) -> None:
+        self.set_faults()
         requests.post(
             self.endpoints["task_dispatcher"] + "/v1/tasks:purge", timeout=30
         ).raise_for_status()
@@ -98,8 +168,15 @@ def local_stack() -> Iterator[Stack]:
         pytest.skip(f"local stack unavailable: missing {', '.join(missing)}")
     base = stack.free_base_port(int(os.environ.get("ESE_E2E_BASE_PORT", "18700")))
     state_dir = REPO / ".local" / f"e2e-stack-{base}"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    faults_file = state_dir / "faults.json"
+    faults_file.write_text("{}")
+    # Injection counts of an earlier session must not count in this one.
+    shutil.rmtree(state_dir / COUNTS_DIR, ignore_errors=True)
+    print(f"\n{seed_line()}", flush=True)
     try:
-        endpoints = stack.up(base, state_dir, {"SCHEDULER_TICK_SECONDS": "2"})
+        env = {**STACK_ENV, "ESE_FAULTS_FILE": str(faults_file)}
+        endpoints = stack.up(base, state_dir, env)
         yield Stack(endpoints)
     finally:
         stack.down(state_dir)

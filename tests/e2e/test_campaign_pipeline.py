@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,30 +137,34 @@ def test_stop_between_fan_out_and_send_stops_that_send(e2e: Stack) -> None:
 
 
 def test_quiet_hours_defer_one_zone_and_send_the_other(e2e: Stack) -> None:
-    now = datetime.now(UTC)
+    # An injected clock: every function's `now` starts at the top of the
+    # current hour (never ahead of the real clock, on which sends are
+    # scheduled) and runs on from there, so the window cannot turn mid-test.
+    if e2e.faults_file is None:
+        pytest.skip("the stack in ESE_ENDPOINTS has no injectable clock")
+    real = datetime.now(UTC)
+    top = real.replace(minute=0, second=0, microsecond=0)
+    e2e.set_faults("quiet-hours", clock_offset_seconds=(top - real).total_seconds())
     window = {
-        "start": now.strftime("%H:00"),
-        "end": (now + timedelta(hours=1)).strftime("%H:00"),
+        "start": top.strftime("%H:%M"),
+        "end": (top + timedelta(hours=1)).strftime("%H:%M"),
     }
     add_users(e2e, ["+14155550111"], "Zones", timezone="UTC")
-    add_users(e2e, ["+14155550122"], "Zones", timezone="Asia/Tokyo")
+    add_users(e2e, ["+14155550122"], "Zones", timezone="Asia/Tokyo")  # UTC+9
     campaign_id = campaign_for(e2e, "Zones", quiet_hours=window)
     launch(e2e, campaign_id)
     wait_for(lambda: statuses(e2e, campaign_id).get("+14155550122") == "DELIVERED")
-    quiet = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()
-    deferral = wait_for(
-        lambda: [
-            a
-            for a in e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()[
-                "audit"
-            ]
-            if a["outcome"] == "defer"
-        ]
-    )
+
+    def deferral() -> list[dict[str, Any]]:
+        found = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()
+        return [a for a in found["audit"] if a["outcome"] == "defer"]
+
+    deferred = wait_for(deferral)
     quiet = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()
     assert quiet["status"] == "QUEUED"
-    assert datetime.fromisoformat(quiet["send_at"]) > now
-    assert "UTC" in deferral[0]["reason"]
+    # Deferred to the window's end, on the injected clock.
+    assert datetime.fromisoformat(quiet["send_at"]) == top + timedelta(hours=1)
+    assert "UTC" in deferred[0]["reason"]
     assert "+14155550111" not in sends_per_phone(e2e)
 
 
@@ -216,6 +221,8 @@ def test_duplicate_launches_batches_and_task_retries_send_nothing_twice(
     campaign = e2e.api("GET", f"/v1/campaigns/{campaign_id}").json()
     launch_id = campaign["launch_id"]
 
+    evaluated = logged(e2e, "segment_evaluator", campaign_id, "launch evaluated")
+    fanned_out = logged(e2e, "campaign_fanout", campaign_id, "batch fanned out")
     publish(
         e2e, "campaign-launches", {"campaign_id": campaign_id, "launch_id": launch_id}
     )
@@ -231,15 +238,33 @@ def test_duplicate_launches_batches_and_task_retries_send_nothing_twice(
     assert retry.status_code == 200
     assert retry.text.startswith("already_")
 
+    # Barrier: both duplicates were handled (each handler logs its outcome),
+    # and whatever they enqueued has run.
     def duplicates_absorbed() -> bool:
         stats = requests.get(
             e2e.endpoints["task_dispatcher"] + "/v1/tasks/stats", timeout=10
         ).json()
-        return bool(stats["pending"] == 0 and stats["in_flight"] == 0)
+        return (
+            logged(e2e, "segment_evaluator", campaign_id, "launch evaluated")
+            > evaluated
+            and logged(e2e, "campaign_fanout", campaign_id, "batch fanned out")
+            > fanned_out
+            and stats["pending"] == 0
+            and stats["in_flight"] == 0
+        )
 
     wait_for(duplicates_absorbed)
     assert len(messages(e2e, campaign_id)) == 4
     assert sends_per_phone(e2e) == {phone: 1 for phone in recipients}
+
+
+def logged(e2e: Stack, function: str, *words: str) -> int:
+    """Lines of a function's log holding every one of `words`."""
+    path = Path(e2e.endpoints["state_dir"]) / "logs" / f"{function}.log"
+    if not path.exists():
+        return 0
+    lines = path.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if all(word in line for word in words))
 
 
 def test_dry_run_reports_without_writing(e2e: Stack) -> None:

@@ -1,24 +1,30 @@
 """Reliability under faults: exactly one send per recipient, nothing lost.
 
-One local stack runs with fault injection wired in (local/faults.py); each
-test switches the fault class on, runs a campaign, switches faults off and
-checks the promises: every message final, at most one send per recipient and
-exactly one for each that ended SENT or later, counts that match a recount,
-consent changes honoured, and dead-letter queues holding only the poison.
+The e2e stack runs with fault injection wired in (local/faults.py); each
+test switches its fault classes on under a label of its own, runs a campaign,
+switches faults off and checks the promises: every message final, at most one
+send per recipient and exactly one for each that ended SENT or later, counts
+that match a recount, consent changes honoured, and dead-letter queues holding
+only the poison. Each test also asserts that every class it switched on fired
+at least once (the stack's injection counters) and prints how often.
 An event burst with repeated ids checks the same of triggered campaigns: one
 message per matching (campaign, event) and none for the rest. With ESE_SOAK=1
 (`make soak`) rounds of a campaign and a burst at once run on one stack.
+
+Sizes: ESE_FAULT_RECIPIENTS (200 by default, 2,000 with ESE_TEST_FULL=1, as
+`make test-full` sets) and ESE_FAULT_EVENTS (600; 5,000 in full). The stack's
+FANOUT_BATCH_SIZE (25; 250 in full) keeps even the small campaigns at eight
+recipient batches. The schedules' seed is printed; ESE_FAULT_SEED replays it.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +34,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from local import emulators, stack
-from tests.e2e.conftest import REPO, Stack, city_segment, wait_for
+from local import stack
+from local.faults import FAULT_CLASSES as INJECTED_CLASSES
+from local.faults import injection_counts
+from tests.e2e.conftest import Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
 
-RECIPIENTS = int(os.environ.get("ESE_FAULT_RECIPIENTS", "2000"))
-EVENTS = int(os.environ.get("ESE_FAULT_EVENTS", "5000"))
+FULL = os.environ.get("ESE_TEST_FULL") == "1"
+RECIPIENTS = int(os.environ.get("ESE_FAULT_RECIPIENTS", "2000" if FULL else "200"))
+EVENTS = int(os.environ.get("ESE_FAULT_EVENTS", "5000" if FULL else "600"))
 FINAL = {"DELIVERED", "UNDELIVERED", "FAILED", "SKIPPED", "READ"}
 ACCEPTED = {"SENT", "DELIVERED", "UNDELIVERED", "READ"}
 TOPICS = (
@@ -56,15 +65,53 @@ class FaultStack(Stack):
             time.sleep(float(response.headers.get("Retry-After", "1")))
         return response
 
-    def set_faults(self, **plan: Any) -> None:
-        path = Path(self.endpoints["state_dir"]) / "faults.json"
-        path.write_text(json.dumps({"seed": 20261126, **plan}))
-        rate = plan.get("tasks_duplicate", 0.0)
-        requests.post(
-            self.endpoints["task_dispatcher"] + "/v1/config",
-            json={"duplicate_after_success_rate": rate},
-            timeout=10,
-        ).raise_for_status()
+    label = ""
+    report: Callable[[str], None] | None = None
+
+    def switch_on(self, label: str, **plan: Any) -> None:
+        """Fault classes on, under a label that starts fresh counts."""
+        unknown = set(plan) - set(INJECTED_CLASSES) - {"tasks_duplicate"}
+        assert not unknown, f"no such fault class: {unknown}"
+        self.label = label
+        self.set_faults(label, **plan)
+
+    def injections(self) -> dict[str, int]:
+        """How often each class fired under the current label: the functions'
+        counters, the dispatcher's redeliveries and the simulator's refusals."""
+        assert self.faults_file is not None
+        counts = {
+            fault: sum(by_function.values())
+            for fault, by_function in injection_counts(
+                self.faults_file, self.label
+            ).items()
+        }
+        tasks = requests.get(
+            self.endpoints["task_dispatcher"] + "/v1/tasks/stats", timeout=10
+        ).json()
+        counts["tasks_duplicate"] = int(tasks["redelivered"])
+        sim = self.sim("GET", "/_sim/stats")
+        counts["carrier_rejected"] = int(sim["rejected"])
+        return counts
+
+    def injections_by_function(self, fault: str) -> dict[str, int]:
+        assert self.faults_file is not None
+        return injection_counts(self.faults_file, self.label).get(fault, {})
+
+    def assert_fired(self, *faults: str) -> dict[str, int]:
+        """Each class fired at least once under the current label; prints how
+        often, with the seed to replay the schedule."""
+        counts = self.injections()
+        assert self.faults_file is not None
+        where = injection_counts(self.faults_file, self.label)
+        line = f"injections under {self.label!r}: {counts}; by function: {where}"
+        if self.report is not None:
+            self.report(line)  # shown in the run's output, not captured
+        for fault in faults:
+            assert counts.get(fault, 0) >= 1, (
+                f"fault class {fault} never fired (label {self.label!r}); "
+                "the test ran as a plain campaign"
+            )
+        return counts
 
     def dead_letters(self, topic: str) -> list[dict[str, Any]]:
         url = (
@@ -93,41 +140,26 @@ class FaultStack(Stack):
         requests.post(url, json=payload, timeout=10).raise_for_status()
 
 
-@pytest.fixture(scope="module")
-def fault_stack() -> Iterator[FaultStack]:
-    if emulators.missing_emulators():
-        pytest.skip("local stack unavailable: emulators missing")
-    base = stack.free_base_port(int(os.environ.get("ESE_FAULT_BASE_PORT", "19900")))
-    state_dir = REPO / ".local" / f"fault-stack-{base}"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    faults_file = state_dir / "faults.json"
-    faults_file.write_text("{}")
-    env = {
-        "ESE_FAULTS_FILE": str(faults_file),
-        "SENDING_LEASE_SECONDS": "6",
-        # Receipts queue up behind the faults; complete only once they land.
-        "SETTLE_SECONDS": "600",
-        "SCHEDULER_TICK_SECONDS": "2",
-        # Faster than the deployed queue (10/s, backoff up to 300 s): the fault
-        # runs send thousands of messages at 500/s and retry within minutes.
-        "LOCAL_TASKS_MAX_DPS": "500",
-        "LOCAL_TASKS_MIN_BACKOFF": "0.1",
-        "LOCAL_TASKS_MAX_BACKOFF": "2",
-        "LOCAL_TASKS_MAX_CONCURRENT": "32",
-    }
-    try:
-        yield FaultStack(stack.up(base, state_dir, env))
-    finally:
-        stack.down(state_dir)
-
-
 @pytest.fixture
-def faulty(fault_stack: FaultStack) -> FaultStack:
-    fault_stack.set_faults()
+def faulty(local_stack: Stack, pytestconfig: pytest.Config) -> Iterator[FaultStack]:
+    """The e2e stack (conftest), reset, with faults off and the DLQs drained."""
+    fault_stack = FaultStack(local_stack.endpoints)
+    terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+
+    def report(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"\n{line}")
+
+    if terminal is not None and capture is not None:
+        fault_stack.report = report
+    if fault_stack.faults_file is None:
+        pytest.skip("the stack in ESE_ENDPOINTS runs without fault injection")
     fault_stack.reset()
-    for topic in TOPICS:
+    for topic in EVENT_TOPICS:
         fault_stack.dead_letters(topic)
-    return fault_stack
+    yield fault_stack
+    fault_stack.set_faults()
 
 
 _next_first_number = [0]
@@ -191,6 +223,20 @@ def settle(
     return dict(wait_for(finished, timeout=timeout, interval=2))
 
 
+def sent_under_faults(e2e: FaultStack, campaign_id: str, count: int) -> None:
+    """Keep the faults on until every recipient has a message and none waits
+    to be sent (QUEUED or SENDING): fan-out, sends and most receipts all ran
+    under them. (Switching them off at launch tested a plain campaign.)"""
+
+    def all_past_sending() -> bool:
+        found = message_statuses(e2e, campaign_id)
+        return len(found) == count and all(
+            m["status"] not in ("QUEUED", "SENDING") for m in found.values()
+        )
+
+    wait_for(all_past_sending, timeout=300, interval=2)
+
+
 def assert_promises(e2e: FaultStack, campaign_id: str, phones: list[str]) -> None:
     e2e.set_faults()  # the run is over; let the stack settle cleanly
     found = settle(e2e, campaign_id, len(phones), timeout=240)
@@ -218,8 +264,12 @@ def assert_completed_with_a_true_count(e2e: FaultStack, campaign_id: str) -> Non
     assert frozen == dict(recount)
 
 
+# Each test's plan. Fan-out redeliveries at a higher rate: a campaign has
+# only eight recipient batches, and a redelivered batch is what this proves.
 FAULT_CLASSES = {
-    "pubsub_duplicates": {"pubsub_redeliver": 0.2},
+    "pubsub_duplicates": {
+        "pubsub_redeliver": {"campaign_fanout": 0.5, "*": 0.2},
+    },
     "task_retries_after_success": {"tasks_duplicate": 0.2},
     "crash_after_twilio_accept": {"crash_after_accept": 0.05},
     "firestore_aborted": {"firestore_aborted": 0.05},
@@ -244,9 +294,16 @@ def all_fault_classes() -> dict[str, Any]:
 @pytest.mark.parametrize("fault", sorted(FAULT_CLASSES))
 def test_campaign_under_fault_class(faulty: FaultStack, fault: str) -> None:
     phones = seed_audience(faulty, fault, RECIPIENTS)
-    faulty.set_faults(**FAULT_CLASSES[fault])
+    faulty.switch_on(fault, **FAULT_CLASSES[fault])
     campaign_id = launch_campaign(faulty, fault)
+    sent_under_faults(faulty, campaign_id, len(phones))
     assert_promises(faulty, campaign_id, phones)
+    faulty.assert_fired(*FAULT_CLASSES[fault])
+    if fault == "pubsub_duplicates":
+        fanout = faulty.injections_by_function("pubsub_redeliver")
+        assert fanout.get("campaign_fanout", 0) >= 1, (
+            f"no recipient batch was redelivered: {fanout}"
+        )
 
 
 def test_campaign_under_carrier_and_callback_faults(faulty: FaultStack) -> None:
@@ -266,6 +323,7 @@ def test_campaign_under_carrier_and_callback_faults(faulty: FaultStack) -> None:
     assert_promises(faulty, campaign_id, phones)
     stats = faulty.sim("GET", "/_sim/stats")
     assert stats["rejected"] == 60
+    print(f"carrier: {stats}")
 
 
 def test_function_restarted_mid_batch(faulty: FaultStack) -> None:
@@ -282,7 +340,7 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     faulty: FaultStack,
 ) -> None:
     phones = seed_audience(faulty, "everything", RECIPIENTS)
-    faulty.set_faults(**all_fault_classes())
+    faulty.switch_on("everything", **all_fault_classes())
     faulty.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
     campaign_id = launch_campaign(faulty, "everything")
     faulty.publish("recipient-batches", b"{not json")
@@ -293,6 +351,7 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
         )
         assert answer["status"] == 200
 
+    sent_under_faults(faulty, campaign_id, len(phones))
     faulty.set_faults()
     found = settle(faulty, campaign_id, len(phones), timeout=300)
     for phone in stopped:
@@ -310,6 +369,7 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     letters = wait_for(poison_dead_lettered, timeout=120, interval=3)
     assert [base64.b64decode(m["data"]) for m in letters] == [b"{not json"]
     assert_promises(faulty, campaign_id, phones)
+    faulty.assert_fired(*all_fault_classes(), "carrier_rejected")
 
 
 # ---------------------------------------------------------------- event bursts
@@ -576,7 +636,7 @@ def test_event_burst_with_repeated_ids_under_all_faults(faulty: FaultStack) -> N
         faulty.dead_letters(topic)
     run = prepare_burst(faulty, "burst", EVENTS, seed=11)
 
-    faulty.set_faults(**all_fault_classes())
+    faulty.switch_on("burst", **all_fault_classes())
     faulty.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
     started = time.monotonic()
     assert post_burst(faulty, run.burst) == run.burst.repeats
@@ -588,6 +648,7 @@ def test_event_burst_with_repeated_ids_under_all_faults(faulty: FaultStack) -> N
     print(f"{len(found)} messages final after {time.monotonic() - started:.1f}s")
     assert_burst_promises(faulty, run, found)
     assert_no_dead_letters(faulty)
+    faulty.assert_fired(*all_fault_classes(), "carrier_rejected")
 
 
 # ---------------------------------------------------------------- the soak
@@ -602,7 +663,7 @@ def soak_round(e2e: FaultStack, number: int) -> None:
     name = f"soak{number}"
     phones = seed_audience(e2e, name, RECIPIENTS)
     run = prepare_burst(e2e, f"{name}burst", EVENTS, seed=number)
-    e2e.set_faults(**all_fault_classes())
+    e2e.switch_on(name, **all_fault_classes())
     e2e.sim("POST", "/_sim/config", json=CARRIER_AND_CALLBACK_FAULTS)
     started = time.monotonic()
     campaign_id = launch_campaign(e2e, name)
@@ -625,6 +686,7 @@ def soak_round(e2e: FaultStack, number: int) -> None:
     assert campaign == set(phones), "every targeted recipient has exactly one message"
     assert_completed_with_a_true_count(e2e, campaign_id)
     assert_no_dead_letters(e2e)
+    e2e.assert_fired(*all_fault_classes())
 
 
 @pytest.mark.skipif(not SOAK, reason="the long soak runs with ESE_SOAK=1 (make soak)")

@@ -123,9 +123,15 @@ def dead_lettered(base: str) -> list[str]:
     return [base64.b64decode(m["message"]["data"]).decode() for m in received]
 
 
+# The stack's own budget (60 attempts, about a minute) is the same code path;
+# a smaller one keeps this test at seconds. Above FAILED_ATTEMPTS, with room.
+TEST_DELIVERY_ATTEMPTS = 8
+
+
 def test_nacked_messages_are_redelivered_until_acked_or_dead_lettered(
-    pubsub_port: int, consumer: FlakyConsumer
+    pubsub_port: int, consumer: FlakyConsumer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(stack, "MAX_DELIVERY_ATTEMPTS", TEST_DELIVERY_ATTEMPTS)
     base = subscribe_all_to(pubsub_port, consumer.server_port)
     wanted = {f"batch-{i}" for i in range(MESSAGES)}
     for data in sorted(wanted):

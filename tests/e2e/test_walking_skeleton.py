@@ -11,6 +11,7 @@ from tests.e2e.conftest import Stack, wait_for
 pytestmark = pytest.mark.e2e
 
 PHONE = "+14155550100"
+OTHER = "+14155550188"  # a sender who is no user
 
 
 def create_campaign(e2e: Stack, body: str = "Hi {{ name }}") -> str:
@@ -141,6 +142,17 @@ def test_bad_input_is_rejected_and_nothing_is_written(e2e: Stack) -> None:
         timeout=10,
     )
     assert tampered.status_code == 403
-    db = e2e.firestore()
-    assert list(db.collection("inbound").stream()) == []
-    assert list(db.collection("users").stream()) == []
+    # Barrier: a genuine inbound posted after them; once it is processed, the
+    # forged ones would have been too (a STOP would also have created the user).
+    genuine = e2e.sim("POST", "/_sim/inbound", json={"from": OTHER, "body": "hi"})
+    assert genuine["status"] == 200
+
+    def processed() -> bool:
+        doc = e2e.firestore().collection("inbound").document(genuine["message_sid"])
+        snapshot = doc.get()
+        return snapshot.exists and bool((snapshot.to_dict() or {}).get("processed_at"))
+
+    wait_for(processed)
+    inbound_ids = {d.id for d in e2e.firestore().collection("inbound").stream()}
+    assert params["MessageSid"] not in inbound_ids
+    assert e2e.api("GET", f"/v1/users/{PHONE}").status_code == 404

@@ -6,7 +6,6 @@ Firestore; inbound messages go the same way to inbound_processor.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 PHONES = ["+14155550101", "+14155550102", "+14155550103"]
 KNOWN = PHONES[0]
 
@@ -117,16 +115,13 @@ def keyword_events(e2e: Stack, phone: str = KNOWN) -> list[dict[str, Any]]:
     )
 
 
-def function_log(name: str) -> Path:
-    """Where the stack writes a function's log (next to its endpoints.json)."""
-    given = os.environ.get("ESE_ENDPOINTS")
-    base = os.environ.get("ESE_E2E_BASE_PORT", "18700")
-    state_dir = Path(given).parent if given else REPO / ".local" / f"e2e-stack-{base}"
-    return state_dir / "logs" / f"{name}.log"
+def function_log(e2e: Stack, name: str) -> Path:
+    """Where the stack writes a function's log."""
+    return Path(e2e.endpoints["state_dir"]) / "logs" / f"{name}.log"
 
 
-def log_count(name: str, text: str) -> int:
-    path = function_log(name)
+def log_count(e2e: Stack, name: str, text: str) -> int:
+    path = function_log(e2e, name)
     return path.read_text(errors="replace").count(text) if path.exists() else 0
 
 
@@ -228,13 +223,41 @@ def test_forged_tampered_and_unsigned_webhooks_change_nothing(e2e: Stack) -> Non
         assert answer.status_code == 403, (url, params)
     assert requests.get(f"{base}/twilio/status", timeout=10).status_code == 405
 
-    # A genuine message afterwards: once it is processed, nothing else arrived.
+    # Genuine messages afterwards, on both paths: once they are stored, the
+    # forged ones would have been too. Assertions are about this test's own
+    # ids only: a late callback of an earlier test may land at any time.
     barrier = post_inbound(e2e, "hello")
+    barrier_status = {"MessageSid": "SMbarrier2", "MessageStatus": "delivered"}
+    genuine = requests.post(
+        f"{base}/twilio/status",
+        data=barrier_status,
+        headers={
+            "X-Twilio-Signature": validator.compute_signature(
+                f"{base}/twilio/status", barrier_status
+            )
+        },
+        timeout=10,
+    )
+    assert genuine.status_code == 204, genuine.text
     wait_for(lambda: processed(e2e, barrier))
-    db = e2e.firestore()
-    assert [d.id for d in db.collection("inbound").stream()] == [barrier]
-    assert list(db.collection("receipts").stream()) == []
+    wait_for(lambda: receipts_of(e2e, "SMbarrier2"))
+    inbound_ids = {d.id for d in e2e.firestore().collection("inbound").stream()}
+    assert barrier in inbound_ids
+    assert "SMforged1" not in inbound_ids
+    assert receipts_of(e2e, "SMforged2") == []
     assert consent(e2e) == "OPT_IN"
+
+
+def receipts_of(e2e: Stack, sid: str) -> list[dict[str, Any]]:
+    """Stored unmatched status callbacks of one MessageSid."""
+    from google.cloud import firestore
+
+    query = (
+        e2e.firestore()
+        .collection("receipts")
+        .where(filter=firestore.FieldFilter("params.MessageSid", "==", sid))
+    )
+    return [d.to_dict() or {} for d in query.stream()]
 
 
 # --- inbound -----------------------------------------------------------------------
@@ -290,11 +313,11 @@ def test_unknown_senders(e2e: Stack) -> None:
 def test_a_redelivered_inbound_is_harmless(e2e: Stack) -> None:
     add_user(e2e, KNOWN)
     ignored = "inbound redelivery ignored"
-    before = log_count("inbound_processor", ignored)
+    before = log_count(e2e, "inbound_processor", ignored)
     sid = "SM" + "d" * 32
     assert post_inbound(e2e, "STOP", message_sid=sid) == sid
     wait_for(lambda: processed(e2e, sid))
     assert post_inbound(e2e, "STOP", message_sid=sid) == sid
-    wait_for(lambda: log_count("inbound_processor", ignored) > before)
+    wait_for(lambda: log_count(e2e, "inbound_processor", ignored) > before)
     assert len(keyword_events(e2e)) == 1
     assert [d.id for d in e2e.firestore().collection("inbound").stream()] == [sid]

@@ -474,6 +474,32 @@ def test_a_launch_is_published_in_batches_of_at_most_500_once(
     assert len(publisher.published) == 3
 
 
+def test_a_smaller_batch_size_splits_the_launch_into_more_batches(
+    db: Any, clock: Any, publisher: Any
+) -> None:
+    phones = make_many_users(db, clock.now, 20)
+    db.collection("segments").document("everyone").set(
+        {
+            "name": "Colombo",
+            "definition": {
+                "attribute": "city",
+                "operator": "equals",
+                "value": "Colombo",
+            },
+        }
+    )
+    make_template(db)
+    make_campaign(db, clock.now)
+    launch = CampaignLaunch(campaign_id=CAMPAIGN, launch_id=LAUNCH)
+
+    result = evaluate_launch(db, publisher, launch, clock.now, batch_size=7)
+
+    assert (result.batches, result.recipients) == (3, 20)
+    batches = sorted((p for _, p, _ in publisher.published), key=lambda b: b.batch_no)
+    assert [len(b.phones) for b in batches] == [7, 7, 6]
+    assert sorted(p for b in batches for p in b.phones) == sorted(phones)
+
+
 @pytest.mark.parametrize(
     ("definition", "reason"),
     [

@@ -16,6 +16,7 @@ import pytest
 from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import CampaignSettings, CampaignStatus
+from shared.delivery import sender as sender_module
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
     OutboundMessage,
@@ -241,9 +242,25 @@ def test_a_second_identical_task_sends_nothing(
 
 
 def test_two_concurrent_deliveries_of_one_task_send_once(
-    deps: SenderDeps, gateway: FakeGateway, task: SendTask
+    deps: SenderDeps,
+    gateway: FakeGateway,
+    task: SendTask,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Forced interleaving: both deliveries have read the message and decided
+    to send before either claims it; only one claim may win."""
     results: list[SendResult] = []
+    both_decided = threading.Barrier(2, timeout=10)
+    claims: list[str] = []
+    update_if_unchanged = sender_module._update_if_unchanged
+
+    def claim_together(deps: SenderDeps, handle: Any, fields: dict[str, Any]) -> Any:
+        if "attempt_id" in fields and len(claims) < 2:
+            claims.append(fields["attempt_id"])
+            both_decided.wait()
+        return update_if_unchanged(deps, handle, fields)
+
+    monkeypatch.setattr(sender_module, "_update_if_unchanged", claim_together)
 
     def deliver() -> None:
         results.append(run(deps, task))
@@ -253,6 +270,7 @@ def test_two_concurrent_deliveries_of_one_task_send_once(
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(claims) == 2, "both deliveries reached the claim together"
     assert len(gateway.sent) == 1
     assert sorted(r.outcome for r in results).count("sent") == 1
     assert status(deps.db) is MessageStatus.SENT

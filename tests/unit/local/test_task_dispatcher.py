@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,7 +105,9 @@ def target() -> Iterator[Target]:
     t.close()
 
 
-def start_dispatcher(**overrides: Any) -> DispatcherServer:
+def start_dispatcher(
+    clock: Callable[[], float] = time.time, **overrides: Any
+) -> DispatcherServer:
     cfg: dict[str, Any] = {
         "max_dispatches_per_second": 500.0,
         "max_concurrent": 8,
@@ -115,7 +117,7 @@ def start_dispatcher(**overrides: Any) -> DispatcherServer:
         "dispatch_timeout": 5.0,
     }
     cfg.update(overrides)
-    return DispatcherServer(DispatcherConfig(**cfg)).start()
+    return DispatcherServer(DispatcherConfig(**cfg), clock=clock).start()
 
 
 @pytest.fixture
@@ -181,17 +183,73 @@ def test_dispatches_body_and_cloud_tasks_headers(
     assert stats["succeeded"] == 1 and stats["pending"] == stats["in_flight"] == 0
 
 
+class ManualClock:
+    """The dispatcher's clock (epoch seconds), moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def at(self, offset: float = 0.0) -> datetime:
+        """A schedule time; a microsecond early, so rounding never puts a
+        task due "now" after the clock."""
+        return datetime.fromtimestamp(self.now + offset - 1e-6, UTC)
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> Any:
+    """Poll a real condition (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked(clock: ManualClock) -> Iterator[DispatcherServer]:
+    server = start_dispatcher(clock=clock)
+    yield server
+    server.stop()
+
+
+_probes = iter(range(10**6))
+
+
+def release_pass(server: DispatcherServer, target: Target, clock: ManualClock) -> None:
+    """Barrier: a task due now has been dispatched, so the scheduler has
+    released everything due at the clock's current time."""
+    name = f"probe-{next(_probes)}"
+    create(server, task(name, target.url, clock.at()))
+    wait_until(lambda: target.hits_for(name))
+
+
+def eta_of(hit: Hit) -> float:
+    return float(hit.headers["X-CloudTasks-TaskETA"])
+
+
 def test_schedule_time_is_honoured(
-    dispatcher: DispatcherServer, target: Target
+    clocked: DispatcherServer, target: Target, clock: ManualClock
 ) -> None:
-    at = datetime.now(UTC) + timedelta(seconds=0.5)
-    create(dispatcher, task("later", target.url, at))
-    time.sleep(0.3)
-    assert target.hits == []
-    assert get(dispatcher, "/v1/tasks/stats")["pending"] == 1
-    assert dispatcher.dispatcher.wait_idle(5)
-    [hit] = target.hits
-    assert hit.at >= at.timestamp() - 0.005
+    at = clock.at(0.5)
+    create(clocked, task("later", target.url, at))
+    release_pass(clocked, target, clock)
+    assert target.hits_for("later") == []
+    assert get(clocked, "/v1/tasks/stats")["pending"] == 1
+    clock.advance(0.5)
+    [hit] = wait_until(lambda: target.hits_for("later"))
+    assert eta_of(hit) == pytest.approx(at.timestamp(), abs=2e-6)
 
 
 def test_dedupes_by_name_in_every_state(
@@ -210,11 +268,21 @@ def test_dedupes_by_name_in_every_state(
 
 
 def test_retries_with_backoff_then_succeeds(
-    dispatcher: DispatcherServer, target: Target
+    clocked: DispatcherServer, target: Target, clock: ManualClock
 ) -> None:
     target.plan["flaky"] = [503, 503, 429]
-    create(dispatcher, task("flaky", target.url))
-    assert dispatcher.dispatcher.wait_idle(5)
+    create(clocked, task("flaky", target.url, clock.at()))
+    # min_backoff 0.05 doubling: 0.05, 0.1, 0.2 on the dispatcher's clock.
+    due: list[float] = []
+    for attempt, backoff in enumerate((0.05, 0.1, 0.2), start=1):
+        wait_until(lambda n=attempt: get(clocked, "/v1/tasks/stats")["retries"] == n)
+        due.append(clock.now + backoff)  # the clock stands still meanwhile
+        clock.advance(backoff - 0.001)
+        release_pass(clocked, target, clock)
+        assert len(target.hits_for("flaky")) == attempt, "retried before its backoff"
+        clock.advance(0.002)  # past the ETA, float rounding aside
+        wait_until(lambda n=attempt: len(target.hits_for("flaky")) == n + 1)
+    assert clocked.dispatcher.wait_idle(5)
     hits = target.hits_for("flaky")
     assert [h.headers["X-CloudTasks-TaskRetryCount"] for h in hits] == [
         "0",
@@ -229,13 +297,9 @@ def test_retries_with_backoff_then_succeeds(
         "3",
     ]
     assert hits[1].headers["X-CloudTasks-TaskPreviousResponse"] == "503"
-    gaps = [b.at - a.at for a, b in zip(hits, hits[1:], strict=False)]
-    # min_backoff 0.05 doubling: 0.05, 0.1, 0.2
-    for gap, backoff in zip(gaps, (0.05, 0.1, 0.2), strict=True):
-        assert gap >= backoff - 0.005
-    assert gaps[0] < gaps[1] < gaps[2]
-    stats = get(dispatcher, "/v1/tasks/stats")
-    assert stats["retries"] == 3 and stats["succeeded"] == 1 and stats["failed"] == 0
+    assert [eta_of(h) for h in hits[1:]] == pytest.approx(due, abs=2e-6)
+    stats = get(clocked, "/v1/tasks/stats")
+    assert stats["retries"] == 3 and stats["succeeded"] == 4 and stats["failed"] == 0
 
 
 def test_max_attempts_then_failed_and_listed(target: Target) -> None:
