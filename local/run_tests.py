@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from local import emulators
+from local.browser import ensure_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -57,6 +58,9 @@ def banner(lines: list[str]) -> None:
 def main() -> int:
     os.environ["PYTHONPATH"] = str(REPO)
     failures = static_checks()
+    browser_missing = ensure_chromium()  # the console's browser tests (e2e)
+    if browser_missing:
+        banner([f"BROWSER TESTS SKIPPED: {browser_missing}"])
     pytest = [str(BIN / "python"), "-m", "pytest", "-p", "no:cacheprovider"]
     missing = emulators.missing_emulators()
     if missing:

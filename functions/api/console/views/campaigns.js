@@ -177,6 +177,7 @@ function launchPanel(campaign, refresh) {
 function liveView(campaign) {
   const history = []; // [time, counts] per poll, for the chart over time
   const over = chart("Messages per status over time", "line", [], [], {
+    plugins: { legend: { display: true } },
     scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
   });
   const facts = h("div", { id: "live-facts" });
@@ -228,7 +229,8 @@ function messageList(campaign) {
   const form = h("form", { class: "inline", "aria-label": "Filter messages", onsubmit: (e) => { e.preventDefault(); load(false); } },
     field("Message status", status), field("Recipient phone", phone), h("button", { type: "submit" }, "Filter"));
   load(false);
-  return h("section", { class: "card", "aria-labelledby": "messages-title" }, h("h2", { id: "messages-title" }, "Messages"), form, box, more_);
+  const section = h("section", { class: "card", "aria-labelledby": "messages-title" }, h("h2", { id: "messages-title" }, "Messages"), form, box, more_);
+  return { section, reload: () => load(false) };
 }
 
 export async function renderDetail(main, id) {
@@ -245,12 +247,13 @@ export async function renderDetail(main, id) {
       (campaign.frequency_cap ? ` · at most ${campaign.frequency_cap.max_messages} per ${campaign.frequency_cap.per_hours} h` : "") +
       (campaign.schedule_at ? ` · scheduled ${when(campaign.schedule_at)}` : "") +
       (campaign.failure_reason ? ` · failed: ${campaign.failure_reason}` : "")),
-    h("div", { class: "actions" }, lifecycleButtons(campaign, refresh)),
+    h("div", { class: "actions", id: "lifecycle" }, lifecycleButtons(campaign, refresh)),
   ];
   if (["DRAFT", "SCHEDULED"].includes(campaign.status)) parts.push(launchPanel(campaign, refresh));
   if (campaign.status !== "DRAFT") {
     const live = liveView(campaign);
-    parts.push(live.section, messageList(campaign));
+    const messages = messageList(campaign);
+    parts.push(live.section, messages.section);
     let last = campaign.status;
     poll(async () => {
       const summary = await api("GET", path(id) + "/summary");
@@ -258,6 +261,8 @@ export async function renderDetail(main, id) {
       if (summary.status !== last) {
         last = summary.status;
         replace(document.getElementById("campaign-status"), badge(summary.status));
+        replace(document.getElementById("lifecycle"), lifecycleButtons({ ...campaign, status: summary.status }, refresh));
+        messages.reload();
       }
       return !FINAL.has(summary.status); // one last update, then stop
     }, SUMMARY_MS);

@@ -23,14 +23,14 @@ export async function render(main) {
     h("button", { type: "submit" }, "Find"),
   );
   const listBox = h("section", { "aria-labelledby": "list-title" });
+  const reloadList = contactList(listBox, detail);
   replace(
     main,
     h("h1", {}, "Contacts"),
     h("div", { class: "columns" },
       h("div", {}, search, detail),
-      h("div", {}, importPanel(), listBox)),
+      h("div", {}, importPanel(reloadList), listBox)),
   );
-  contactList(listBox, detail);
 }
 
 function contactList(box, detail) {
@@ -57,6 +57,7 @@ function contactList(box, detail) {
   state.addEventListener("change", () => load(false));
   replace(box, h("h2", { id: "list-title" }, "All contacts"), field("Consent state", state), results, moreButton);
   load(false);
+  return () => load(false);
 }
 
 async function showContact(box, phone) {
@@ -135,7 +136,7 @@ async function showContact(box, phone) {
   );
 }
 
-function importPanel() {
+function importPanel(onFinished) {
   const input = h("input", { type: "file", accept: ".csv,.json,.ndjson,.jsonl" });
   const progress = h("progress", { max: 1, "aria-label": "Import progress", hidden: true });
   const status = h("p", { role: "status", id: "import-status" });
@@ -147,7 +148,7 @@ function importPanel() {
     field("Contacts file", input),
   );
   const start = (file) => {
-    if (file) runImport(file, { progress, status, report });
+    if (file) runImport(file, { progress, status, report, onFinished });
   };
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -163,7 +164,7 @@ function importPanel() {
   return h("section", { class: "card", "aria-labelledby": "import-title" }, h("h2", { id: "import-title" }, "Import contacts"), drop, progress, status, report);
 }
 
-async function runImport(file, { progress, status, report }) {
+async function runImport(file, { progress, status, report, onFinished }) {
   const ext = file.name.split(".").pop().toLowerCase();
   const contentType = TYPES[ext] || file.type || "text/csv";
   replace(report);
@@ -189,6 +190,7 @@ async function runImport(file, { progress, status, report }) {
     progress.max = 1;
     progress.value = 1;
     renderReport(report, r);
+    onFinished();
     return false;
   };
   if (show(first)) {

@@ -53,7 +53,7 @@ function conditionEditor(node, onChange) {
 function nodeEditor(state, node, replaceSelf, remove) {
   const onChange = () => state.changed();
   const tools = [];
-  tools.push(h("button", { type: "button", class: "small", onclick: () => { replaceSelf({ not: node }); state.redraw(); } }, "NOT"));
+  tools.push(h("button", { type: "button", class: "small", onclick: () => { replaceSelf({ not: node }); state.redraw(); } }, "NOT (negate)"));
   if (remove) tools.push(h("button", { type: "button", class: "small", onclick: () => { remove(); state.redraw(); } }, "Remove"));
   if ("not" in node) {
     return h(
