@@ -27,7 +27,8 @@ function describe(body, status) {
   const details = (error.details || [])
     .map((d) => [d.field || d.path, d.error].filter(Boolean).join(": ") || JSON.stringify(d))
     .filter(Boolean);
-  if (details.length) message += " (" + details.join("; ") + ")";
+  const news = details.filter((d) => !message.includes(d.split(": ").pop()));
+  if (news.length) message += " (" + news.join("; ") + ")";
   return new ApiError(status, error.code, message, error.details);
 }
 
@@ -50,7 +51,7 @@ export async function api(method, path, { json, body, contentType, query, key } 
   }
   let response;
   try {
-    response = await fetch(url, { method, headers, body: payload, credentials: "omit", cache: "no-store" });
+    response = await fetch(url, { method, headers, body: payload, credentials: "same-origin", cache: "no-store" });
   } catch (err) {
     throw new ApiError(0, "network", "The API could not be reached: " + err.message);
   }

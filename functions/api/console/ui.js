@@ -53,7 +53,8 @@ export function table(caption, columns, rows, { empty = "Nothing yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, caption ? `${caption}: ${empty}` : empty);
   return h(
     "div",
-    { class: "table-wrap" },
+    // Focusable, so a table wider than a phone can be scrolled by keyboard.
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption || columns.filter(Boolean).join(", ") },
     h(
       "table",
       {},
