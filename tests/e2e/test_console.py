@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,9 @@ def test_an_api_error_is_shown_as_the_apis_message(console: Console) -> None:
     message = console.banner()
     assert "cannot" in message.lower() or "illegal" in message.lower(), message
     assert page.locator("#banner").get_attribute("class") == "error"
+    # The page then shows the state the API holds, with the banner kept.
+    page.locator("#campaign-status").filter(has_text="RUNNING").wait_for()
+    assert console.banner() == message
     console.check("13-api-error")
 
 
@@ -427,3 +431,35 @@ def test_events_show_what_each_caused(console: Console) -> None:
     assert phone not in page.locator("#event-list").inner_text()
     assert "+1415***0700" in page.locator("#event-list").inner_text()
     console.check("16-events")
+
+
+def test_edit_schedule_and_cancel_a_campaign_asking_first(console: Console) -> None:
+    page, e2e = console.page, console.stack
+    campaign_id = make_campaign(e2e, "Trinco", rate=5, count=1)
+    console.sign_in()
+    page.get_by_role("heading", level=1, name="Dashboard").wait_for()
+    page.goto(console.url + f"#/campaigns/{campaign_id}")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Rate (messages per second)").fill("2.5")
+    page.get_by_label("Frequency cap: at most").fill("2")
+    page.get_by_label("messages per hours").fill("24")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("2.5/s").wait_for()
+    campaign = e2e.api("GET", f"/v1/campaigns/{campaign_id}").json()
+    assert campaign["rate_limit_mps"] == 2.5
+    assert campaign["frequency_cap"] == {"max_messages": 2, "per_hours": 24}
+
+    later = datetime.now() + timedelta(days=2)  # the browser's local time
+    page.get_by_label("Schedule for").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="Schedule", exact=True).click()
+    console.confirm("Schedule")
+    page.locator("#campaign-status").filter(has_text="SCHEDULED").wait_for()
+    assert campaign_status(e2e, campaign_id) == "SCHEDULED"
+
+    page.get_by_role("button", name="Cancel campaign…").click()
+    console.confirm("Keep it")
+    assert campaign_status(e2e, campaign_id) == "SCHEDULED"
+    page.get_by_role("button", name="Cancel campaign…").click()
+    console.confirm("Cancel campaign")
+    page.locator("#campaign-status").filter(has_text="CANCELLED").wait_for()
+    assert campaign_status(e2e, campaign_id) == "CANCELLED"

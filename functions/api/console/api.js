@@ -25,7 +25,11 @@ function describe(body, status) {
   if (!error) return new ApiError(status, "http_" + status, `The API answered ${status}.`);
   let message = error.message || error.code;
   const details = (error.details || [])
-    .map((d) => [d.field || d.path, d.error].filter(Boolean).join(": ") || JSON.stringify(d))
+    .map((d) =>
+      d.error
+        ? [d.field || d.path, d.error].filter(Boolean).join(": ")
+        : Object.entries(d).map(([k, v]) => `${k.replace(/_/g, " ")}: ${v}`).join(", "),
+    )
     .filter(Boolean);
   const news = details.filter((d) => !message.includes(d.split(": ").pop()));
   if (news.length) message += " (" + news.join("; ") + ")";

@@ -124,10 +124,8 @@ function lifecycleButtons(campaign, refresh) {
   const act = (action, question, label) => async () => {
     if (question && !(await confirmAction(question, label))) return;
     const done = await attempt(() => api("POST", `${path(campaign.id)}/${action}`));
-    if (done) {
-      showNotice(`${campaign.name}: ${done.status}`);
-      refresh();
-    }
+    if (done) showNotice(`${campaign.name}: ${done.status}`);
+    refresh(); // after an error too: show the state the API holds now
   };
   const buttons = [];
   const s = campaign.status;
@@ -147,10 +145,8 @@ function launchPanel(campaign, refresh) {
       : `Launch ${campaign.name} now? Messages start going out at ${campaign.rate_limit_mps}/s.`;
     if (!(await confirmAction(question, scheduleAt ? "Schedule" : "Launch now"))) return;
     const done = await attempt(() => api("POST", path(campaign.id) + "/launch", { json: scheduleAt ? { schedule_at: scheduleAt } : {} }));
-    if (done) {
-      showNotice(`${campaign.name}: ${done.status}`);
-      refresh();
-    }
+    if (done) showNotice(`${campaign.name}: ${done.status}`);
+    refresh(); // after an error too: show the state the API holds now
   };
   const dryRun = async () => {
     const r = await attempt(() => api("POST", path(campaign.id) + "/dry-run"));
