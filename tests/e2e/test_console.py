@@ -276,6 +276,8 @@ def test_pause_and_resume_a_running_campaign(console: Console) -> None:
     page.get_by_role("heading", level=1, name="Dashboard").wait_for()
     page.goto(console.url + f"#/campaigns/{campaign_id}")
     page.get_by_role("button", name="Launch now").click()
+    # No dry run was asked for: the launch question carries its figures.
+    page.get_by_role("dialog").get_by_text("4 of 4 recipients are eligible").wait_for()
     console.confirm("Launch now")
     page.get_by_role("button", name="Pause…").click()
     console.confirm("Pause campaign")

@@ -139,10 +139,16 @@ function lifecycleButtons(campaign, refresh) {
 function launchPanel(campaign, refresh) {
   const report = h("div", { id: "dry-run", "aria-live": "polite" });
   const when_ = h("input", { type: "datetime-local" });
+  let lastDryRun = null;
   const launch = async (scheduleAt) => {
+    // The dry run is shown before any launch: run it now if the operator has not.
+    if (!campaign.trigger && !lastDryRun) await dryRun();
+    const audience = lastDryRun
+      ? ` ${lastDryRun.eligible} of ${lastDryRun.targeted} recipients are eligible (about ${lastDryRun.estimated_duration}).`
+      : "";
     const question = scheduleAt
-      ? `Schedule ${campaign.name} for ${when(scheduleAt)}?`
-      : `Launch ${campaign.name} now? Messages start going out at ${campaign.rate_limit_mps}/s.`;
+      ? `Schedule ${campaign.name} for ${when(scheduleAt)}?${audience}`
+      : `Launch ${campaign.name} now? Messages start going out at ${campaign.rate_limit_mps}/s.${audience}`;
     if (!(await confirmAction(question, scheduleAt ? "Schedule" : "Launch now"))) return;
     const done = await attempt(() => api("POST", path(campaign.id) + "/launch", { json: scheduleAt ? { schedule_at: scheduleAt } : {} }));
     if (done) showNotice(`${campaign.name}: ${done.status}`);
@@ -151,6 +157,7 @@ function launchPanel(campaign, refresh) {
   const dryRun = async () => {
     const r = await attempt(() => api("POST", path(campaign.id) + "/dry-run"));
     if (!r) return;
+    lastDryRun = r;
     replace(report,
       h("dl", { class: "facts" },
         h("dt", {}, "Targeted"), h("dd", { id: "dry-targeted" }, String(r.targeted)),
