@@ -75,10 +75,11 @@ class Console:
         banner.wait_for()
         return str(banner.inner_text())
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, page: Any = None) -> None:
         """axe-core finds no serious or critical violation; save a screenshot."""
-        self.page.evaluate(AXE.read_text(encoding="utf-8"))
-        result = self.page.evaluate(
+        page = page or self.page
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+        result = page.evaluate(
             "axe.run(document, {resultTypes: ['violations']})"
             ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
             " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)})))"
@@ -86,7 +87,7 @@ class Console:
         serious = [v for v in result if v["impact"] in ("serious", "critical")]
         assert not serious, f"{name}: {json.dumps(serious, indent=1)}"
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -265,7 +266,10 @@ def test_main_journey_from_import_to_a_completed_campaign(console: Console) -> N
     mobile.get_by_label("API key").fill(KEY)
     mobile.get_by_role("button", name="Sign in").click()
     mobile.get_by_role("link", name="Kandy hello").wait_for()
-    mobile.screenshot(path=str(SHOTS / "10-phone-campaigns.png"), full_page=True)
+    console.check("10-phone-campaigns", mobile)
+    mobile.goto(console.url + "#/dashboard")
+    mobile.get_by_text("Users per consent state").first.wait_for()
+    console.check("10-phone-dashboard", mobile)
     assert e2e.api("GET", "/v1/users/+14155550141").status_code == 200
 
 
