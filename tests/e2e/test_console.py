@@ -469,3 +469,35 @@ def test_edit_schedule_and_cancel_a_campaign_asking_first(console: Console) -> N
     console.confirm("Cancel campaign")
     page.locator("#campaign-status").filter(has_text="CANCELLED").wait_for()
     assert campaign_status(e2e, campaign_id) == "CANCELLED"
+
+
+HIDE = (
+    "hidden => { Object.defineProperty(document, 'hidden',"
+    " {configurable: true, get: () => hidden});"
+    " document.dispatchEvent(new Event('visibilitychange')); }"
+)
+
+
+def test_the_dashboard_polls_every_15_s_and_never_while_hidden(
+    console: Console,
+) -> None:
+    page = console.page
+    page.clock.install()  # the page's timers run on a clock the test moves
+    console.sign_in()
+    page.get_by_text("Users per consent state").first.wait_for()
+    calls: list[str] = []
+    page.on(
+        "request", lambda r: calls.append(r.url) if "/v1/dashboard" in r.url else None
+    )
+    with page.expect_request("**/v1/dashboard"):
+        page.clock.run_for(15_000)
+    page.locator("p.muted").filter(has_text="refreshes every 15 s").wait_for()
+    seen = len(calls)
+
+    page.evaluate(HIDE, True)
+    page.clock.run_for(120_000)  # eight intervals while the tab is hidden
+    page.evaluate("1")  # a round trip, so any request made is reported
+    assert len(calls) == seen
+
+    with page.expect_request("**/v1/dashboard"):
+        page.evaluate(HIDE, False)  # visible again: refreshed at once
