@@ -419,21 +419,42 @@ def test_the_segment_builder_composes_groups_negation_and_built_ins(
     assert page.get_by_label("Field").input_value() == "age"
 
 
-def test_events_show_what_each_caused(console: Console) -> None:
+def test_a_triggered_campaign_made_in_the_console_and_the_event_it_answered(
+    console: Console,
+) -> None:
     page, e2e = console.page, console.stack
     (phone,) = make_users(e2e, "Kandy", 1, start=700)
+    template = e2e.api(
+        "POST", "/v1/templates", json={"name": "shipped", "body": "Your order shipped"}
+    )
+    assert template.status_code == 201, template.text
+    console.sign_in()
+    console.go("Campaigns")
+    page.get_by_role("link", name="New campaign").click()
+    page.get_by_label("Campaign name").fill("On shipped")
+    page.get_by_label("Template").select_option(label="shipped")
+    page.get_by_label("Send to").select_option("trigger")
+    page.get_by_label("Event type").fill("order_shipped")
+    page.get_by_label("Quiet hours").select_option("none")
+    page.get_by_role("button", name="Create campaign").click()
+    page.get_by_text("Triggered by order_shipped").wait_for()
+    page.get_by_role("button", name="Activate").click()
+    console.confirm("Activate")
+    page.locator("#campaign-status").filter(has_text="ACTIVE").wait_for()
+
     posted = e2e.api(
         "POST",
         "/v1/events",
         json={"event_id": "order-1", "type": "order_shipped", "phone": phone},
     )
     assert posted.status_code == 202, posted.text
-    console.sign_in()
+    wait_for(lambda: e2e.api("GET", "/v1/events/order-1").json()["messages"])
     console.go("Events")
     page.get_by_role("button", name="order_shipped").click()
-    detail = page.locator("#event-detail")
-    detail.get_by_text("order-1").wait_for()
-    assert "Messages it caused" in detail.inner_text()
+    caused = page.get_by_role("table").filter(
+        has=page.get_by_text("Messages it caused")
+    )
+    caused.get_by_role("link", name=re.compile("_order-1$")).wait_for()
     assert phone not in page.locator("#event-list").inner_text()
     assert "+1415***0700" in page.locator("#event-list").inner_text()
     console.check("16-events")

@@ -148,8 +148,11 @@ function launchPanel(campaign, refresh) {
       : "";
     const question = scheduleAt
       ? `Schedule ${campaign.name} for ${when(scheduleAt)}?${audience}`
-      : `Launch ${campaign.name} now? Messages start going out at ${campaign.rate_limit_mps}/s.${audience}`;
-    if (!(await confirmAction(question, scheduleAt ? "Schedule" : "Launch now"))) return;
+      : campaign.trigger
+        ? `Activate ${campaign.name}? Each ${campaign.trigger.event} event from now on sends a message.`
+        : `Launch ${campaign.name} now? Messages start going out at ${campaign.rate_limit_mps}/s.${audience}`;
+    const verb = scheduleAt ? "Schedule" : campaign.trigger ? "Activate" : "Launch now";
+    if (!(await confirmAction(question, verb))) return;
     const done = await attempt(() => api("POST", path(campaign.id) + "/launch", { json: scheduleAt ? { schedule_at: scheduleAt } : {} }));
     if (done) showNotice(`${campaign.name}: ${done.status}`);
     refresh(); // after an error too: show the state the API holds now
