@@ -25,6 +25,11 @@ output "api_url" {
   value       = google_cloudfunctions2_function.api.service_config[0].uri
 }
 
+output "console_url" {
+  description = "The operator console (static files served by api). Private like the API: reach it through IAP or an authenticating proxy (infra/README.md, section 5); sign in with an API key."
+  value       = "${google_cloudfunctions2_function.api.service_config[0].uri}/console/"
+}
+
 output "function_urls" {
   description = "Cloud Run URL of every function."
   value       = { for key, fn in local.functions : key => fn.service_config[0].uri }

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from local import emulators
+from local.browser import ensure_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     configure(args)
     report = Report()
     report.failures = static_checks()
+    browser_missing = ensure_chromium()  # the console's browser tests (e2e)
+    if browser_missing:
+        banner([f"BROWSER TESTS SKIPPED: {browser_missing}"])
     missing = emulators.missing_emulators()
     report.emulators_present = not missing
     if missing:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
+from shared.api.paging import newest_first
 from shared.audience.segments import SegmentDefinitionError
 from shared.campaigns.models import Trigger
 from shared.events.ingest import (
+    EVENTS,
     MAX_BODY_BYTES,
     EventBodyError,
     EventsUnavailable,
@@ -20,8 +25,31 @@ from shared.events.ingest import (
     validate_trigger,
 )
 from shared.events.router import describe_event
+from shared.platform.logging import mask_phone
 
 router = Router()
+
+
+class EventSummary(BaseModel):
+    """One ingested event in a list; GET /v1/events/{event_id} has its messages."""
+
+    event_id: str
+    type: str | None = None
+    phone: str | None = Field(default=None, description="masked: +1415***0100")
+    occurred_at: datetime | None = None
+    received_at: datetime | None = None
+    status: str | None = Field(default=None, examples=["MATCHED"])
+    matched: list[dict[str, str]] = Field(
+        default_factory=list, description="campaign_id and message_id of each match"
+    )
+    not_matched: list[dict[str, str]] = Field(
+        default_factory=list, description="campaign_id and reason of each miss"
+    )
+
+
+class EventPage(BaseModel):
+    items: list[EventSummary]
+    next_page_token: str | None = None
 
 
 def check_trigger(trigger: Trigger | None) -> None:
@@ -88,3 +116,26 @@ def read_event(request: ApiRequest, context: ApiContext) -> ApiResponse:
     if report is None:
         raise not_found("event")
     return ApiResponse(200, report.model_dump(mode="json"))
+
+
+def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    data = snapshot.to_dict() or {}
+    phone = data.get("phone")
+    summary = EventSummary.model_validate(
+        {
+            **data,
+            "event_id": snapshot.id,
+            "phone": mask_phone(phone) if isinstance(phone, str) else None,
+        }
+    )
+    return summary.model_dump(mode="json")
+
+
+@router.add("GET", "/v1/events")
+def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Recent events, newest first, phones masked."""
+    collection = context.db.collection(EVENTS)
+    page = newest_first(
+        request, firestore.Query(collection), collection, "received_at", _event_summary
+    )
+    return ApiResponse(200, page)

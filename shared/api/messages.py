@@ -6,7 +6,8 @@ from google.cloud import firestore
 
 from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import paged
+from shared.api.paging import newest_first, paged
+from shared.api.users import phone_param
 from shared.delivery.messages import MESSAGES, Message, message_ref
 from shared.delivery.status import MessageStatus, rank_of
 
@@ -36,10 +37,35 @@ def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiRespo
         except ValueError as exc:
             raise ApiError(400, "invalid_status", f"unknown status {status}") from exc
         query = query.where(filter=firestore.FieldFilter("status_rank", "==", rank))
+    phone = request.query.get("phone")
+    if phone:
+        # Ids carry no readable phone, so one recipient is found by this filter.
+        query = query.where(
+            filter=firestore.FieldFilter(
+                "phone", "==", phone_param(request, context, phone)
+            )
+        )
     return ApiResponse(
         200,
         paged(request, query, collection, lambda s: Message.from_snapshot(s).to_api()),
     )
+
+
+@router.add("GET", "/v1/users/{phone}/messages")
+def list_user_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """One contact's messages across campaigns, newest first."""
+    collection = context.db.collection(MESSAGES)
+    query = collection.where(
+        filter=firestore.FieldFilter("phone", "==", phone_param(request, context))
+    )
+    page = newest_first(
+        request,
+        query,
+        collection,
+        "created_at",
+        lambda s: Message.from_snapshot(s).to_api(),
+    )
+    return ApiResponse(200, page)
 
 
 @router.add("GET", "/healthz")

@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.api.campaigns import CampaignPatch, LaunchRequest
+from shared.api.events import EventPage
 from shared.api.http import Route, Router
 from shared.api.reports import Dashboard, InboundPage
 from shared.api.segments import PreviewRequest, Segment, SegmentFields
-from shared.api.templates import RenderRequest
+from shared.api.templates import DraftRenderRequest, RenderRequest
 from shared.api.users import ConsentUpdate, UserCreate, UserPatch
 from shared.audience.imports import ImportReport
 from shared.audience.users import ConsentState, User
@@ -277,6 +278,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         query=PAGING,
         errors=(400, 404, 422),
     ),
+    ("GET", "/v1/users/{phone}/messages"): Operation(
+        "A contact's messages across campaigns, newest first",
+        Tag.MESSAGES,
+        response=Page[MessageView],
+        query=PAGING,
+        errors=(400, 422),
+    ),
     ("POST", "/v1/imports"): Operation(
         "Import contacts (CSV, JSON array, NDJSON or multipart file); upsert",
         Tag.IMPORTS,
@@ -295,6 +303,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         status=202,
         request_content=EVENT_CONTENT,
         errors=(400, 413, 503),
+    ),
+    ("GET", "/v1/events"): Operation(
+        "Recent events, newest first, phones masked",
+        Tag.EVENTS,
+        response=EventPage,
+        query=PAGING,
+        errors=(400,),
     ),
     ("GET", "/v1/events/{event_id}"): Operation(
         "An event and the messages it caused",
@@ -337,6 +352,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         Tag.TEMPLATES,
         response=RenderView,
         request=RenderRequest,
+        errors=(404,),
+    ),
+    ("POST", "/v1/templates/render"): Operation(
+        "Render an unsaved template for given attributes or a stored user",
+        Tag.TEMPLATES,
+        response=RenderView,
+        request=DraftRenderRequest,
         errors=(404,),
     ),
     ("POST", "/v1/segments"): Operation(
@@ -445,7 +467,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "A campaign's messages",
         Tag.MESSAGES,
         response=Page[MessageView],
-        query=(QueryParam("status", "a message status"), *PAGING),
+        query=(
+            QueryParam("status", "a message status"),
+            QueryParam("phone", "one recipient's message (E.164 or national)"),
+            *PAGING,
+        ),
         errors=(400,),
     ),
     ("GET", "/v1/messages/{message_id}"): Operation(

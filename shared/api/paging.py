@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -54,4 +57,49 @@ def paged(
         if more and snapshots
         else None
     )
+    return {"items": [render(s) for s in snapshots], "next_page_token": next_token}
+
+
+def _newest_token(snapshot: firestore.DocumentSnapshot, field: str) -> str:
+    value = snapshot.get(field)
+    at = value.isoformat() if isinstance(value, datetime) else ""
+    return base64.urlsafe_b64encode(json.dumps([at, snapshot.id]).encode()).decode()
+
+
+def _newest_cursor(
+    collection: firestore.CollectionReference, field: str, token: str
+) -> dict[str, Any]:
+    try:
+        at, doc_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(doc_id, str) or not is_document_id(doc_id):
+            raise ValueError("not a document id")
+        return {
+            field: datetime.fromisoformat(at),
+            "__name__": collection.document(doc_id),
+        }
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
+
+
+def newest_first(
+    request: ApiRequest,
+    query: firestore.Query,
+    collection: firestore.CollectionReference,
+    field: str,
+    render: Callable[[firestore.DocumentSnapshot], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of `query`, newest `field` first (ties by id), with its token."""
+    limit = page_limit(request)
+    page = (
+        query.order_by(field, direction=firestore.Query.DESCENDING)
+        .order_by("__name__", direction=firestore.Query.DESCENDING)
+        .limit(limit + 1)
+    )
+    token = request.query.get("page_token")
+    if token:
+        page = page.start_after(_newest_cursor(collection, field, token))
+    snapshots = list(page.stream())
+    more = len(snapshots) > limit
+    snapshots = snapshots[:limit]
+    next_token = _newest_token(snapshots[-1], field) if more and snapshots else None
     return {"items": [render(s) for s in snapshots], "next_page_token": next_token}

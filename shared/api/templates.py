@@ -75,6 +75,18 @@ class RenderRequest(BaseModel):
         return self
 
 
+class TemplateDraft(TemplateFields):
+    """A template as it is being written, before it is saved."""
+
+    name: str = Field("draft", min_length=1, max_length=200)
+
+
+class DraftRenderRequest(RenderRequest):
+    """An unsaved template and who to preview it for (the editor's live view)."""
+
+    template: TemplateDraft
+
+
 def template_body(template: Template) -> dict[str, Any]:
     info = count_segments(template.body)
     return {
@@ -260,10 +272,12 @@ def render_preview(
     return preview
 
 
-@router.add("POST", "/v1/templates/{template_id}/render")
-def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    template = load_template(context, request.path_params["template_id"])
-    preview = parse_body(request, RenderRequest)
+def _rendered(
+    request: ApiRequest,
+    context: ApiContext,
+    template: Template,
+    preview: RenderRequest,
+) -> ApiResponse:
     attributes, phone = _recipient(request, context, preview)
     try:
         body = render_preview(template, attributes, phone, preview.event)
@@ -272,3 +286,18 @@ def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
             422, "template_render", f"template does not render: {exc}"
         ) from exc
     return ApiResponse(200, body)
+
+
+@router.add("POST", "/v1/templates/{template_id}/render")
+def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    template = load_template(context, request.path_params["template_id"])
+    return _rendered(request, context, template, parse_body(request, RenderRequest))
+
+
+@router.add("POST", "/v1/templates/render")
+def render_draft(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Render a template that is not saved yet, as the editor shows it."""
+    preview = parse_body(request, DraftRenderRequest)
+    check_syntax(preview.template)
+    template = Template(**preview.template.model_dump(), id="draft")
+    return _rendered(request, context, template, preview)

@@ -50,6 +50,8 @@ CONSUMERS = {
 REQUIRED_COMPOSITE_INDEXES = [
     # shared/delivery/sender.py count_recent_sends: frequency cap
     ("messages", (("phone", "ASCENDING"), ("sent_at", "ASCENDING"))),
+    # shared/api/messages.py list_user_messages: a contact's messages, newest first
+    ("messages", (("phone", "ASCENDING"), ("created_at", "DESCENDING"))),
     # shared/campaigns/scheduler.py status_counts / is_finished, api paging by status
     ("messages", (("campaign_id", "ASCENDING"), ("status_rank", "ASCENDING"))),
     # shared/campaigns/scheduler.py is_finished: unsettled SENT messages
