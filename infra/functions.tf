@@ -43,6 +43,13 @@ resource "google_cloudfunctions2_function" "api" {
     environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["api"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
+      key        = "RECIPIENT_KEY"
+      project_id = var.project
+      secret     = google_secret_manager_secret.recipient_key.secret_id
+      version    = var.recipient_key_version
+    }
+
+    secret_environment_variables {
       key        = "API_KEYS"
       project_id = var.project
       secret     = google_secret_manager_secret.api_keys.secret_id
@@ -215,6 +222,13 @@ resource "google_cloudfunctions2_function" "campaign_fanout" {
     max_instance_count               = local.sizing["campaign_fanout"].max_instances
     max_instance_request_concurrency = local.sizing["campaign_fanout"].concurrency
     environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["campaign_fanout"].concurrency) }, var.extra_env)
+
+    secret_environment_variables {
+      key        = "RECIPIENT_KEY"
+      project_id = var.project
+      secret     = google_secret_manager_secret.recipient_key.secret_id
+      version    = var.recipient_key_version
+    }
   }
 
   depends_on = [
@@ -257,10 +271,17 @@ resource "google_cloudfunctions2_function" "message_sender" {
     environment_variables            = merge(local.core_env, local.twilio_env, local.tasks_env, { THREADS = tostring(local.sizing["message_sender"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
-      key        = "TWILIO_AUTH_TOKEN"
+      key        = "TWILIO_API_KEY_SID"
       project_id = var.project
-      secret     = google_secret_manager_secret.twilio_auth_token.secret_id
-      version    = var.twilio_auth_token_version
+      secret     = google_secret_manager_secret.twilio_api_key_sid.secret_id
+      version    = var.twilio_api_key_version
+    }
+
+    secret_environment_variables {
+      key        = "TWILIO_API_KEY_SECRET"
+      project_id = var.project
+      secret     = google_secret_manager_secret.twilio_api_key_secret.secret_id
+      version    = var.twilio_api_key_version
     }
   }
 
@@ -351,10 +372,17 @@ resource "google_cloudfunctions2_function" "inbound_processor" {
     environment_variables            = merge(local.core_env, local.twilio_env, { THREADS = tostring(local.sizing["inbound_processor"].concurrency) }, var.extra_env)
 
     secret_environment_variables {
-      key        = "TWILIO_AUTH_TOKEN"
+      key        = "TWILIO_API_KEY_SID"
       project_id = var.project
-      secret     = google_secret_manager_secret.twilio_auth_token.secret_id
-      version    = var.twilio_auth_token_version
+      secret     = google_secret_manager_secret.twilio_api_key_sid.secret_id
+      version    = var.twilio_api_key_version
+    }
+
+    secret_environment_variables {
+      key        = "TWILIO_API_KEY_SECRET"
+      project_id = var.project
+      secret     = google_secret_manager_secret.twilio_api_key_secret.secret_id
+      version    = var.twilio_api_key_version
     }
   }
 
@@ -403,6 +431,13 @@ resource "google_cloudfunctions2_function" "event_router" {
     max_instance_count               = local.sizing["event_router"].max_instances
     max_instance_request_concurrency = local.sizing["event_router"].concurrency
     environment_variables            = merge(local.core_env, local.tasks_env, { THREADS = tostring(local.sizing["event_router"].concurrency) }, var.extra_env)
+
+    secret_environment_variables {
+      key        = "RECIPIENT_KEY"
+      project_id = var.project
+      secret     = google_secret_manager_secret.recipient_key.secret_id
+      version    = var.recipient_key_version
+    }
   }
 
   depends_on = [

@@ -55,7 +55,8 @@ locals {
   # Environment, one map per settings class of shared/platform/config.py.
   # Each function merges the maps of the classes FUNCTION_SETTINGS gives it;
   # tests/unit/infra/test_terraform_consistency.py checks every required
-  # variable is set. Secrets (TWILIO_AUTH_TOKEN, API_KEYS) are secret env vars.
+  # variable is set. Secrets (TWILIO_AUTH_TOKEN, TWILIO_API_KEY_*, RECIPIENT_KEY,
+  # API_KEYS) are secret env vars.
   core_env = {
     GCP_PROJECT            = var.project
     REGION                 = var.region
@@ -65,6 +66,7 @@ locals {
     GLOBAL_FREQUENCY_CAP   = var.global_frequency_cap
     SEND_HELP_REPLY        = tostring(var.send_help_reply)
     SEND_OPT_CONFIRMATIONS = tostring(var.send_opt_confirmations)
+    MESSAGE_RETENTION_DAYS = tostring(var.message_retention_days)
   }
 
   twilio_env = {
@@ -95,8 +97,12 @@ locals {
     segment_evaluator  = ["recipient-batches"]
   }
   secret_readers = {
-    twilio_auth_token = ["twilio_webhooks", "message_sender", "inbound_processor"]
-    api_keys          = ["api"]
+    # The auth token only checks webhook signatures; REST calls use the API key.
+    twilio_auth_token     = ["twilio_webhooks"]
+    twilio_api_key_sid    = ["message_sender", "inbound_processor"]
+    twilio_api_key_secret = ["message_sender", "inbound_processor"]
+    recipient_key         = ["api", "campaign_fanout", "event_router"]
+    api_keys              = ["api"]
   }
 
   apis = [

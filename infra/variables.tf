@@ -80,6 +80,24 @@ variable "twilio_auth_token_version" {
   default     = "latest"
 }
 
+variable "twilio_api_key_version" {
+  description = "Secret Manager version of twilio-api-key-sid and twilio-api-key-secret that message_sender and inbound_processor read (\"latest\" or a number). Rotate both together: see infra/README.md."
+  type        = string
+  default     = "latest"
+}
+
+variable "recipient_key_version" {
+  description = "Secret Manager version of recipient-key (the HMAC key of message ids and suppression entries). Never rotate it while messages or suppressions exist: see infra/README.md."
+  type        = string
+  default     = "latest"
+}
+
+variable "message_retention_days" {
+  description = "Days a message document (phone, body, receipts) is kept after its final status before the TTL policy deletes it."
+  type        = number
+  default     = 90
+}
+
 variable "api_keys_version" {
   description = "Secret Manager version of api-keys the api function reads (\"latest\" or a number)."
   type        = string

@@ -34,6 +34,11 @@ PROJECT = "ese-local"
 API_KEY = "local-dev-key"
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "local-auth-token"  # noqa: S105 - the simulator's fixed local token
+# The senders' REST credential: an API key (the simulator refuses the token).
+API_KEY_SID = "SK" + "1" * 32
+API_KEY_SECRET = "local-api-key-secret"  # noqa: S105 - the simulator's fixed key
+# The HMAC key of recipient keys and suppression entries (a secret in production).
+RECIPIENT_KEY = "local-recipient-key-not-secret"
 MESSAGING_SERVICE_SID = "MG" + "0" * 32
 
 HTTP_FUNCTIONS = ("api", "twilio_webhooks", "campaign_scheduler", "message_sender")
@@ -121,9 +126,12 @@ def function_env(ports: dict[str, int], extra: dict[str, str]) -> dict[str, str]
         "PUBLIC_BASE_URL": url(ports["twilio_webhooks"]),
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_KEY_SID": API_KEY_SID,
+        "TWILIO_API_KEY_SECRET": API_KEY_SECRET,
         "TWILIO_MESSAGING_SERVICE_SID": MESSAGING_SERVICE_SID,
         "TWILIO_API_BASE_URL": url(ports["simulator"]),
         "API_KEYS": API_KEY,
+        "RECIPIENT_KEY": RECIPIENT_KEY,
         "TASKS_BACKEND": "local",
         "LOCAL_TASKS_URL": url(ports["tasks"]),
         "MESSAGE_SENDER_URL": url(ports["message_sender"]) + "/",
@@ -264,6 +272,10 @@ def _start_simulator(ports: dict[str, int], logs: Path, env: dict[str, str]) -> 
         f"--port={ports['simulator']}",
         f"--account-sid={ACCOUNT_SID}",
         f"--auth-token={AUTH_TOKEN}",
+        "--api-key",
+        API_KEY_SID,
+        API_KEY_SECRET,
+        "--rest-requires-api-key",
         f"--inbound-url={url(ports['twilio_webhooks'])}/twilio/inbound",
     ]
     return start_process("twilio-simulator", argv, ports["simulator"], logs, env)
@@ -349,6 +361,9 @@ def endpoints(
         "project": PROJECT,
         "api_key": API_KEY,
         "twilio_auth_token": AUTH_TOKEN,
+        "twilio_api_key_sid": API_KEY_SID,
+        "twilio_api_key_secret": API_KEY_SECRET,
+        "recipient_key": RECIPIENT_KEY,
         "twilio_account_sid": ACCOUNT_SID,
         "functions": {name: url(ports[name]) for name in FUNCTIONS},
     }

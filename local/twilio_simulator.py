@@ -106,6 +106,12 @@ class SimulatorConfig:
     account_sid: str
     auth_token: str
     default_number: str = DEFAULT_NUMBER
+    # API keys (SK... SID → secret) accepted for REST basic auth, as Twilio
+    # accepts a key of the account in place of the auth token.
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    # Stricter than Twilio, for the local stack: REST calls must use an API
+    # key, so a function that still calls with the master auth token fails.
+    rest_requires_api_key: bool = False
     inbound_url: str | None = None
     callback_delay_ms: int = 20
     duplicate_callbacks: bool = False
@@ -212,6 +218,7 @@ def config_view(config: SimulatorConfig) -> dict[str, Any]:
     """The config as JSON, without the auth token."""
     view = dataclasses.asdict(config)
     view.pop("auth_token")
+    view["api_keys"] = sorted(config.api_keys)  # the SIDs, never the secrets
     view["callback_statuses"] = list(config.callback_statuses)
     return view
 
@@ -905,10 +912,24 @@ class Simulator:
         self._queue.close()
 
     def authorized(self, username: str | None, password: str | None) -> bool:
+        """Basic auth as Twilio checks it: the account and its auth token, or
+        an API key SID and its secret."""
         config = self._initial
-        return hmac.compare_digest(
-            username or "", config.account_sid
-        ) & hmac.compare_digest(password or "", config.auth_token)
+        user, secret = username or "", password or ""
+        key_secret = config.api_keys.get(user)
+        if key_secret is not None:
+            return hmac.compare_digest(secret, key_secret)
+        if config.rest_requires_api_key:
+            return False
+        return hmac.compare_digest(user, config.account_sid) & hmac.compare_digest(
+            secret, config.auth_token
+        )
+
+    def account_of(self, username: str) -> str:
+        """The account a credential belongs to (an API key's is the account's)."""
+        if username in self._initial.api_keys:
+            return self._initial.account_sid
+        return username
 
     # control
 
@@ -1203,7 +1224,7 @@ def _check_account(sim: Simulator, account_sid: str) -> None:
     auth = request.authorization
     if auth is None or not sim.authorized(auth.username, auth.password):
         raise TwilioApiError(401, 20003, "Authenticate")
-    if account_sid != auth.username:
+    if account_sid != sim.account_of(auth.username or ""):
         raise TwilioApiError(
             404, 20404, f"The requested resource {request.path} was not found"
         )
@@ -1359,6 +1380,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--account-sid", default=os.environ.get("TWILIO_ACCOUNT_SID"), required=False
     )
     parser.add_argument("--auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"))
+    parser.add_argument(
+        "--api-key",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("SID", "SECRET"),
+        help="an API key accepted for REST basic auth (repeatable)",
+    )
+    parser.add_argument(
+        "--rest-requires-api-key",
+        action="store_true",
+        help="refuse REST calls authenticated with the auth token",
+    )
     parser.add_argument("--callback-delay-ms", type=int, default=20)
     parser.add_argument("--inbound-url", default=None)
     parser.add_argument("--default-number", default=DEFAULT_NUMBER)
@@ -1381,6 +1415,8 @@ def main(argv: list[str] | None = None) -> None:
     config = SimulatorConfig(
         account_sid=args.account_sid,
         auth_token=args.auth_token,
+        api_keys=dict(args.api_key),
+        rest_requires_api_key=args.rest_requires_api_key,
         default_number=args.default_number,
         inbound_url=args.inbound_url,
         callback_delay_ms=args.callback_delay_ms,

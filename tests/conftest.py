@@ -19,6 +19,8 @@ from local import emulators
 
 PROJECT = os.environ.setdefault("GCP_PROJECT", "ese-test")
 os.environ.setdefault("API_KEYS", "test-key")
+# The local stack's fixed value, so a test can derive the stack's message ids.
+os.environ.setdefault("RECIPIENT_KEY", "local-recipient-key-not-secret")
 os.environ.setdefault("MESSAGE_SENDER_URL", "http://127.0.0.1:9/")
 os.environ.setdefault("TASKS_BACKEND", "local")
 

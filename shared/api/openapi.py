@@ -522,7 +522,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
 }
 PATH_PARAMETERS: dict[str, str] = {
     "phone": "E.164, as '+14155550100' or '%2B14155550100'",
-    "message_id": "{campaign_id}_{phone digits}[_{event_id}]",
+    "message_id": (
+        "{campaign_id}_{recipient_key}[_{event_id}]; no phone in it: find a"
+        " recipient's message with ?phone="
+    ),
 }
 _PARAMETER = re.compile(r"\{(\w+)\}")
 

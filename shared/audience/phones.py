@@ -33,10 +33,6 @@ def normalize_phone(raw: object, default_region: str = "US") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def phone_digits(e164: str) -> str:
-    return e164.lstrip("+")
-
-
 def phone_region(e164: str) -> str | None:
     """ISO 3166 region of an E.164 number (e.g. "US", "LK")."""
     parsed = phonenumbers.parse(e164, None)

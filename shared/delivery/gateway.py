@@ -19,7 +19,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from shared.delivery.errors import is_retriable
-from shared.platform.config import TwilioSettings
+from shared.platform.config import TwilioApiKeySettings, TwilioSettings
 
 TWILIO_API_HOST = "https://api.twilio.com"
 # Twilio refuses a To/From pair of different channels (21910), so both
@@ -99,7 +99,7 @@ class RedirectingHttpClient(TwilioHttpClient):
 
 
 class TwilioGateway:
-    def __init__(self, settings: TwilioSettings) -> None:
+    def __init__(self, settings: TwilioSettings, key: TwilioApiKeySettings) -> None:
         http_client = (
             RedirectingHttpClient(
                 settings.api_base_url, settings.request_timeout_seconds
@@ -109,8 +109,12 @@ class TwilioGateway:
                 pool_connections=True, timeout=settings.request_timeout_seconds
             )
         )
+        # Basic auth with the API key; the account SID names the account.
         self._client = Client(
-            settings.account_sid, settings.auth_token, http_client=http_client
+            key.api_key_sid,
+            key.api_key_secret,
+            settings.account_sid,
+            http_client=http_client,
         )
 
     def send(self, message: OutboundMessage) -> SendAccepted:

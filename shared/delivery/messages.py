@@ -11,7 +11,7 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from shared.audience.phones import phone_digits
+from shared.audience.privacy import recipient_key
 from shared.delivery.status import MessageStatus, status_of
 from shared.payloads import SendTaskBody
 from shared.platform.tasks import SendTask, task_name_for
@@ -20,8 +20,12 @@ MESSAGES = "messages"
 
 
 def message_id_for(campaign_id: str, phone: str, event_id: str | None = None) -> str:
-    """Deterministic, so a retried fan-out finds the message it already made."""
-    base = f"{campaign_id}_{phone_digits(phone)}"
+    """Deterministic, so a retried fan-out finds the message it already made.
+
+    The phone appears only as its keyed hash (docs/architecture.md §3): the id
+    rides in task names and callback URLs, which platform logs record.
+    """
+    base = f"{campaign_id}_{recipient_key(phone)}"
     return f"{base}_{event_id}" if event_id else base
 
 

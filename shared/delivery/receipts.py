@@ -72,7 +72,10 @@ class ReceiptResult:
 
 
 def campaign_id_of(message_id: str) -> str:
-    """Message ids start with their campaign id (`{campaign}_{digits}[_{event}]`)."""
+    """Message ids start with their campaign id.
+
+    (`{campaign}_{recipient_key}[_{event}]`)
+    """
     return message_id.split("_", 1)[0]
 
 

@@ -10,7 +10,7 @@ For one event the router:
    segment against that one user in memory;
 4. renders the message with the event in scope as `event` = {event_id, type,
    occurred_at, properties} (shared/campaigns/planning.py, as every path
-   renders), creates `messages/{campaign}_{digits}_{event_id}` and enqueues
+   renders), creates `messages/{campaign}_{recipient_key}_{event_id}` and enqueues
    its send; a render that fails skips that message as `render_failed`;
 5. records the outcome on `events/{event_id}` in one write.
 

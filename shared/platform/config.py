@@ -72,6 +72,15 @@ class CoreSettings(_EnvSettings):
         2.0, validation_alias="CAMPAIGN_CACHE_SECONDS"
     )
     raw_retention_days: int = Field(30, validation_alias="RAW_RETENTION_DAYS")
+    # A message document expires this long after its final status (GOV.UK
+    # Notify's default retention); a Firestore TTL policy deletes it.
+    message_retention_days: int = Field(
+        90, ge=0, validation_alias="MESSAGE_RETENTION_DAYS"
+    )
+    # Import reports and their row errors (masked phones) expire after this.
+    import_retention_days: int = Field(
+        30, ge=0, validation_alias="IMPORT_RETENTION_DAYS"
+    )
     # Recipients per `recipient-batches` message; tests lower it so a small
     # campaign still spans several batches.
     fanout_batch_size: int = Field(
@@ -88,7 +97,6 @@ class TwilioSettings(_EnvSettings):
 
     public_base_url: str = Field(validation_alias="PUBLIC_BASE_URL")
     account_sid: str = Field(validation_alias="TWILIO_ACCOUNT_SID")
-    auth_token: str = Field(validation_alias="TWILIO_AUTH_TOKEN", repr=False)
     messaging_service_sid: str = Field(
         "", validation_alias="TWILIO_MESSAGING_SERVICE_SID"
     )
@@ -105,6 +113,24 @@ class TwilioSettings(_EnvSettings):
         return value.rstrip("/")
 
 
+class TwilioApiKeySettings(_EnvSettings):
+    """Read by the functions that call Twilio's REST API.
+
+    An API key (revocable, rotatable on its own) rather than the account's auth
+    token, which is a master credential: a leaked sender environment is then
+    not an account takeover.
+    """
+
+    api_key_sid: str = Field(validation_alias="TWILIO_API_KEY_SID")
+    api_key_secret: str = Field(validation_alias="TWILIO_API_KEY_SECRET", repr=False)
+
+
+class TwilioSignatureSettings(_EnvSettings):
+    """Read only by webhook intake: Twilio signs webhooks with the auth token."""
+
+    auth_token: str = Field(validation_alias="TWILIO_AUTH_TOKEN", repr=False)
+
+
 class ApiSettings(_EnvSettings):
     """Read by the REST API."""
 
@@ -114,6 +140,15 @@ class ApiSettings(_EnvSettings):
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+class PrivacySettings(_EnvSettings):
+    """Read by the functions that derive message ids or suppression keys."""
+
+    # HMAC key for recipient keys (message ids) and suppression entries.
+    recipient_key: str = Field(
+        validation_alias="RECIPIENT_KEY", min_length=16, repr=False
+    )
 
 
 class TaskSettings(_EnvSettings):
@@ -154,8 +189,23 @@ def twilio_settings() -> TwilioSettings:
 
 
 @lru_cache(maxsize=1)
+def twilio_api_key_settings() -> TwilioApiKeySettings:
+    return load_settings(TwilioApiKeySettings)
+
+
+@lru_cache(maxsize=1)
+def twilio_signature_settings() -> TwilioSignatureSettings:
+    return load_settings(TwilioSignatureSettings)
+
+
+@lru_cache(maxsize=1)
 def api_settings() -> ApiSettings:
     return load_settings(ApiSettings)
+
+
+@lru_cache(maxsize=1)
+def privacy_settings() -> PrivacySettings:
+    return load_settings(PrivacySettings)
 
 
 @lru_cache(maxsize=1)
@@ -166,13 +216,18 @@ def task_settings() -> TaskSettings:
 # Which settings each deployed function reads; infra tests check the Terraform
 # sets every required variable of these classes on that function.
 FUNCTION_SETTINGS: dict[str, tuple[type[_EnvSettings], ...]] = {
-    "api": (CoreSettings, ApiSettings, TaskSettings),
-    "twilio_webhooks": (CoreSettings, TwilioSettings),
+    "api": (CoreSettings, ApiSettings, TaskSettings, PrivacySettings),
+    "twilio_webhooks": (CoreSettings, TwilioSettings, TwilioSignatureSettings),
     "campaign_scheduler": (CoreSettings, TaskSettings),
     "segment_evaluator": (CoreSettings,),
-    "campaign_fanout": (CoreSettings, TaskSettings),
-    "message_sender": (CoreSettings, TwilioSettings, TaskSettings),
+    "campaign_fanout": (CoreSettings, TaskSettings, PrivacySettings),
+    "message_sender": (
+        CoreSettings,
+        TwilioSettings,
+        TwilioApiKeySettings,
+        TaskSettings,
+    ),
     "receipt_updater": (CoreSettings,),
-    "inbound_processor": (CoreSettings, TwilioSettings),
-    "event_router": (CoreSettings, TaskSettings),
+    "inbound_processor": (CoreSettings, TwilioSettings, TwilioApiKeySettings),
+    "event_router": (CoreSettings, TaskSettings, PrivacySettings),
 }

@@ -13,7 +13,9 @@ from shared.platform.config import (
     api_settings,
     core_settings,
     task_settings,
+    twilio_api_key_settings,
     twilio_settings,
+    twilio_signature_settings,
 )
 from shared.platform.firestore import firestore_client
 from shared.platform.logging import configure_logging
@@ -44,12 +46,12 @@ def task_queue() -> TaskQueue:
 
 @once
 def twilio_gateway() -> TwilioGateway:
-    return TwilioGateway(twilio_settings())
+    return TwilioGateway(twilio_settings(), twilio_api_key_settings())
 
 
 @once
 def request_validator() -> RequestValidator:
-    return RequestValidator(twilio_settings().auth_token)
+    return RequestValidator(twilio_signature_settings().auth_token)
 
 
 @once

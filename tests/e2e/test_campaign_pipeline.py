@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -130,7 +131,7 @@ def test_stop_between_fan_out_and_send_stops_that_send(e2e: Stack) -> None:
     answer = e2e.sim("POST", "/_sim/inbound", json={"from": last, "body": "STOP"})
     assert answer["status"] == 200
     assert wait_for(lambda: all_final(e2e, campaign_id, 6), timeout=40)
-    message = e2e.api("GET", f"/v1/messages/{campaign_id}_{last[1:]}").json()
+    message = e2e.api("GET", f"/v1/messages/{message_id_for(campaign_id, last)}").json()
     assert message["status"] == "SKIPPED"
     assert message["skip_reason"] == "no_consent"
     assert last not in sends_per_phone(e2e)
@@ -156,11 +157,15 @@ def test_quiet_hours_defer_one_zone_and_send_the_other(e2e: Stack) -> None:
     wait_for(lambda: statuses(e2e, campaign_id).get("+14155550122") == "DELIVERED")
 
     def deferral() -> list[dict[str, Any]]:
-        found = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()
+        found = e2e.api(
+            "GET", f"/v1/messages/{message_id_for(campaign_id, '+14155550111')}"
+        ).json()
         return [a for a in found["audit"] if a["outcome"] == "defer"]
 
     deferred = wait_for(deferral)
-    quiet = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550111").json()
+    quiet = e2e.api(
+        "GET", f"/v1/messages/{message_id_for(campaign_id, '+14155550111')}"
+    ).json()
     assert quiet["status"] == "QUEUED"
     # Deferred to the window's end, on the injected clock.
     assert datetime.fromisoformat(quiet["send_at"]) == top + timedelta(hours=1)
@@ -228,7 +233,7 @@ def test_duplicate_launches_batches_and_task_retries_send_nothing_twice(
     )
     batch = {"campaign_id": campaign_id, "launch_id": launch_id, "batch_no": 0}
     publish(e2e, "recipient-batches", {**batch, "phones": recipients})
-    message_id = f"{campaign_id}_{recipients[0][1:]}"
+    message_id = message_id_for(campaign_id, recipients[0])
     retry = requests.post(
         e2e.endpoints["message_sender"] + "/",
         json={"message_id": message_id},

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from local import cli
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +73,7 @@ def campaign_messages(stack: Stack, campaign_id: str) -> list[dict[str, Any]]:
 
 
 def message_status(stack: Stack, campaign_id: str, phone: str) -> str | None:
-    response = stack.api("GET", f"/v1/messages/{campaign_id}_{phone[1:]}")
+    response = stack.api("GET", f"/v1/messages/{message_id_for(campaign_id, phone)}")
     return str(response.json()["status"]) if response.status_code == 200 else None
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -206,7 +207,7 @@ def test_quiet_hours_defer_the_message(e2e: Stack) -> None:
     add_user(e2e, ANN)
     campaign_id = triggered(e2e, kind, quiet_hours=window)
     post_events(e2e, shipped(kind, "quiet-1"))
-    message_id = f"{campaign_id}_{ANN[1:]}_quiet-1"
+    message_id = message_id_for(campaign_id, ANN, "quiet-1")
 
     def deferred() -> dict[str, Any] | None:
         response = e2e.api("GET", f"/v1/messages/{message_id}")

@@ -6,6 +6,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +69,9 @@ def test_campaign_reaches_the_simulator_and_ends_delivered(e2e: Stack) -> None:
         (PHONE, "Hi Ann\nReply STOP to opt out")
     ]
     assert wait_for(lambda: message_status(e2e, campaign_id) == ["DELIVERED"])
-    message = e2e.api("GET", f"/v1/messages/{campaign_id}_14155550100").json()
+    message = e2e.api(
+        "GET", f"/v1/messages/{message_id_for(campaign_id, '+14155550100')}"
+    ).json()
     assert message["provider_sid"] == sent[0]["sid"]
     assert [entry["step"] for entry in message["audit"]][-2:] == ["claim", "send"]
 

@@ -13,6 +13,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +60,7 @@ def launch_campaign(e2e: Stack, phones: list[str]) -> str:
 
 
 def message_id(campaign_id: str, phone: str) -> str:
-    return f"{campaign_id}_{phone.lstrip('+')}"
+    return message_id_for(campaign_id, phone)
 
 
 def message(e2e: Stack, campaign_id: str, phone: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from shared.delivery.messages import message_id_for
 from tests.e2e.conftest import Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +60,7 @@ def launch_campaign(e2e: Stack, city: str, template_id: str, **settings: Any) ->
 
 
 def message(e2e: Stack, campaign_id: str, phone: str) -> dict[str, Any]:
-    response = e2e.api("GET", f"/v1/messages/{campaign_id}_{phone.lstrip('+')}")
+    response = e2e.api("GET", f"/v1/messages/{message_id_for(campaign_id, phone)}")
     return dict(response.json()) if response.status_code == 200 else {}
 
 

@@ -144,7 +144,7 @@ def test_a_batch_becomes_messages_with_deterministic_ids_and_paced_times(
     assert set(docs) == {message_id_for(CAMPAIGN, p) for p in PHONES}
     names = ["Ann", "Bob", "Cid", "Dee"]
     for i, (phone, name) in enumerate(zip(PHONES, names, strict=True)):
-        doc = docs[f"{CAMPAIGN}_{phone.lstrip('+')}"].to_dict()
+        doc = docs[message_id_for(CAMPAIGN, phone)].to_dict()
         assert doc["phone"] == phone
         assert doc["body"] == f"Hi {name}"
         assert doc["status_rank"] == QUEUED

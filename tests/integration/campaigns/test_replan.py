@@ -188,7 +188,6 @@ def sender(db: Any, task_queue: Any, clock: Any, gateway: FakeGateway) -> Sender
         twilio=TwilioSettings(
             PUBLIC_BASE_URL="https://engine.example.com",
             TWILIO_ACCOUNT_SID="AC" + "0" * 32,
-            TWILIO_AUTH_TOKEN="token",
             TWILIO_MESSAGING_SERVICE_SID="MG" + "a" * 32,
         ),
         campaigns=campaign_cache(db, 0.0),

@@ -103,7 +103,6 @@ def twilio() -> TwilioSettings:
     return TwilioSettings(
         PUBLIC_BASE_URL=BASE_URL + "/",
         TWILIO_ACCOUNT_SID="AC" + "0" * 32,
-        TWILIO_AUTH_TOKEN="token",
         TWILIO_MESSAGING_SERVICE_SID=SERVICE_SID,
     )
 

@@ -25,7 +25,6 @@ import pytest
 
 from shared.platform.config import (
     FUNCTION_SETTINGS,
-    ApiSettings,
     CoreSettings,
     TaskSettings,
 )
@@ -346,20 +345,31 @@ def test_required_settings_are_set(name: str) -> None:
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_secrets_only_as_secret_env_and_only_where_read(name: str) -> None:
     plain, secrets = env_keys(name)
-    assert not {"TWILIO_AUTH_TOKEN", "API_KEYS"} & plain
-    readers = {
-        "TWILIO_AUTH_TOKEN": "TWILIO_AUTH_TOKEN" in required_env(name),
-        "API_KEYS": ApiSettings in FUNCTION_SETTINGS[name],
-    }
+    assert not set(SECRET_ENV.values()) & plain
+    readers = {env: env in required_env(name) for env in SECRET_ENV.values()}
     assert secrets == {key for key, reads in readers.items() if reads}
+
+
+# Terraform secret → the environment variable it is mounted as.
+SECRET_ENV = {
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_api_key_sid": "TWILIO_API_KEY_SID",
+    "twilio_api_key_secret": "TWILIO_API_KEY_SECRET",
+    "recipient_key": "RECIPIENT_KEY",
+    "api_keys": "API_KEYS",
+}
+
+
+def test_the_auth_token_only_checks_webhook_signatures() -> None:
+    # Least privilege toward Twilio: the master credential stays with intake.
+    readers = {fn for fn in FUNCTIONS if "TWILIO_AUTH_TOKEN" in env_keys(fn)[1]}
+    assert readers == {"twilio_webhooks"}
 
 
 def test_secret_accessors_match_secret_env() -> None:
     readers = tf_locals()["secret_readers"]
-    for secret, env in (
-        ("twilio_auth_token", "TWILIO_AUTH_TOKEN"),
-        ("api_keys", "API_KEYS"),
-    ):
+    assert set(readers) == set(SECRET_ENV)
+    for secret, env in SECRET_ENV.items():
         expected = {fn for fn in FUNCTIONS if env in env_keys(fn)[1]}
         assert set(readers[secret]) == expected, secret
 

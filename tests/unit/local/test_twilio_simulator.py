@@ -666,3 +666,39 @@ def test_sdk_sees_429_as_a_rest_exception(sdk: Client, served: SimulatorServer) 
 
     assert (raised.value.code, raised.value.status) == (20429, 429)
     assert sdk.messages.create(to=TO, from_="+15005550006", body="x").sid
+
+
+# --- API keys -------------------------------------------------------------------
+
+KEY_SID = "SK" + "2" * 32
+KEY_SECRET = "key-secret"  # noqa: S105 - a test credential
+
+
+def test_sdk_with_an_api_key_sends_and_a_wrong_secret_is_refused() -> None:
+    config = make_config(api_keys={KEY_SID: KEY_SECRET}, rest_requires_api_key=True)
+    with SimulatorServer(config) as server:
+        http = SimulatorHttpClient(server.base_url)
+        keyed = Client(KEY_SID, KEY_SECRET, ACCOUNT_SID, http_client=http)
+        message = keyed.messages.create(to=TO, from_="+15005550006", body="Hi")
+        assert keyed.messages(message.sid).fetch().to == TO
+
+        for username, password in ((KEY_SID, "wrong"), (ACCOUNT_SID, AUTH_TOKEN)):
+            refused = Client(username, password, ACCOUNT_SID, http_client=http)
+            with pytest.raises(TwilioRestException) as raised:
+                refused.messages.create(to=TO, from_="+15005550006", body="Hi")
+            assert (raised.value.status, raised.value.code) == (401, 20003)
+
+
+def test_an_api_key_reaches_only_its_own_account(client: FlaskClient) -> None:
+    config = make_config(api_keys={KEY_SID: KEY_SECRET})
+    keyed = create_app(config)
+    try:
+        other = f"/2010-04-01/Accounts/AC{'9' * 32}/Messages.json"
+        response = keyed.test_client().post(
+            other, data={"To": TO, "Body": "x"}, auth=(KEY_SID, KEY_SECRET)
+        )
+        assert response.status_code == 404
+        # Without the API-key-only mode, the auth token still works as at Twilio.
+        assert send(keyed.test_client()).status_code == 201
+    finally:
+        simulator_of(keyed).close()
