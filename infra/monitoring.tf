@@ -249,3 +249,15 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     content   = "A Pub/Sub consumer failed a message ${var.pubsub_max_delivery_attempts} times and it went to <topic>-dlq. Read it from the <topic>-dlq-sub pull subscription (`gcloud pubsub subscriptions pull <topic>-dlq-sub --limit=10`), check the consumer's error logs, fix, then republish the payloads to <topic> (handlers are idempotent). See infra/README.md."
   }
 }
+
+# Cloud Run's request log records each URL as is, outside the application's
+# masking. Message ids, task names and callback URLs carry no phone (they use
+# recipient keys), but an API caller may name one in a path or query
+# (/v1/users/{phone}, ?phone=): those entries of the api's request log are not
+# stored. local/faults.py EXCLUDED_API_URLS mirrors this filter (a unit test
+# holds them equal) so the local log-hygiene test sees what Cloud Logging keeps.
+resource "google_logging_project_exclusion" "api_phone_urls" {
+  name        = "ese-api-phone-urls"
+  description = "api request-log entries whose URL may name a phone number (privacy)."
+  filter      = "log_id(\"run.googleapis.com/requests\") AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names["api"]}\" AND (httpRequest.requestUrl:\"/v1/users/\" OR httpRequest.requestUrl:\"phone=\")"
+}

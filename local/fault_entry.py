@@ -40,7 +40,7 @@ patch_firestore_commits(_plan)
 patch_twilio_gateway(_plan)
 _real = getattr(_module, NAME)
 _wrapped = (
-    wrap_http_handler(_plan, _real)
+    wrap_http_handler(_plan, _real, NAME)
     if NAME in HTTP
     else wrap_pubsub_handler(_plan, _real)
 )

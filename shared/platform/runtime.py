@@ -27,7 +27,7 @@ from shared.platform.tasks import TaskQueue, build_task_queue
 def start_function() -> None:
     """Fail fast on missing settings and set up structured logging."""
     core = core_settings()
-    configure_logging(core.log_level, core.gcp_project)
+    configure_logging(core.log_level, core.gcp_project, core.default_region)
 
 
 @once

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.delivery.messages import message_id_for
 from shared.delivery.status import MessageStatus, rank_of
 from shared.events.ingest import EVENTS
 from shared.events.router import route_event
@@ -17,6 +18,12 @@ from tests.integration.events.factories import (
     add_user,
     triggered_campaign,
 )
+
+
+def ann_id(campaign_id: str, event_id: str) -> str:
+    """The id of the message an event for +14155550100 causes."""
+    return message_id_for(campaign_id, "+14155550100", event_id)
+
 
 pytestmark = pytest.mark.integration
 
@@ -55,17 +62,17 @@ def test_an_event_matched_by_two_campaigns_plans_two_messages(
     first, second = triggered_campaign(api), triggered_campaign(api)
     outcome = route_event(router(), event(clock), clock())
     assert outcome.enqueued == 2
-    ids = {f"{first}_14155550100_e1", f"{second}_14155550100_e1"}
+    ids = {ann_id(first, "e1"), ann_id(second, "e1")}
     assert {m.message_id for m in outcome.matched} == ids
-    doc = message(db, f"{first}_14155550100_e1")
+    doc = message(db, ann_id(first, "e1"))
     assert doc["body"].startswith("Order A1 shipped, Pat")
     assert doc["event_id"] == "e1"
     assert doc["status_rank"] == rank_of(MessageStatus.QUEUED)
     assert doc["send_at"] == clock.now
     tasks = {t.body["message_id"]: t for t in task_queue.tasks}
     assert set(tasks) == ids
-    assert tasks[f"{first}_14155550100_e1"].body["message"]["event_id"] == "e1"
-    assert tasks[f"{first}_14155550100_e1"].body["version"]
+    assert tasks[ann_id(first, "e1")].body["message"]["event_id"] == "e1"
+    assert tasks[ann_id(first, "e1")].body["version"]
     recorded = event_doc(db, "e1")
     assert recorded["status"] == "matched"
     assert {m["message_id"] for m in recorded["matched"]} == ids
@@ -83,10 +90,10 @@ def test_redelivery_creates_and_enqueues_nothing_more(
     assert len(task_queue.tasks) == 1
     assert message_count(db) == 1
     assert event_doc(db, "e1")["matched"] == [
-        {"campaign_id": campaign_id, "message_id": f"{campaign_id}_14155550100_e1"}
+        {"campaign_id": campaign_id, "message_id": ann_id(campaign_id, "e1")}
     ]
     # Once the message left QUEUED, a redelivery does not even try to enqueue.
-    db.collection("messages").document(f"{campaign_id}_14155550100_e1").update(
+    db.collection("messages").document(ann_id(campaign_id, "e1")).update(
         {"status_rank": rank_of(MessageStatus.SENT)}
     )
     task_queue.names.clear()
@@ -161,7 +168,7 @@ def test_a_missing_variable_skips_at_render_and_enqueues_nothing(
     campaign_id = triggered_campaign(api, body="Your code {{ event.properties.code }}")
     outcome = route_event(router(), event(clock), clock())
     assert outcome.enqueued == 0
-    doc = message(db, f"{campaign_id}_14155550100_e1")
+    doc = message(db, ann_id(campaign_id, "e1"))
     assert doc["status_rank"] == rank_of(MessageStatus.SKIPPED)
     assert doc["skip_reason"] == "missing_variable"
     assert task_queue.tasks == []
@@ -175,9 +182,7 @@ def test_sends_of_one_campaign_are_paced_at_its_rate(
     instance = router()
     for n in range(4):
         route_event(instance, event(clock, event_id=f"e{n}"), clock())
-    send_at = [
-        message(db, f"{campaign_id}_14155550100_e{n}")["send_at"] for n in range(4)
-    ]
+    send_at = [message(db, ann_id(campaign_id, f"e{n}"))["send_at"] for n in range(4)]
     assert send_at == [clock.now + timedelta(seconds=0.5 * n) for n in range(4)]
 
 
@@ -191,7 +196,7 @@ def test_triggered_lifecycle_and_resume_re_enqueues_held_messages(
         "ACTIVE"
     )
     route_event(router(), event(clock), clock())
-    message_id = f"{campaign_id}_14155550100_e1"
+    message_id = ann_id(campaign_id, "e1")
     paused = api("POST", f"/v1/campaigns/{campaign_id}/pause")
     assert paused.body["status"] == "PAUSED"
     # What the sender does with a message whose time comes during the pause.
@@ -231,7 +236,7 @@ def test_the_template_sees_the_event_as_design_gives_it(
     add_user(api)
     campaign_id = triggered_campaign(api, body=EVENT_TEMPLATE)
     outcome = route_event(router(), event(clock), clock())
-    doc = message(db, f"{campaign_id}_14155550100_e1")
+    doc = message(db, ann_id(campaign_id, "e1"))
     assert doc.get("skip_reason") is None, doc.get("audit")
     assert doc["body"].startswith("Order A1 (order.shipped, e1, 2026-11-26) shipped")
     assert outcome.enqueued == 1
@@ -259,7 +264,7 @@ def test_a_preview_that_renders_is_a_send_that_renders(
     assert preview.status == 200, preview.body
     assert preview.body["missing_variables"] == []
     route_event(router(), event(clock), clock())
-    sent = message(db, f"{campaign_id}_14155550100_e1")
+    sent = message(db, ann_id(campaign_id, "e1"))
     assert sent["body"].startswith(preview.body["body"])
 
 
@@ -273,7 +278,7 @@ def test_a_render_failure_skips_that_message_as_render_failed(
     outcome = route_event(router(), event(clock, properties={"n": 0}), clock())
     assert outcome.enqueued == 0
     assert [m.campaign_id for m in outcome.matched] == [campaign_id]
-    doc = message(db, f"{campaign_id}_14155550100_e1")
+    doc = message(db, ann_id(campaign_id, "e1"))
     assert doc["status_rank"] == rank_of(MessageStatus.SKIPPED)
     assert doc["skip_reason"] == "render_failed"
     assert task_queue.tasks == []

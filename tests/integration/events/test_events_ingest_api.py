@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from shared.delivery.messages import message_id_for
 from shared.events.ingest import EVENTS
 from shared.events.router import route_event
 from tests.integration.events.factories import PHONE, add_user, triggered_campaign
+
+
+def ann_id(campaign_id: str, event_id: str) -> str:
+    """The id of the message an event for +14155550100 causes."""
+    return message_id_for(campaign_id, "+14155550100", event_id)
+
 
 pytestmark = pytest.mark.integration
 
@@ -192,13 +199,16 @@ def test_get_shows_the_event_its_campaigns_and_messages(
     assert body["status"] == "matched"
     assert body["properties"] == {"order_id": "A1"}
     assert body["matched"] == [
-        {"campaign_id": matched, "message_id": f"{matched}_14155550100_g1"}
+        {
+            "campaign_id": matched,
+            "message_id": ann_id(matched, "g1"),
+        }
     ]
     reasons = {m["campaign_id"]: m["reason"] for m in body["not_matched"]}
     assert reasons == {big: "where_mismatch", paused: "ignored_paused"}
     assert body["messages"] == [
         {
-            "id": f"{matched}_14155550100_g1",
+            "id": ann_id(matched, "g1"),
             "campaign_id": matched,
             "status": "QUEUED",
             "skip_reason": None,

@@ -973,3 +973,12 @@ def test_publisher_grants_are_exactly_what_the_code_publishes() -> None:
 def test_enqueuer_grants_are_exactly_what_the_code_enqueues() -> None:
     derived = {fn for fn in FUNCTIONS if enqueued_by_code(fn)}
     assert set(tf_locals()["task_enqueuers"]) == derived
+
+
+def test_the_api_request_log_exclusion_matches_the_local_request_log() -> None:
+    from local.faults import EXCLUDED_API_URLS
+
+    exclusion = resources("google_logging_project_exclusion")["api_phone_urls"]
+    found = set(re.findall(r'httpRequest\.requestUrl:"([^"]+)"', exclusion["filter"]))
+    assert found == set(EXCLUDED_API_URLS)
+    assert 'service_name="${local.function_names["api"]}"' in exclusion["filter"]
