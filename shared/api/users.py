@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,6 +23,7 @@ from shared.api.http import (
 )
 from shared.api.paging import page_limit, paged
 from shared.audience.consent import set_consent
+from shared.audience.erasure import erase_phone
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
     USERS,
@@ -34,11 +35,11 @@ from shared.audience.users import (
     check_attributes,
     consent_events,
     create_user,
-    erase_user,
     is_valid_timezone,
     patch_user,
     user_ref,
 )
+from shared.platform.logging import mask_phone
 
 router = Router()
 
@@ -185,12 +186,17 @@ def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiRespon
 
 @router.add("DELETE", "/v1/users/{phone}")
 def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    """Erase the number everywhere (docs/architecture.md §3); say what went.
+
+    Idempotent: a retry after a failure halfway erases what is left, and a
+    second call on an erased number answers 404 unless something remained.
+    """
     phone = phone_param(request, context)
-    try:
-        erase_user(context.db, phone, context.clock())
-    except UserNotFound as exc:
-        raise not_found("user") from exc
-    return ApiResponse(204)
+    retention = timedelta(days=context.core.message_retention_days)
+    report = erase_phone(context.db, phone, context.clock(), retention)
+    if not any(report["erased"].values()):
+        raise not_found("user")
+    return ApiResponse(200, {"phone": mask_phone(phone), **report})
 
 
 @router.add("PUT", "/v1/users/{phone}/consent")

@@ -45,8 +45,11 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
+from shared.audience.erasure import suppressed_states
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
+    SUPPRESSION,
+    Consent,
     ConsentState,
     InvalidAttributes,
     User,
@@ -61,6 +64,7 @@ from shared.audience.users import (
     user_ref,
 )
 from shared.platform.clock import utcnow
+from shared.platform.logging import mask_phones_in_log
 
 IMPORTS = "imports"
 SOURCE = "import"
@@ -153,7 +157,8 @@ class ImportReport(BaseModel):
         if len(self.errors) >= MAX_REPORTED_ERRORS:
             self.errors_omitted += 1
             return
-        shown = None if phone is None else str(phone)[:_MAX_TEXT]
+        # Masked as in logs: an import report outlives the contact's erasure.
+        shown = None if phone is None else mask_phones_in_log(str(phone)[:_MAX_TEXT])
         self.errors.append(
             ImportRowError(row=row, phone=shown, error=reason[:_MAX_TEXT])
         )
@@ -519,14 +524,25 @@ class _Batch:
         else:
             self._update(contact, current, snapshot.update_time)
 
+    def add_over_suppression(self, contact: Contact, state: ConsentState) -> None:
+        """A new profile for an erased number, keeping its opt-out."""
+        consent = Consent(state=state, source=SUPPRESSION)
+        current = User(phone=contact.phone, consent=consent, suppressed=True)
+        self._record(contact, None, state, SUPPRESSION)
+        self._create(contact, current, None)
+
     def _evidence(self, contact: Contact) -> str:
         return f"import {self.import_id} row {contact.row}"
 
     def _record(
-        self, contact: Contact, previous: ConsentState | None, state: ConsentState
+        self,
+        contact: Contact,
+        previous: ConsentState | None,
+        state: ConsentState,
+        source: str = SOURCE,
     ) -> None:
         event = consent_event(
-            previous, state, SOURCE, self.now, self._evidence(contact)
+            previous, state, source, self.now, self._evidence(contact)
         )
         record_consent_change(self.batch, self.db, contact.phone, event)
 
@@ -544,7 +560,9 @@ class _Batch:
             self.now,
         )
         ref = user_ref(self.db, contact.phone)
-        if current is None:
+        if current is None or read_at is None:
+            if decided is None and current is not None:
+                user.consent = current.consent
             self.batch.create(ref, user_doc(user))
         else:
             if decided is None:
@@ -597,9 +615,17 @@ def _commit(
     """One atomic batch. Unread, every contact is created: if one exists the
     whole batch fails (AlreadyExists) and is decided again from a read."""
     snapshots = _stored_states(db, contacts) if read_first else {}
+    # Erased, opted-out numbers: a batched read of their suppression entries,
+    # so a re-import never opts one back in.
+    suppressed = suppressed_states(db, {contact.phone for contact in contacts})
     batch = _Batch(db, now, import_id)
     for contact in contacts:
-        batch.add(contact, snapshots.get(contact.phone))
+        snapshot = snapshots.get(contact.phone)
+        state = suppressed.get(contact.phone)
+        if state is not None and (snapshot is None or not snapshot.exists):
+            batch.add_over_suppression(contact, state)
+        else:
+            batch.add(contact, snapshot)
     batch.batch.commit()
     return batch.outcome
 

@@ -15,8 +15,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel, Field
 
+from shared.audience.privacy import suppression_key
+
 USERS = "users"
 CONSENT_EVENTS = "consent_events"
+SUPPRESSIONS = "suppressions"
 # Firestore allows 20 levels of nested maps; attributes stay well inside that.
 MAX_ATTRIBUTE_DEPTH = 10
 MAX_ATTRIBUTE_NAME = 200
@@ -81,16 +84,6 @@ def user_doc(user: User) -> dict[str, Any]:
     return user.model_dump(exclude={"suppressed", "erased_at"})
 
 
-def suppression_doc(user: User, now: datetime) -> dict[str, Any]:
-    """What remains of an opted-out user after erasure."""
-    return {
-        "phone": user.phone,
-        "consent": user.consent.model_dump(),
-        "suppressed": True,
-        "erased_at": now,
-    }
-
-
 def attribute_field(*names: str) -> str:
     """The escaped Firestore field path of `attributes.<names…>`."""
     return str(FieldPath("attributes", *names).to_api_repr())
@@ -147,6 +140,11 @@ def is_valid_timezone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+def suppression_ref(db: firestore.Client, phone: str) -> firestore.DocumentReference:
+    """The entry an erased, opted-out number leaves: keyed by a keyed hash."""
+    return db.collection(SUPPRESSIONS).document(suppression_key(phone))
 
 
 def user_ref(db: firestore.Client, phone: str) -> firestore.DocumentReference:
@@ -208,6 +206,28 @@ def upserted_consent(
     return requested
 
 
+# Consent source of a profile re-created over an erased number's suppression.
+SUPPRESSION = "suppression"
+
+
+def suppressed_user(
+    db: firestore.Client,
+    phone: str,
+    transaction: firestore.Transaction | None = None,
+) -> User | None:
+    """An erased, opted-out number as a suppressed profile (consent only)."""
+    snapshot = suppression_ref(db, phone).get(transaction=transaction)
+    if not snapshot.exists:
+        return None
+    data = snapshot.to_dict() or {}
+    consent = Consent(
+        state=ConsentState(data["state"]),
+        updated_at=data.get("opted_out_at"),
+        source=SUPPRESSION,
+    )
+    return User(phone=phone, consent=consent, suppressed=True)
+
+
 class UserNotFound(LookupError):
     pass
 
@@ -241,10 +261,17 @@ def create_user(
         current = User.from_doc(snapshot.to_dict() or {}) if snapshot.exists else None
         if current is not None and not current.suppressed:
             raise UserExists(phone)
+        if current is None:
+            current = suppressed_user(db, phone, transaction)
         decided = upserted_consent(current, state)
         user = new_user(phone, attributes, timezone, decided or state, source, now)
         if decided is None and current is not None:
             user.consent = current.consent
+        if current is not None and not snapshot.exists:
+            # The history was erased with the profile: say where consent came from.
+            at = current.consent.updated_at or now
+            event = consent_event(None, current.consent.state, SUPPRESSION, at)
+            record_consent_change(transaction, db, phone, event)
         transaction.set(ref, user_doc(user))
         if decided is not None:
             previous = current.consent.state if current else None
@@ -292,47 +319,3 @@ def patch_user(
         return user
 
     return apply(db.transaction())
-
-
-class Erasure(StrEnum):
-    DELETED = "deleted"
-    SUPPRESSED = "suppressed"
-
-
-def erase_user(db: firestore.Client, phone: str, now: datetime) -> Erasure:
-    """Erase a profile; an opted-out number keeps a suppression entry.
-
-    The consent history of a suppressed number is kept as the evidence of its
-    opt-out; a fully deleted user loses it too.
-    """
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> Erasure:
-        ref = user_ref(db, phone)
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise UserNotFound(phone)
-        user = User.from_doc(snapshot.to_dict() or {})
-        if user.consent.state in SUPPRESSING_STATES:
-            if not user.suppressed:
-                transaction.set(ref, suppression_doc(user, now))
-            return Erasure.SUPPRESSED
-        transaction.delete(ref)
-        return Erasure.DELETED
-
-    outcome = apply(db.transaction())
-    if outcome == Erasure.DELETED:
-        delete_consent_history(db, phone)
-    return outcome
-
-
-def delete_consent_history(db: firestore.Client, phone: str, page: int = 500) -> None:
-    events = consent_events(db, phone)
-    while True:
-        refs = [snapshot.reference for snapshot in events.limit(page).stream()]
-        if not refs:
-            return
-        batch = db.batch()
-        for ref in refs:
-            batch.delete(ref)
-        batch.commit()

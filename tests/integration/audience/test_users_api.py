@@ -156,23 +156,29 @@ def test_consent_changes_are_recorded_newest_first_and_paged(
 
 def test_delete_erases_an_opted_in_user_and_its_history(api: Any, db: Any) -> None:
     new_user(api, attributes={"name": "Ann"})
-    assert api("DELETE", f"/v1/users/{PHONE}").status == 204
+    erased = api("DELETE", f"/v1/users/{PHONE}")
+    assert erased.status == 200
+    assert erased.body["erased"]["users"] == 1
+    assert erased.body["erased"]["consent_events"] == 1
+    assert erased.body["suppressed"] is False
+    assert PHONE not in erased.body["phone"]
     assert api("GET", f"/v1/users/{PHONE}").status == 404
     assert list(db.collection("users").document(PHONE).collections()) == []
+    assert list(db.collection("suppressions").stream()) == []
     assert api("DELETE", f"/v1/users/{PHONE}").status == 404
 
 
-def test_delete_of_a_stopped_user_keeps_a_suppression_entry(api: Any, db: Any) -> None:
+def test_delete_of_a_stopped_user_keeps_only_a_keyed_suppression_entry(
+    api: Any, db: Any
+) -> None:
     new_user(api, attributes={"name": "Ann"}, consent_state="STOP")
-    assert api("DELETE", f"/v1/users/{PHONE}").status == 204
-    stored = db.collection("users").document(PHONE).get().to_dict()
-    assert set(stored) == {"phone", "consent", "suppressed", "erased_at"}
-    assert stored["suppressed"] is True
-    assert stored["consent"]["state"] == "STOP"
-    shown = api("GET", f"/v1/users/{PHONE}").body
-    assert shown["suppressed"] is True and shown["attributes"] == {}
-    patch = api("PATCH", f"/v1/users/{PHONE}", json={"attributes": {"a": 1}})
-    assert patch.status == 409
+    erased = api("DELETE", f"/v1/users/{PHONE}")
+    assert erased.status == 200 and erased.body["suppressed"] is True
+    assert not db.collection("users").document(PHONE).get().exists
+    [entry] = list(db.collection("suppressions").stream())
+    assert PHONE[1:] not in entry.id and PHONE[1:] not in str(entry.to_dict())
+    assert entry.to_dict()["state"] == "STOP"
+    assert api("GET", f"/v1/users/{PHONE}").status == 404
 
     recreated = api(
         "POST",
@@ -181,8 +187,9 @@ def test_delete_of_a_stopped_user_keeps_a_suppression_entry(api: Any, db: Any) -
     )
     assert recreated.status == 201, recreated.body
     assert recreated.body["consent"]["state"] == "STOP"
-    assert recreated.body["suppressed"] is False
-    assert [e["to"] for e in history(api)["items"]] == ["STOP"]
+    assert [(e["to"], e["source"]) for e in history(api)["items"]] == [
+        ("STOP", "suppression")
+    ]
 
 
 def test_an_opted_out_erased_number_is_not_opted_in_by_post(
@@ -194,7 +201,7 @@ def test_an_opted_out_erased_number_is_not_opted_in_by_post(
     again = new_user(api, consent_state="OPT_IN")
     assert again["consent"]["state"] == "OPT_OUT"
     stricter = api("DELETE", f"/v1/users/{PHONE}")
-    assert stricter.status == 204
+    assert stricter.status == 200
     stopped = new_user(api, consent_state="STOP")
     assert stopped["consent"]["state"] == "STOP"
     assert [e["to"] for e in history(api)["items"]] == ["STOP", "OPT_OUT"]
