@@ -122,6 +122,16 @@ def wait_until_idle(client: FlaskClient, timeout: float = 3.0) -> dict[str, int]
         time.sleep(0.005)
 
 
+def wait_until_delivered(client: FlaskClient, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = client.get("/_sim/messages").get_json()["messages"]
+        if all(m["status"] == "delivered" for m in messages):
+            return
+        time.sleep(0.005)
+    raise AssertionError("messages not delivered in time")
+
+
 def assert_signed(call: Webhook, url: str) -> None:
     signature = call.headers["X-Twilio-Signature"]
     assert RequestValidator(AUTH_TOKEN).validate(url, call.params, signature)
@@ -265,6 +275,7 @@ def test_twilio_list_filters_by_recipient_and_date(client: FlaskClient) -> None:
     first = send(client).get_json()["sid"]
     send(client, To="+14155550199")
     second = send(client).get_json()["sid"]
+    wait_until_delivered(client)  # only a sent message has a DateSent
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
 
     page = client.get(
@@ -277,6 +288,56 @@ def test_twilio_list_filters_by_recipient_and_date(client: FlaskClient) -> None:
     assert [m["sid"] for m in page["messages"]] == [second, first]
     assert (page["page"], page["page_size"], page["next_page_uri"]) == (0, 50, None)
     assert future["messages"] == []
+
+
+def test_create_then_fail_with_500_keeps_the_message_at_twilio(
+    client: FlaskClient,
+) -> None:
+    client.post("/_sim/config", json={"create_then_fail_with_500": 1})
+
+    failed, accepted = send(client, Body="first"), send(client, Body="second")
+
+    assert (failed.status_code, failed.get_json()["code"]) == (500, 20500)
+    assert accepted.status_code == 201
+    listed = client.get(MESSAGES_PATH, query_string={"To": TO}, auth=AUTH).get_json()
+    assert [m["body"] for m in listed["messages"]] == ["second", "first"]
+    stats = client.get("/_sim/stats").get_json()
+    assert (stats["accepted"], stats["rejected"]) == (2, 0)
+    assert stats["created_then_failed"] == 1
+
+
+def test_a_held_message_stays_queued_without_date_sent(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    client.post("/_sim/config", json={"hold_next_queued": 1, "hold_queued_ms": 60000})
+    callback = f"{receiver.base_url}/status"
+
+    held = send(client, StatusCallback=callback).get_json()["sid"]
+    sent = send(client, StatusCallback=callback).get_json()["sid"]
+    calls = receiver.wait_for(3)
+
+    assert {call.params["MessageSid"] for call in calls} == {sent}
+    by_to = client.get(MESSAGES_PATH, query_string={"To": TO}, auth=AUTH).get_json()
+    statuses = {m["sid"]: (m["status"], m["date_sent"]) for m in by_to["messages"]}
+    assert statuses[held] == ("queued", None)
+    assert statuses[sent][1] is not None
+    since = client.get(
+        MESSAGES_PATH, query_string={"To": TO, "DateSent>": "2020-01-01"}, auth=AUTH
+    ).get_json()
+    assert [m["sid"] for m in since["messages"]] == [sent]
+    assert client.get("/_sim/stats").get_json()["held_queued"] == 1
+
+
+def test_a_held_message_goes_on_after_its_hold(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    client.post("/_sim/config", json={"hold_next_queued": 1, "hold_queued_ms": 50})
+
+    sid = send(client, StatusCallback=f"{receiver.base_url}/s").get_json()["sid"]
+    calls = receiver.wait_for(3)
+
+    assert [c.params["MessageStatus"] for c in calls] == ["queued", "sent", "delivered"]
+    assert {c.params["MessageSid"] for c in calls} == {sid}
 
 
 def test_fetch_unknown_message_answers_404(client: FlaskClient) -> None:
