@@ -23,6 +23,9 @@ ERROR_MEANINGS: dict[str, str] = {
     "30006": "Landline or unreachable carrier",
     "30007": "Message filtered by the carrier",
     "30008": "Unknown error",
+    # Ours, not Twilio's: an ambiguous send that reconciliation could not
+    # settle with certainty (shared/delivery/reconcile.py). Never re-sent.
+    "unreconciled": "Send outcome unknown at Twilio; not re-sent, check its logs",
 }
 
 
