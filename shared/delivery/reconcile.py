@@ -12,17 +12,17 @@ have created:
   StatusCallback, the ContentSid nor the ContentVariables), so a
   content-template send can only be told apart by number, sender and window.
 
-A SID is then claimed atomically: one transaction checks that no other message
-holds it (the `provider_sids/{sid}` claim, or a message that recorded it on
-the happy path) and creates the claim while it records the SID on the
-message, so two messages can never both take one SID. Two sends of one body
-to one number from one sender in one window are interchangeable, so a body
-send takes any unclaimed one. Content sends are not: more than one unclaimed
-candidate is a case we cannot settle with certainty. Such a message, like one
-whose lookup page was full before it reached the window, is marked FAILED
-with error code `unreconciled` (it shows among the campaign's failures) and is
-never re-sent: a final status, so its campaign still completes, and a later
-delivery callback still lifts it to DELIVERED.
+A SID is then claimed atomically: one transaction checks that no other
+message holds the `provider_sids/{sid}` claim and creates it while it records
+the SID on the message, so two reconcilers can never both take one SID (a
+message that recorded the SID on the happy path is looked up just before).
+Two sends of one body to one number from one sender in one window are
+interchangeable, so a body send takes any unclaimed one. Content sends are
+not: more than one unclaimed candidate cannot be settled with certainty.
+Such a message, like one whose lookup page was full before it reached the
+window, is marked FAILED with error code `unreconciled` (it shows among the
+campaign's failures) and is never re-sent: a final status, so its campaign
+still completes, and a later delivery callback still lifts it to DELIVERED.
 
 Only this path writes `provider_sids`: the happy path records a SID it was
 given by Twilio directly, and stays within its write budget.
@@ -133,7 +133,19 @@ def held_by_another(db: firestore.Client, sid: str, message_id: str) -> bool:
 def claim_sid(
     db: firestore.Client, message: Message, sid: str, now: datetime
 ) -> ClaimOutcome:
-    """Take `sid` for `message` and record it SENT, in one transaction."""
+    """Take `sid` for `message` and record it SENT, in one transaction.
+
+    Reconcilers meet on the `provider_sids/{sid}` document, which the
+    transaction reads and creates. A message that recorded the SID on the
+    happy path did so within moments of Twilio's answer, long before any
+    lease expired, so a plain query finds it; inside the transaction the
+    query would lock every message (the emulator locks whole ranges) and
+    stall callbacks behind it.
+    """
+    operations.add("reads")
+    holders = list(_holders_query(db, sid).stream())
+    if any(holder.id != message.id for holder in holders):
+        return ClaimOutcome.TAKEN
     ref = message_ref(db, message.id)
     sid_ref = _sid_ref(db, sid)
 
@@ -141,13 +153,12 @@ def claim_sid(
     def take(transaction: firestore.Transaction) -> ClaimOutcome:
         current = ref.get(transaction=transaction)
         claim = sid_ref.get(transaction=transaction)
-        holders = list(transaction.get(_holders_query(db, sid)))
-        operations.add("reads", 3)
+        operations.add("reads", 2)
         data = current.to_dict() or {}
         sending = data.get("status_rank") == rank_of(MessageStatus.SENDING)
         if not sending or data.get("attempt_id") != message.attempt_id:
             return ClaimOutcome.CHANGED
-        if _held_by_another(claim, holders, message.id):
+        if _held_by_another(claim, [], message.id):
             return ClaimOutcome.TAKEN
         # create(): should the transaction ever lose its read lock, the commit
         # still fails rather than hand one SID to two messages.

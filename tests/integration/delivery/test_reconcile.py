@@ -22,6 +22,7 @@ from local.twilio_simulator import SimulatorConfig, SimulatorServer
 from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
+from shared.campaigns.scheduler import is_finished
 from shared.campaigns.summary import compute_summary
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import TwilioGateway
@@ -333,6 +334,8 @@ def test_two_candidate_content_sends_are_unreconciled_and_reported(
     summary = compute_summary(db, campaign, clock())
     assert [(f.code, f.count) for f in summary.failures] == [("unreconciled", 1)]
     assert summary.failures[0].meaning
+    # Final, so the campaign can complete (its batches are all fanned out).
+    assert is_finished(db, campaign, deps.core, clock())
 
 
 # --- two same-text messages to one number reconciling at once ------------------
