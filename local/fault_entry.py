@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 from local.faults import (
+    FaultCounters,
     FaultPlan,
     patch_firestore_commits,
+    patch_reconcile_claims,
     patch_twilio_gateway,
     wrap_http_handler,
     wrap_pubsub_handler,
+    wrap_send_task_handler,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,9 +35,13 @@ sys.modules[_spec.name] = _module
 _spec.loader.exec_module(_module)
 
 _plan = FaultPlan(os.environ.get("ESE_FAULTS_FILE"), NAME)
+_counters = FaultCounters(os.environ.get("ESE_FAULTS_FILE"), NAME)
 patch_firestore_commits(_plan)
 patch_twilio_gateway(_plan)
+patch_reconcile_claims(_plan, _counters)
 _real = getattr(_module, NAME)
+if NAME == "message_sender":
+    _real = wrap_send_task_handler(_plan, _counters, _real)
 _wrapped = (
     wrap_http_handler(_plan, _real)
     if NAME in HTTP

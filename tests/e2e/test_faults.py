@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -102,6 +103,7 @@ def fault_stack() -> Iterator[FaultStack]:
     state_dir.mkdir(parents=True, exist_ok=True)
     faults_file = state_dir / "faults.json"
     faults_file.write_text("{}")
+    shutil.rmtree(state_dir / "fault-counts", ignore_errors=True)
     env = {
         "ESE_FAULTS_FILE": str(faults_file),
         "SENDING_LEASE_SECONDS": "6",
@@ -304,6 +306,120 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     letters = wait_for(poison_dead_lettered, timeout=120, interval=3)
     assert [base64.b64decode(m["data"]) for m in letters] == [b"{not json"]
     assert_promises(faulty, campaign_id, phones)
+
+
+# ------------------------------------------------------------ ambiguous sends
+
+# Small audiences: these classes wait out sending leases, not volume.
+AMBIGUOUS_RECIPIENTS = 40
+# Longer than a lease (6 s) and the retry that finds it expired.
+HOLD_QUEUED_MS = 15_000
+
+
+def ambiguous_sends(e2e: FaultStack, count: int, hold_ms: int = 0) -> None:
+    """The next `count` sends reach Twilio but answer 500; with `hold_ms` they
+    also stay queued there (no DateSent, no callback) that long."""
+    config: dict[str, Any] = {"create_then_fail_with_500": count}
+    if hold_ms:
+        config |= {"hold_next_queued": count, "hold_queued_ms": hold_ms}
+    e2e.sim("POST", "/_sim/config", json=config)
+
+
+def fault_counts(e2e: FaultStack) -> dict[str, int]:
+    from local.faults import read_fault_counts
+
+    return read_fault_counts(Path(e2e.endpoints["state_dir"]))
+
+
+def reconciled_by_lookup(messages: list[dict[str, Any]]) -> int:
+    """Messages whose send was recorded from a Twilio lookup."""
+    return sum(
+        any(a["step"] == "send" and a["outcome"] == "reconciled" for a in m["audit"])
+        for m in messages
+    )
+
+
+def test_twilio_answers_500_after_creating_the_message(faulty: FaultStack) -> None:
+    phones = seed_audience(faulty, "created500", AMBIGUOUS_RECIPIENTS)
+    # Queued at Twilio, without a callback, a little longer than a task retry
+    # takes but not as long as a lease: the status callbacks settle them.
+    ambiguous_sends(faulty, 20, hold_ms=3000)
+    campaign_id = launch_campaign(faulty, "created500")
+    assert_promises(faulty, campaign_id, phones)
+    assert faulty.sim("GET", "/_sim/stats")["created_then_failed"] == 20
+
+
+def test_a_message_still_queued_at_twilio_when_its_lease_expires(
+    faulty: FaultStack,
+) -> None:
+    phones = seed_audience(faulty, "heldqueued", AMBIGUOUS_RECIPIENTS)
+    ambiguous_sends(faulty, 20, hold_ms=HOLD_QUEUED_MS)
+    campaign_id = launch_campaign(faulty, "heldqueued")
+    assert_promises(faulty, campaign_id, phones)
+    assert faulty.sim("GET", "/_sim/stats")["held_queued"] == 20
+    assert reconciled_by_lookup(campaign_messages(faulty, campaign_id)) > 0
+
+
+def test_two_same_text_messages_to_one_number_reconciling_at_once(
+    faulty: FaultStack,
+) -> None:
+    """Two campaigns, one text, one audience; every send is ambiguous and still
+    queued at Twilio when its lease expires. The rendezvous holds each claim
+    until the other message of its number claims the same SID."""
+    phones = seed_audience(faulty, "sametext", 10)
+    before = fault_counts(faulty).get("reconcile_rendezvous", 0)
+    ambiguous_sends(faulty, 2 * len(phones), hold_ms=HOLD_QUEUED_MS)
+    faulty.set_faults(reconcile_rendezvous=1.0)
+    campaign_ids = [launch_campaign(faulty, "sametext") for _ in range(2)]
+
+    def all_reconciled() -> list[dict[str, Any]] | None:
+        found = [m for c in campaign_ids for m in campaign_messages(faulty, c)]
+        unsettled = [m for m in found if m["status"] in ("QUEUED", "SENDING")]
+        return found if len(found) == 2 * len(phones) and not unsettled else None
+
+    wait_for(all_reconciled, timeout=120, interval=2)
+    faulty.set_faults()
+    assert fault_counts(faulty).get("reconcile_rendezvous", 0) > before
+
+    found = {
+        m["id"]: m
+        for c in campaign_ids
+        for m in settle(faulty, c, len(phones), timeout=120).values()
+    }
+    assert_one_send_per_accepted_message(faulty, found, campaign_ids)
+    sends = Counter(m["to"] for m in faulty.sent_messages())
+    assert sends == dict.fromkeys(phones, 2), "each number gets each campaign's text"
+    for campaign_id in campaign_ids:
+        assert_completed_with_a_true_count(faulty, campaign_id)
+
+
+def _stranded_sweep_merged() -> bool:
+    """The stranded-QUEUED sweep (issue 15 item 4) fails a message whose send
+    task ran out of attempts with this reason."""
+    return any(
+        "send_attempts_exhausted" in path.read_text()
+        for path in (REPO / "shared").rglob("*.py")
+    )
+
+
+@pytest.mark.skipif(
+    not _stranded_sweep_merged(),
+    reason="needs the scheduler's sweep of stranded QUEUED messages (issue 15 item 4)",
+)
+def test_a_send_task_that_exhausts_its_attempts(faulty: FaultStack) -> None:
+    phones = seed_audience(faulty, "exhausted", 10)
+    before = fault_counts(faulty).get("send_task_exhausted", 0)
+    faulty.set_faults(send_task_exhausted=1.0)
+    campaign_id = launch_campaign(faulty, "exhausted")
+
+    def attempts_spent() -> bool:
+        # Ten attempts of each of the ten send tasks (the dispatcher's budget).
+        spent = fault_counts(faulty).get("send_task_exhausted", 0) - before
+        return spent >= 10 * len(phones)
+
+    wait_for(attempts_spent, timeout=120, interval=2)
+    assert_promises(faulty, campaign_id, phones)
+    assert fault_counts(faulty).get("send_task_exhausted", 0) > before
 
 
 # ---------------------------------------------------------------- event bursts
