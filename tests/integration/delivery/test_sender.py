@@ -16,7 +16,12 @@ import pytest
 from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import CampaignSettings, CampaignStatus
-from shared.delivery.gateway import OutboundMessage, SendAccepted, TwilioSendError
+from shared.delivery.gateway import (
+    LOOKUP_LIMIT,
+    OutboundMessage,
+    SendAccepted,
+    TwilioSendError,
+)
 from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.receipts import apply_status_callback
 from shared.delivery.sender import SenderDeps, SendResult, send_message
@@ -579,6 +584,26 @@ def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     assert run(deps, task) == SendResult(200, "sent")
     assert len(gateway.sent) == 1
     assert status(db) is MessageStatus.SENT
+
+
+def test_a_lookup_page_full_of_the_window_is_unreconciled_not_resent(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """A full page that never reaches back past the claim may have left out
+    this message's send: not found is not certain, so it is never re-sent."""
+    stuck_message(db, clock.now, -timedelta(minutes=2))
+    recent = clock.now - timedelta(seconds=30)
+    gateway.found = [
+        at_twilio(f"SM{i:032d}", "another text", recent) for i in range(LOOKUP_LIMIT)
+    ]
+    task = reconcile_task(db)
+
+    assert run(deps, task) == SendResult(200, "unreconciled:lookup_truncated")
+    doc = message(db)
+    assert status_of(doc["status_rank"]) is MessageStatus.FAILED
+    assert (doc["error_code"], doc["lease_until"]) == ("unreconciled", None)
+    assert run(deps, task).outcome == "already_failed"
+    assert gateway.sent == []
 
 
 # --- status callbacks racing the send ------------------------------------------
