@@ -47,6 +47,9 @@ PROVIDER_SIDS = "provider_sids"
 # Our clock against Twilio's DateCreated.
 CLOCK_SKEW = timedelta(seconds=60)
 UNRECONCILED = "unreconciled"
+# A SID claim matters only while its message could still be reconciled; a
+# TTL policy on `expire_at` deletes it after this.
+SID_CLAIM_RETENTION = timedelta(days=30)
 
 
 class ClaimOutcome(StrEnum):
@@ -162,7 +165,14 @@ def claim_sid(
             return ClaimOutcome.TAKEN
         # create(): should the transaction ever lose its read lock, the commit
         # still fails rather than hand one SID to two messages.
-        transaction.create(sid_ref, {"message_id": message.id, "claimed_at": now})
+        transaction.create(
+            sid_ref,
+            {
+                "message_id": message.id,
+                "claimed_at": now,
+                "expire_at": now + SID_CLAIM_RETENTION,
+            },
+        )
         transaction.update(ref, sent_fields(sid, "reconciled", now))
         operations.add("writes", 2)
         return ClaimOutcome.CLAIMED
