@@ -111,6 +111,9 @@ def fault_stack() -> Iterator[FaultStack]:
         "SETTLE_SECONDS": "600",
         "SCHEDULER_TICK_SECONDS": "2",
         "LOCAL_TASKS_MAX_BACKOFF": "2",
+        # Past the dispatcher's retry budget here (10 attempts, <= 2 s apart),
+        # so the stranded-QUEUED sweep picks up exhausted tasks within the test.
+        "STRANDED_QUEUED_SECONDS": "60",
         "LOCAL_TASKS_MAX_CONCURRENT": "32",
     }
     try:
