@@ -19,6 +19,7 @@ from shared.campaigns.models import CampaignSettings, CampaignStatus
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
+    LOOKUP_LIMIT,
     OutboundMessage,
     SendAccepted,
     TwilioSendError,
@@ -58,7 +59,7 @@ class FakeGateway:
         self.sent: list[OutboundMessage] = []
         self.failures: list[TwilioSendError] = []
         self.found: list[SendAccepted] = []
-        self.lookups: list[tuple[str, datetime]] = []
+        self.lookups: list[tuple[str, str | None]] = []
         # Runs inside send(), after the claim and before the SENT write.
         self.during_send: Callable[[str], None] | None = None
         self._lock = threading.Lock()
@@ -79,8 +80,8 @@ class FakeGateway:
             self.sent.append(message)
         return SendAccepted(sid=sid, status="queued")
 
-    def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
-        self.lookups.append((to, since))
+    def find_recent(self, to: str, from_number: str | None) -> list[SendAccepted]:
+        self.lookups.append((to, from_number))
         return list(self.found)
 
 
@@ -541,19 +542,32 @@ def test_a_live_lease_is_retried_later_without_sending(
     assert gateway.sent == [] and gateway.lookups == []
 
 
+def at_twilio(sid: str, body: str, created: datetime) -> SendAccepted:
+    """A message Twilio lists for PHONE, sent through our Messaging Service."""
+    return SendAccepted(
+        sid=sid,
+        status="delivered",
+        body=body,
+        to=PHONE,
+        messaging_service_sid=SERVICE_SID,
+        date_created=created,
+    )
+
+
 def test_an_expired_lease_found_at_twilio_is_recorded_sent_without_resending(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
     original = stuck_message(db, clock.now, -timedelta(minutes=2))
+    claimed = clock.now - timedelta(minutes=4)
     gateway.found = [
-        SendAccepted(sid="SMother", status="delivered", body="another message"),
-        SendAccepted(sid="SMfound", status="delivered", body=BODY),
+        at_twilio("SMother", "another message", claimed),
+        at_twilio("SMbefore", BODY, claimed - timedelta(minutes=5)),
+        at_twilio("SMfound", BODY, claimed + timedelta(seconds=1)),
     ]
     # The original task, redelivered, must not send blindly either.
     assert run(deps, original) == SendResult(200, "reconciled_sent")
     assert gateway.sent == []
-    [(to, since)] = gateway.lookups
-    assert to == PHONE and since <= clock.now - timedelta(minutes=4)
+    assert gateway.lookups == [(PHONE, None)]
     doc = message(db)
     assert status_of(doc["status_rank"]) is MessageStatus.SENT
     assert doc["provider_sid"] == "SMfound"
@@ -569,7 +583,7 @@ def test_a_send_found_at_twilio_that_another_message_holds_is_not_this_ones(
     db.collection("messages").document("other-campaign-message").set(
         {"phone": PHONE, "body": BODY, "provider_sid": "SMtheirs"}
     )
-    gateway.found = [SendAccepted(sid="SMtheirs", status="delivered", body=BODY)]
+    gateway.found = [at_twilio("SMtheirs", BODY, clock.now - timedelta(minutes=4))]
     task = reconcile_task(db)
     assert run(deps, task) == SendResult(503, "reconciled_not_sent")
     assert status(db) is MessageStatus.QUEUED
@@ -584,7 +598,7 @@ def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
     stuck_message(db, clock.now, -timedelta(minutes=2))
-    gateway.found = [SendAccepted(sid="SMother", status="sent", body="other")]
+    gateway.found = [at_twilio("SMother", "other", clock.now - timedelta(minutes=4))]
     task = reconcile_task(db)
     assert run(deps, task) == SendResult(503, "reconciled_not_sent")
     assert status(db) is MessageStatus.QUEUED
@@ -593,6 +607,26 @@ def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     assert run(deps, task) == SendResult(200, "sent")
     assert len(gateway.sent) == 1
     assert status(db) is MessageStatus.SENT
+
+
+def test_a_lookup_page_full_of_the_window_is_unreconciled_not_resent(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """A full page that never reaches back past the claim may have left out
+    this message's send: not found is not certain, so it is never re-sent."""
+    stuck_message(db, clock.now, -timedelta(minutes=2))
+    recent = clock.now - timedelta(seconds=30)
+    gateway.found = [
+        at_twilio(f"SM{i:032d}", "another text", recent) for i in range(LOOKUP_LIMIT)
+    ]
+    task = reconcile_task(db)
+
+    assert run(deps, task) == SendResult(200, "unreconciled:lookup_truncated")
+    doc = message(db)
+    assert status_of(doc["status_rank"]) is MessageStatus.FAILED
+    assert (doc["error_code"], doc["lease_until"]) == ("unreconciled", None)
+    assert run(deps, task).outcome == "already_failed"
+    assert gateway.sent == []
 
 
 # --- status callbacks racing the send ------------------------------------------
