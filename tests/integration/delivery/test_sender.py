@@ -6,6 +6,7 @@ the send task fan-out would enqueue, and runs it through the sender.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -506,14 +507,16 @@ def test_21610_fails_the_message_and_stops_the_user(
 # --- expired claims ------------------------------------------------------------
 
 
-def stuck_message(db: Any, now: datetime, lease_left: timedelta) -> SendTask:
+def stuck_message(
+    db: Any, now: datetime, lease_left: timedelta, **fields: Any
+) -> SendTask:
     """A message claimed earlier whose lease ends `lease_left` from now.
 
     Returns the message's original send task, whose version predates the claim.
     """
     make_campaign(db)
     make_user(db, now)
-    task = make_message(db, now - timedelta(minutes=5))
+    task = make_message(db, now - timedelta(minutes=5), **fields)
     db.collection("messages").document(MESSAGE_ID).update(
         {
             "status_rank": rank_of(MessageStatus.SENDING),
@@ -572,6 +575,24 @@ def test_an_expired_lease_found_at_twilio_is_recorded_sent_without_resending(
     assert status_of(doc["status_rank"]) is MessageStatus.SENT
     assert doc["provider_sid"] == "SMfound"
     assert run(deps, reconcile_task(db)).outcome == "already_sent"
+
+
+def test_a_whatsapp_send_is_looked_up_and_matched_on_its_whatsapp_addresses(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """Twilio lists a WhatsApp message under `whatsapp:` addresses: the lookup
+    asks for them, and an SMS of the same text to the same number is not it."""
+    original = stuck_message(db, clock.now, -timedelta(minutes=2), channel="whatsapp")
+    created = clock.now - timedelta(minutes=4) + timedelta(seconds=1)
+    sms_twin = at_twilio("SMsms", BODY, created)
+    gateway.found = [
+        sms_twin,
+        dataclasses.replace(sms_twin, sid="SMwa", to=f"whatsapp:{PHONE}"),
+    ]
+    assert run(deps, original) == SendResult(200, "reconciled_sent")
+    assert gateway.lookups == [(f"whatsapp:{PHONE}", None)]
+    assert gateway.sent == []
+    assert message(db)["provider_sid"] == "SMwa"
 
 
 def test_a_send_found_at_twilio_that_another_message_holds_is_not_this_ones(
