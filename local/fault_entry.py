@@ -15,9 +15,11 @@ from local.faults import (
     FaultPlan,
     patch_clock,
     patch_firestore_commits,
+    patch_reconcile_claims,
     patch_twilio_gateway,
     wrap_http_handler,
     wrap_pubsub_handler,
+    wrap_send_task_handler,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +40,10 @@ _spec.loader.exec_module(_module)
 
 patch_firestore_commits(_plan)
 patch_twilio_gateway(_plan)
+patch_reconcile_claims(_plan)
 _real = getattr(_module, NAME)
+if NAME == "message_sender":
+    _real = wrap_send_task_handler(_plan, _real)
 _wrapped = (
     wrap_http_handler(_plan, _real, NAME)
     if NAME in HTTP

@@ -56,6 +56,11 @@ FAULT_CLASSES: dict[str, str] = {
     "crash_after_accept": "the sender raises after Twilio accepted the message",
     "firestore_aborted": "a commit (write, batch, transaction) answers Aborted",
     "exception_rate": "an HTTP handler fails before running",
+    # Counted only when two claims of one SID met, not at every draw.
+    "reconcile_rendezvous": "two same-text reconcilers of one number claim one "
+    "SID at the same moment (a rendezvous holds the first for the second)",
+    "send_task_exhausted": "the sender fails a send task it gets, so its "
+    "attempts run out and the message stays QUEUED (the stranded sweep's case)",
 }
 COUNTS_DIR = "fault-counts"
 
@@ -115,20 +120,38 @@ class FaultPlan:
             return float(self._current().get("clock_offset_seconds", 0.0))
 
     def should(self, fault: str) -> bool:
+        """Inject `fault` now? Each yes is counted as one injection."""
         with self._lock:
-            rate = self.rate(fault)
-            if rate <= 0:
+            if not self._draw(fault):
                 return False
-            rng = self._rngs.get(fault)
-            if rng is None:
-                seed, label = self._schedule
-                rng = random.Random(f"{seed}:{label}:{self._name}:{fault}")
-                self._rngs[fault] = rng
-            if rng.random() >= rate:
-                return False
-            self._counts[fault] += 1
-            self._write_counts()
+            self._record(fault)
             return True
+
+    def draw(self, fault: str) -> bool:
+        """The schedule's next decision for `fault`, not counted: for a class
+        that fires only when something else happens too (`record` it then)."""
+        with self._lock:
+            return self._draw(fault)
+
+    def record(self, fault: str) -> None:
+        """Count one injection of `fault` that a `draw` prepared."""
+        with self._lock:
+            self._record(fault)
+
+    def _draw(self, fault: str) -> bool:
+        rate = self.rate(fault)
+        if rate <= 0:
+            return False
+        rng = self._rngs.get(fault)
+        if rng is None:
+            seed, label = self._schedule
+            rng = random.Random(f"{seed}:{label}:{self._name}:{fault}")
+            self._rngs[fault] = rng
+        return rng.random() < rate
+
+    def _record(self, fault: str) -> None:
+        self._counts[fault] += 1
+        self._write_counts()
 
     def _write_counts(self) -> None:
         if self._counts_path is None:
@@ -255,3 +278,62 @@ def patch_firestore_commits(plan: FaultPlan) -> None:
 
     batch.WriteBatch.commit = batch_commit  # type: ignore[method-assign]
     transaction.Transaction._commit = transaction_commit  # type: ignore[method-assign]
+
+
+class Rendezvous:
+    """Holds the first claim of a SID until a second claim of it arrives (or
+    `wait_s` passes), so that two reconcilers claim one SID at one moment."""
+
+    def __init__(self, wait_s: float) -> None:
+        self._wait_s = wait_s
+        self._lock = threading.Lock()
+        self._waiting: dict[str, threading.Event] = {}
+        self._met: set[str] = set()
+
+    def meet(self, sid: str, message_id: str) -> bool:
+        """True for the claim that arrived second and released the first."""
+        with self._lock:
+            if message_id in self._met:
+                return False  # its first claim met already; no second wait
+            self._met.add(message_id)
+            first = self._waiting.pop(sid, None)
+            if first is not None:
+                first.set()
+                return True
+            arrived = threading.Event()
+            self._waiting[sid] = arrived
+        if not arrived.wait(self._wait_s):
+            with self._lock:
+                if self._waiting.get(sid) is arrived:
+                    del self._waiting[sid]
+        return False
+
+
+def patch_reconcile_claims(plan: FaultPlan) -> None:
+    """Forces two same-text reconcilers of one number to claim together;
+    counted when two claims met (a claim that waited alone injected nothing)."""
+    from shared.delivery import sender
+
+    original = sender.claim_sid
+    rendezvous = Rendezvous(wait_s=5.0)
+
+    def claim_sid(db: Any, message: Any, sid: str, now: Any) -> Any:
+        if plan.draw("reconcile_rendezvous") and rendezvous.meet(sid, message.id):
+            plan.record("reconcile_rendezvous")
+        return original(db, message, sid, now)
+
+    sender.claim_sid = claim_sid
+
+
+def wrap_send_task_handler(
+    plan: FaultPlan, handler: Callable[..., Any]
+) -> Callable[..., Any]:
+    """The sender fails the tasks it gets (every one at rate 1): Cloud Tasks
+    retries until the task's attempts are spent, and the message stays QUEUED."""
+
+    def handle(request: Any) -> Any:
+        if plan.should("send_task_exhausted"):
+            raise InjectedFault("injected: send task failed")
+        return handler(request)
+
+    return handle

@@ -118,6 +118,11 @@ class SimulatorConfig:
     reorder_callbacks: bool = False
     fail_next_with_429: int = 0
     fail_next_with_500: int = 0
+    # Ambiguous-send faults: Twilio creates the message, then answers 500;
+    # or the message stays queued (no DateSent, no callback) for a while.
+    create_then_fail_with_500: int = 0
+    hold_next_queued: int = 0
+    hold_queued_ms: int = 0
     callback_statuses: tuple[str, ...] = ("queued", "sent", "delivered")
     url_rewrite: Mapping[str, str] | None = None
     undelivered: Mapping[str, int] = field(default_factory=dict)
@@ -187,6 +192,9 @@ CONTROL_KEYS: dict[str, Callable[[Any], Any]] = {
     "reorder_callbacks": _boolean,
     "fail_next_with_429": _non_negative_int,
     "fail_next_with_500": _non_negative_int,
+    "create_then_fail_with_500": _non_negative_int,
+    "hold_next_queued": _non_negative_int,
+    "hold_queued_ms": _non_negative_int,
     "callback_statuses": _statuses,
     "url_rewrite": _url_rewrite,
     "inbound_url": _optional_url,
@@ -568,15 +576,17 @@ def _field_equals(field_name: str, wanted: str, record: Mapping[str, Any]) -> bo
 def _sent_within(
     matches: Callable[[datetime], bool], record: Mapping[str, Any]
 ) -> bool:
-    # As Twilio: a message not sent yet has no DateSent, so no bound matches it.
-    return record["date_sent"] is not None and matches(record["date_sent"])
+    # As Twilio: a message still queued or accepted has no DateSent, so no
+    # DateSent filter matches it (reconciliation must look without one).
+    sent = record["date_sent"]
+    return sent is not None and matches(sent)
 
 
 def list_filters(args: Mapping[str, str]) -> list[RecordCheck]:
     """Filters for Twilio's message list: To, From and DateSent (=, <, >).
 
     The SDK sends ``DateSent>`` and ``DateSent<`` (``DateSent>=2024-01-01`` on the
-    wire). A message that is not sent yet has no DateSent and is left out.
+    wire). A message that is not sent yet matches no DateSent filter.
     """
     checks: list[RecordCheck] = []
     for key, field_name in (("To", "to"), ("From", "sender")):
@@ -879,6 +889,8 @@ def _empty_stats() -> dict[str, int]:
         "callbacks_pending": 0,
         "callbacks_answered_503": 0,
         "inbound_sent": 0,
+        "created_then_failed": 0,
+        "held_queued": 0,
     }
 
 
@@ -986,7 +998,8 @@ class Simulator:
             self._by_sid[record["sid"]] = record
             self._stats["accepted"] += 1
             resource = message_resource(record)
-            self._start_chain(record)
+            self._start_chain(record, self._take_queued_hold())
+        self._fail_after_create()
         return resource
 
     def fetch(self, sid: str) -> dict[str, Any] | None:
@@ -1032,6 +1045,30 @@ class Simulator:
                 )
                 raise TwilioApiError(500, 20500, "Internal Server Error")
 
+    def _take_queued_hold(self) -> int | None:
+        """Called with ``_lock`` held: the hold for a message to stay queued."""
+        config = self._config
+        if not config.hold_next_queued:
+            return None
+        self._config = dataclasses.replace(
+            config, hold_next_queued=config.hold_next_queued - 1
+        )
+        self._stats["held_queued"] += 1
+        return config.hold_queued_ms
+
+    def _fail_after_create(self) -> None:
+        """Twilio may fail after it created the message: answer 500 anyway."""
+        with self._lock:
+            config = self._config
+            if not config.create_then_fail_with_500:
+                return
+            self._config = dataclasses.replace(
+                config,
+                create_then_fail_with_500=config.create_then_fail_with_500 - 1,
+            )
+            self._stats["created_then_failed"] += 1
+        raise TwilioApiError(500, 20500, "Internal Server Error")
+
     def _record_rejection(self, to: str, err: TwilioApiError) -> None:
         entry = {
             "to": to,
@@ -1045,12 +1082,13 @@ class Simulator:
 
     # status lifecycle and callbacks
 
-    def _start_chain(self, record: dict[str, Any]) -> None:
-        """Called with ``_lock`` held."""
+    def _start_chain(self, record: dict[str, Any], hold_ms: int | None = None) -> None:
+        """Called with ``_lock`` held; a hold keeps the message queued longer."""
         steps = build_steps(record, self._config)
         self._stats["callbacks_pending"] += sum(1 for s in steps if s["callback"])
         chain = CallbackChain(self._generation, record["sid"], steps)
-        self._schedule(chain, self._config.callback_delay_ms)
+        delay = self._config.callback_delay_ms if hold_ms is None else hold_ms
+        self._schedule(chain, delay)
 
     def _schedule(self, chain: CallbackChain, delay_ms: float) -> None:
         self._queue.schedule(delay_ms / 1000, lambda: self._run_step(chain))

@@ -27,6 +27,9 @@ ERROR_MEANINGS: dict[str, str] = {
     "63016": "Free-form WhatsApp outside the 24-hour window (use a content template)",
     # The engine's own: no send task ever ran for it (scheduler, stranded sweep).
     "send_attempts_exhausted": "Not sent: every send attempt was used up",
+    # Ours, not Twilio's: an ambiguous send that reconciliation could not
+    # settle with certainty (shared/delivery/reconcile.py). Never re-sent.
+    "unreconciled": "Send outcome unknown at Twilio; not re-sent, check its logs",
 }
 
 

@@ -51,6 +51,10 @@ def channel_address(channel: str, number: str) -> str:
     return CHANNEL_PREFIXES.get(channel, "") + bare
 
 
+# Reconciliation reads one page of a number's latest messages.
+LOOKUP_LIMIT = 100
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     to: str
@@ -67,6 +71,10 @@ class SendAccepted:
     sid: str
     status: str
     body: str | None = None
+    to: str | None = None
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    date_created: datetime | None = None
 
 
 class TwilioSendError(Exception):
@@ -134,21 +142,42 @@ class TwilioGateway:
         try:
             created = self._client.messages.create(**params)
         except TwilioRestException as exc:
-            raise TwilioSendError(str(exc.msg), exc.code, exc.status) from exc
+            # Twilio may answer a 5xx after it created the message.
+            unknown = exc.status is not None and exc.status >= 500
+            raise TwilioSendError(
+                str(exc.msg), exc.code, exc.status, outcome_unknown=unknown
+            ) from exc
         except (TwilioException, requests.RequestException) as exc:
             # Timeouts and connection errors: the outcome is unknown.
             raise TwilioSendError(str(exc), None, None, outcome_unknown=True) from exc
         return SendAccepted(sid=str(created.sid), status=str(created.status))
 
-    def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
-        """Messages Twilio holds for `to` since `since` (for reconciliation)."""
+    def find_recent(self, to: str, from_number: str | None) -> list[SendAccepted]:
+        """The latest messages Twilio holds for `to` (newest first, at most
+        LOOKUP_LIMIT), for reconciliation.
+
+        No DateSent filter: a message still queued or accepted at Twilio has no
+        DateSent and no such filter would find it. The caller matches on
+        DateCreated instead.
+        """
+        filters: dict[str, Any] = {"to": to}
+        if from_number:
+            filters["from_"] = from_number
         try:
-            found = self._client.messages.list(to=to, date_sent_after=since, limit=50)
+            found = self._client.messages.list(**filters, limit=LOOKUP_LIMIT)
         except TwilioRestException as exc:
             raise TwilioSendError(str(exc.msg), exc.code, exc.status) from exc
         except (TwilioException, requests.RequestException) as exc:
             raise TwilioSendError(str(exc), None, 503) from exc
         return [
-            SendAccepted(sid=str(m.sid), status=str(m.status), body=m.body)
+            SendAccepted(
+                sid=str(m.sid),
+                status=str(m.status),
+                body=m.body,
+                to=m.to,
+                from_number=m.from_,
+                messaging_service_sid=m.messaging_service_sid,
+                date_created=m.date_created,
+            )
             for m in found
         ]

@@ -56,6 +56,7 @@ class Message(BaseModel):
     error_message: str | None = None
     attempts: int = 0
     attempt_id: str | None = None
+    claimed_at: datetime | None = None
     lease_until: datetime | None = None
     held: bool = False
     skip_reason: str | None = None

@@ -25,6 +25,7 @@ from shared.campaigns.cache import TtlCache
 from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
+    LOOKUP_LIMIT,
     OutboundMessage,
     TwilioGateway,
     TwilioSendError,
@@ -49,6 +50,16 @@ from shared.delivery.pipeline import (
 )
 from shared.delivery.quiet_hours import parse_quiet_hours
 from shared.delivery.rate_guard import RateGuard
+from shared.delivery.reconcile import (
+    ClaimOutcome,
+    attempt_window,
+    candidates,
+    claim_sid,
+    held_by_another,
+    lookup_truncated,
+    sent_fields,
+    unreconciled_fields,
+)
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
@@ -337,19 +348,8 @@ def _wait_for_rate(deps: SenderDeps, ctx: SendContext) -> None:
 
 
 def _record_sent(deps: SenderDeps, message_id: str, sid: str, how: str) -> None:
-    now = deps.clock()
     operations.add("writes")
-    message_ref(deps.db, message_id).update(
-        {
-            "status_rank": firestore.Maximum(rank_of(MessageStatus.SENT)),
-            "provider_sid": sid,
-            "sent_at": now,
-            "lease_until": None,
-            "audit": firestore.ArrayUnion(
-                [{"step": "send", "outcome": how, "reason": sid, "at": now}]
-            ),
-        }
-    )
+    message_ref(deps.db, message_id).update(sent_fields(sid, how, deps.clock()))
 
 
 def _send_failed(
@@ -405,46 +405,43 @@ def _send_failed(
     return SendResult(200, "failed")
 
 
-def _sid_held_by_another(db: firestore.Client, sid: str, message_id: str) -> bool:
-    operations.add("reads")
-    holders = (
-        db.collection(MESSAGES)
-        .where(filter=firestore.FieldFilter("provider_sid", "==", sid))
-        .limit(2)
-        .stream()
-    )
-    return any(holder.id != message_id for holder in holders)
-
-
 def _reconcile(
     deps: SenderDeps,
     handle: MessageHandle,
     ctx: SendContext,
     audit: list[dict[str, Any]],
 ) -> SendResult:
-    """An expired claim: find out from Twilio whether the send happened."""
+    """An expired claim: find out from Twilio whether the send happened.
+
+    Never re-sent on a guess: a send found is claimed atomically, one not
+    found is released for the next attempt, and anything in between is
+    marked unreconciled (see shared/delivery/reconcile.py).
+    """
     message = ctx.message
-    since = (message.lease_until or ctx.now) - timedelta(
-        seconds=deps.core.sending_lease_seconds + 60
-    )
+    outbound = _outbound(deps, message, ctx.campaign)
     try:
-        found = deps.gateway.find_sent(
-            channel_address(message.channel, message.phone), since
-        )
+        found = deps.gateway.find_recent(outbound.to, outbound.from_number)
     except TwilioSendError:
         return SendResult(503, "reconcile_lookup_failed")
-    # Only a send with this message's body counts, and not one that another
-    # message holds: the same number may have had other messages in the window,
-    # even with the same text (two campaigns answering one event).
-    matching = [
-        m
-        for m in found
-        if m.body in (None, message.body)
-        and not _sid_held_by_another(deps.db, m.sid, message.id)
+    window = attempt_window(message, deps.core.sending_lease_seconds, ctx.now)
+    if lookup_truncated(found, LOOKUP_LIMIT, window):
+        return _unreconciled(deps, handle, "lookup_truncated", audit)
+    free = [
+        send
+        for send in candidates(outbound, found, window)
+        if not held_by_another(deps.db, send.sid, message.id)
     ]
-    if matching:
-        _record_sent(deps, message.id, matching[0].sid, "reconciled")
-        return SendResult(200, "reconciled_sent")
+    if outbound.content_sid and len(free) > 1:
+        # Content sends echo no body: which of these is ours is a guess.
+        return _unreconciled(deps, handle, "several_candidates", audit)
+    for send in free:
+        outcome = claim_sid(deps.db, message, send.sid, deps.clock())
+        if outcome is ClaimOutcome.CLAIMED:
+            log.info("expired claim reconciled with a send found at Twilio")
+            return SendResult(200, "reconciled_sent")
+        if outcome is ClaimOutcome.CHANGED:
+            # A callback or another delivery settled it meanwhile: read again.
+            raise gexc.FailedPrecondition("message changed while reconciling")
     _update_if_unchanged(
         deps,
         handle,
@@ -456,3 +453,18 @@ def _reconcile(
     )
     # Retried by Cloud Tasks; the next attempt finds it QUEUED and sends.
     return SendResult(503, "reconciled_not_sent")
+
+
+def _unreconciled(
+    deps: SenderDeps,
+    handle: MessageHandle,
+    reason: str,
+    audit: list[dict[str, Any]],
+) -> SendResult:
+    _update_if_unchanged(deps, handle, unreconciled_fields(reason, deps.clock(), audit))
+    log.warning(
+        "send outcome unknown and not reconcilable: %s; held, never re-sent",
+        reason,
+        extra={"labels": {"event": "message_unreconciled"}},
+    )
+    return SendResult(200, f"unreconciled:{reason}")

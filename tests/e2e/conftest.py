@@ -49,6 +49,10 @@ STACK_ENV = {
     "LOCAL_TASKS_MIN_BACKOFF": "0.1",
     "LOCAL_TASKS_MAX_BACKOFF": "2",
     "LOCAL_TASKS_MAX_CONCURRENT": "32",
+    # Past this queue's whole retry budget (30 attempts, <= 2 s apart: about
+    # 55 s), so the stranded-QUEUED sweep requeues a message whose send task
+    # ran out of attempts within the fault test that exhausts one.
+    "STRANDED_QUEUED_SECONDS": "90",
     # Small campaigns still span several recipient batches.
     "FANOUT_BATCH_SIZE": os.environ.get(
         "ESE_FANOUT_BATCH_SIZE",

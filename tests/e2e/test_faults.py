@@ -37,7 +37,7 @@ import requests
 from local import stack
 from local.faults import FAULT_CLASSES as INJECTED_CLASSES
 from local.faults import injection_counts
-from tests.e2e.conftest import Stack, city_segment, wait_for
+from tests.e2e.conftest import STACK_ENV, Stack, city_segment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +91,8 @@ class FaultStack(Stack):
         counts["tasks_duplicate"] = int(tasks["redelivered"])
         sim = self.sim("GET", "/_sim/stats")
         counts["carrier_rejected"] = int(sim["rejected"])
+        counts["created_then_failed"] = int(sim["created_then_failed"])
+        counts["held_queued"] = int(sim["held_queued"])
         return counts
 
     def injections_by_function(self, fault: str) -> dict[str, int]:
@@ -370,6 +372,113 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
     assert [base64.b64decode(m["data"]) for m in letters] == [b"{not json"]
     assert_promises(faulty, campaign_id, phones)
     faulty.assert_fired(*all_fault_classes(), "carrier_rejected")
+
+
+# ------------------------------------------------------------ ambiguous sends
+
+# Small audiences: these classes wait out sending leases, not volume.
+AMBIGUOUS_RECIPIENTS = 40
+# Longer than a lease (6 s) and the retry that finds it expired.
+HOLD_QUEUED_MS = 15_000
+
+
+def ambiguous_sends(e2e: FaultStack, count: int, hold_ms: int = 0) -> None:
+    """The next `count` sends reach Twilio but answer 500; with `hold_ms` they
+    also stay queued there (no DateSent, no callback) that long."""
+    config: dict[str, Any] = {"create_then_fail_with_500": count}
+    if hold_ms:
+        config |= {"hold_next_queued": count, "hold_queued_ms": hold_ms}
+    e2e.sim("POST", "/_sim/config", json=config)
+
+
+def reconciled_by_lookup(messages: list[dict[str, Any]]) -> int:
+    """Messages whose send was recorded from a Twilio lookup."""
+    return sum(
+        any(a["step"] == "send" and a["outcome"] == "reconciled" for a in m["audit"])
+        for m in messages
+    )
+
+
+def test_twilio_answers_500_after_creating_the_message(faulty: FaultStack) -> None:
+    phones = seed_audience(faulty, "created500", AMBIGUOUS_RECIPIENTS)
+    faulty.switch_on("created500")  # the simulator's faults; a label to report
+    # Queued at Twilio, without a callback, a little longer than a task retry
+    # takes but not as long as a lease: the status callbacks settle them.
+    ambiguous_sends(faulty, 20, hold_ms=3000)
+    campaign_id = launch_campaign(faulty, "created500")
+    assert_promises(faulty, campaign_id, phones)
+    counts = faulty.assert_fired("created_then_failed", "held_queued")
+    assert (counts["created_then_failed"], counts["held_queued"]) == (20, 20)
+
+
+def test_a_message_still_queued_at_twilio_when_its_lease_expires(
+    faulty: FaultStack,
+) -> None:
+    phones = seed_audience(faulty, "heldqueued", AMBIGUOUS_RECIPIENTS)
+    faulty.switch_on("heldqueued")
+    ambiguous_sends(faulty, 20, hold_ms=HOLD_QUEUED_MS)
+    campaign_id = launch_campaign(faulty, "heldqueued")
+    assert_promises(faulty, campaign_id, phones)
+    counts = faulty.assert_fired("created_then_failed", "held_queued")
+    assert (counts["created_then_failed"], counts["held_queued"]) == (20, 20)
+    assert reconciled_by_lookup(campaign_messages(faulty, campaign_id)) > 0
+
+
+def test_two_same_text_messages_to_one_number_reconciling_at_once(
+    faulty: FaultStack,
+) -> None:
+    """Two campaigns, one text, one audience; every send is ambiguous and still
+    queued at Twilio when its lease expires. The rendezvous holds each claim
+    until the other message of its number claims the same SID."""
+    phones = seed_audience(faulty, "sametext", 10)
+    ambiguous_sends(faulty, 2 * len(phones), hold_ms=HOLD_QUEUED_MS)
+    faulty.switch_on("sametext", reconcile_rendezvous=1.0)
+    campaign_ids = [launch_campaign(faulty, "sametext") for _ in range(2)]
+
+    def all_reconciled() -> list[dict[str, Any]] | None:
+        found = [m for c in campaign_ids for m in campaign_messages(faulty, c)]
+        unsettled = [m for m in found if m["status"] in ("QUEUED", "SENDING")]
+        return found if len(found) == 2 * len(phones) and not unsettled else None
+
+    wait_for(all_reconciled, timeout=120, interval=2)
+    faulty.set_faults()
+    faulty.assert_fired("reconcile_rendezvous", "created_then_failed", "held_queued")
+
+    found = {
+        m["id"]: m
+        for c in campaign_ids
+        for m in settle(faulty, c, len(phones), timeout=120).values()
+    }
+    assert_one_send_per_accepted_message(faulty, found, campaign_ids)
+    sends = Counter(m["to"] for m in faulty.sent_messages())
+    assert sends == dict.fromkeys(phones, 2), "each number gets each campaign's text"
+    for campaign_id in campaign_ids:
+        assert_completed_with_a_true_count(faulty, campaign_id)
+
+
+def test_a_send_task_that_exhausts_its_attempts(faulty: FaultStack) -> None:
+    """Every send task fails until its attempts are spent; the stranded-QUEUED
+    sweep (STRANDED_QUEUED_SECONDS in STACK_ENV) then requeues each message,
+    whose new task sends once the faults are off."""
+    phones = seed_audience(faulty, "exhausted", 10)
+    budget = int(stack.dispatcher_settings(STACK_ENV)["max_attempts"])
+    faulty.switch_on("exhausted", send_task_exhausted=1.0)
+    campaign_id = launch_campaign(faulty, "exhausted")
+
+    def attempts_spent() -> bool:
+        # Every attempt of each of the send tasks (the dispatcher's budget).
+        spent = faulty.injections().get("send_task_exhausted", 0)
+        return spent >= budget * len(phones)
+
+    wait_for(attempts_spent, timeout=180, interval=2)
+    assert_promises(faulty, campaign_id, phones)
+    faulty.assert_fired("send_task_exhausted")
+    requeued = [
+        m["phone"]
+        for m in campaign_messages(faulty, campaign_id)
+        if any(a["step"] == "stranded" for a in m["audit"])
+    ]
+    assert sorted(requeued) == sorted(phones), "each message went through the sweep"
 
 
 # ---------------------------------------------------------------- event bursts

@@ -41,7 +41,7 @@ class FakeGateway:
         self.sent.append(message)
         return SendAccepted(sid=f"SM{len(self.sent):032d}", status="queued")
 
-    def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
+    def find_recent(self, to: str, from_number: str | None) -> list[SendAccepted]:
         return []
 
 

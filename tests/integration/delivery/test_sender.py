@@ -6,6 +6,7 @@ the send task fan-out would enqueue, and runs it through the sender.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from shared.campaigns.models import CampaignSettings, CampaignStatus
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
+    LOOKUP_LIMIT,
     OutboundMessage,
     SendAccepted,
     TwilioSendError,
@@ -58,7 +60,7 @@ class FakeGateway:
         self.sent: list[OutboundMessage] = []
         self.failures: list[TwilioSendError] = []
         self.found: list[SendAccepted] = []
-        self.lookups: list[tuple[str, datetime]] = []
+        self.lookups: list[tuple[str, str | None]] = []
         # Runs inside send(), after the claim and before the SENT write.
         self.during_send: Callable[[str], None] | None = None
         self._lock = threading.Lock()
@@ -79,8 +81,8 @@ class FakeGateway:
             self.sent.append(message)
         return SendAccepted(sid=sid, status="queued")
 
-    def find_sent(self, to: str, since: datetime) -> list[SendAccepted]:
-        self.lookups.append((to, since))
+    def find_recent(self, to: str, from_number: str | None) -> list[SendAccepted]:
+        self.lookups.append((to, from_number))
         return list(self.found)
 
 
@@ -504,14 +506,16 @@ def test_21610_fails_the_message_and_stops_the_user(
 # --- expired claims ------------------------------------------------------------
 
 
-def stuck_message(db: Any, now: datetime, lease_left: timedelta) -> SendTask:
+def stuck_message(
+    db: Any, now: datetime, lease_left: timedelta, **fields: Any
+) -> SendTask:
     """A message claimed earlier whose lease ends `lease_left` from now.
 
     Returns the message's original send task, whose version predates the claim.
     """
     make_campaign(db)
     make_user(db, now)
-    task = make_message(db, now - timedelta(minutes=5))
+    task = make_message(db, now - timedelta(minutes=5), **fields)
     db.collection("messages").document(MESSAGE_ID).update(
         {
             "status_rank": rank_of(MessageStatus.SENDING),
@@ -540,23 +544,54 @@ def test_a_live_lease_is_retried_later_without_sending(
     assert gateway.sent == [] and gateway.lookups == []
 
 
+def at_twilio(sid: str, body: str, created: datetime) -> SendAccepted:
+    """A message Twilio lists for PHONE, sent through our Messaging Service."""
+    return SendAccepted(
+        sid=sid,
+        status="delivered",
+        body=body,
+        to=PHONE,
+        messaging_service_sid=SERVICE_SID,
+        date_created=created,
+    )
+
+
 def test_an_expired_lease_found_at_twilio_is_recorded_sent_without_resending(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
     original = stuck_message(db, clock.now, -timedelta(minutes=2))
+    claimed = clock.now - timedelta(minutes=4)
     gateway.found = [
-        SendAccepted(sid="SMother", status="delivered", body="another message"),
-        SendAccepted(sid="SMfound", status="delivered", body=BODY),
+        at_twilio("SMother", "another message", claimed),
+        at_twilio("SMbefore", BODY, claimed - timedelta(minutes=5)),
+        at_twilio("SMfound", BODY, claimed + timedelta(seconds=1)),
     ]
     # The original task, redelivered, must not send blindly either.
     assert run(deps, original) == SendResult(200, "reconciled_sent")
     assert gateway.sent == []
-    [(to, since)] = gateway.lookups
-    assert to == PHONE and since <= clock.now - timedelta(minutes=4)
+    assert gateway.lookups == [(PHONE, None)]
     doc = message(db)
     assert status_of(doc["status_rank"]) is MessageStatus.SENT
     assert doc["provider_sid"] == "SMfound"
     assert run(deps, reconcile_task(db)).outcome == "already_sent"
+
+
+def test_a_whatsapp_send_is_looked_up_and_matched_on_its_whatsapp_addresses(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """Twilio lists a WhatsApp message under `whatsapp:` addresses: the lookup
+    asks for them, and an SMS of the same text to the same number is not it."""
+    original = stuck_message(db, clock.now, -timedelta(minutes=2), channel="whatsapp")
+    created = clock.now - timedelta(minutes=4) + timedelta(seconds=1)
+    sms_twin = at_twilio("SMsms", BODY, created)
+    gateway.found = [
+        sms_twin,
+        dataclasses.replace(sms_twin, sid="SMwa", to=f"whatsapp:{PHONE}"),
+    ]
+    assert run(deps, original) == SendResult(200, "reconciled_sent")
+    assert gateway.lookups == [(f"whatsapp:{PHONE}", None)]
+    assert gateway.sent == []
+    assert message(db)["provider_sid"] == "SMwa"
 
 
 def test_a_send_found_at_twilio_that_another_message_holds_is_not_this_ones(
@@ -568,7 +603,7 @@ def test_a_send_found_at_twilio_that_another_message_holds_is_not_this_ones(
     db.collection("messages").document("other-campaign-message").set(
         {"phone": PHONE, "body": BODY, "provider_sid": "SMtheirs"}
     )
-    gateway.found = [SendAccepted(sid="SMtheirs", status="delivered", body=BODY)]
+    gateway.found = [at_twilio("SMtheirs", BODY, clock.now - timedelta(minutes=4))]
     task = reconcile_task(db)
     assert run(deps, task) == SendResult(503, "reconciled_not_sent")
     assert status(db) is MessageStatus.QUEUED
@@ -583,7 +618,7 @@ def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
     stuck_message(db, clock.now, -timedelta(minutes=2))
-    gateway.found = [SendAccepted(sid="SMother", status="sent", body="other")]
+    gateway.found = [at_twilio("SMother", "other", clock.now - timedelta(minutes=4))]
     task = reconcile_task(db)
     assert run(deps, task) == SendResult(503, "reconciled_not_sent")
     assert status(db) is MessageStatus.QUEUED
@@ -592,6 +627,26 @@ def test_an_expired_lease_not_found_is_released_and_the_next_attempt_sends(
     assert run(deps, task) == SendResult(200, "sent")
     assert len(gateway.sent) == 1
     assert status(db) is MessageStatus.SENT
+
+
+def test_a_lookup_page_full_of_the_window_is_unreconciled_not_resent(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """A full page that never reaches back past the claim may have left out
+    this message's send: not found is not certain, so it is never re-sent."""
+    stuck_message(db, clock.now, -timedelta(minutes=2))
+    recent = clock.now - timedelta(seconds=30)
+    gateway.found = [
+        at_twilio(f"SM{i:032d}", "another text", recent) for i in range(LOOKUP_LIMIT)
+    ]
+    task = reconcile_task(db)
+
+    assert run(deps, task) == SendResult(200, "unreconciled:lookup_truncated")
+    doc = message(db)
+    assert status_of(doc["status_rank"]) is MessageStatus.FAILED
+    assert (doc["error_code"], doc["lease_until"]) == ("unreconciled", None)
+    assert run(deps, task).outcome == "already_failed"
+    assert gateway.sent == []
 
 
 # --- status callbacks racing the send ------------------------------------------

@@ -108,6 +108,7 @@ TTL_FIELDS = [
     ("receipts", "expire_at"),
     ("inbound", "expire_at"),
     ("events", "expire_at"),
+    ("provider_sids", "expire_at"),
 ]
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}

@@ -1,13 +1,15 @@
-"""The fault plan: seeded schedules per class, per-function rates, counters."""
+"""The fault plan: seeded schedules per class, per-function rates, counters,
+and the reconcile rendezvous."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
-from local.faults import FAULT_CLASSES, FaultPlan, injection_counts
+from local.faults import FAULT_CLASSES, FaultPlan, Rendezvous, injection_counts
 
 
 def write_plan(path: Path, **plan: object) -> None:
@@ -109,3 +111,61 @@ def test_the_clock_runs_at_the_plans_offset(
     write_plan(plan_file, seed=1, label="a", clock_offset_seconds=-3600)
     behind = datetime.now(UTC) - clock.utcnow()
     assert timedelta(minutes=59) < behind < timedelta(minutes=61)
+
+
+def test_two_claims_of_one_sid_meet_and_the_second_reports_it() -> None:
+    rendezvous = Rendezvous(wait_s=10.0)
+    results: dict[str, bool] = {}
+    first = threading.Thread(
+        target=lambda: results.__setitem__("a", rendezvous.meet("SM1", "a"))
+    )
+    first.start()
+    # The second claim releases the first, which would otherwise wait 10 s.
+    while not rendezvous._waiting:  # until the first waits
+        threading.Event().wait(0.01)
+    results["b"] = rendezvous.meet("SM1", "b")
+    first.join(timeout=5)
+
+    assert not first.is_alive()
+    assert results == {"a": False, "b": True}
+
+
+def test_a_lone_claim_goes_on_alone_and_a_message_waits_only_once() -> None:
+    rendezvous = Rendezvous(wait_s=0.05)
+
+    assert rendezvous.meet("SM1", "a") is False
+    assert rendezvous._waiting == {}
+    assert rendezvous.meet("SM2", "a") is False  # no second wait for "a"
+    assert rendezvous._waiting == {}
+
+
+def test_a_class_drawn_then_recorded_counts_only_what_was_recorded(
+    plan_file: Path,
+) -> None:
+    """The rendezvous draws at every claim but counts only claims that met."""
+    write_plan(plan_file, seed=5, label="meet", reconcile_rendezvous=1.0)
+    sender = FaultPlan(str(plan_file), "message_sender")
+    assert all(sender.draw("reconcile_rendezvous") for _ in range(3))
+    assert injection_counts(plan_file, "meet") == {}
+    sender.record("reconcile_rendezvous")
+    assert injection_counts(plan_file, "meet") == {
+        "reconcile_rendezvous": {"message_sender": 1}
+    }
+
+
+def test_counts_of_every_process_add_up_per_function(
+    plan_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_plan(plan_file, seed=5, label="x", send_task_exhausted=1.0)
+    first = FaultPlan(str(plan_file), "message_sender")
+    monkeypatch.setattr("local.faults.os.getpid", lambda: 2)  # another process
+    second = FaultPlan(str(plan_file), "message_sender")
+    decisions(first, "send_task_exhausted", 2)
+    decisions(second, "send_task_exhausted", 3)
+    assert injection_counts(plan_file, "x") == {
+        "send_task_exhausted": {"message_sender": 5}
+    }
+
+
+def test_the_ambiguous_send_classes_are_registered() -> None:
+    assert {"reconcile_rendezvous", "send_task_exhausted"} <= set(FAULT_CLASSES)

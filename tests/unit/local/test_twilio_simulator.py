@@ -289,6 +289,56 @@ def test_twilio_list_filters_by_recipient_and_date(client: FlaskClient) -> None:
     assert future["messages"] == []
 
 
+def test_create_then_fail_with_500_keeps_the_message_at_twilio(
+    client: FlaskClient,
+) -> None:
+    client.post("/_sim/config", json={"create_then_fail_with_500": 1})
+
+    failed, accepted = send(client, Body="first"), send(client, Body="second")
+
+    assert (failed.status_code, failed.get_json()["code"]) == (500, 20500)
+    assert accepted.status_code == 201
+    listed = client.get(MESSAGES_PATH, query_string={"To": TO}, auth=AUTH).get_json()
+    assert [m["body"] for m in listed["messages"]] == ["second", "first"]
+    stats = client.get("/_sim/stats").get_json()
+    assert (stats["accepted"], stats["rejected"]) == (2, 0)
+    assert stats["created_then_failed"] == 1
+
+
+def test_a_held_message_stays_queued_without_date_sent(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    client.post("/_sim/config", json={"hold_next_queued": 1, "hold_queued_ms": 60000})
+    callback = f"{receiver.base_url}/status"
+
+    held = send(client, StatusCallback=callback).get_json()["sid"]
+    sent = send(client, StatusCallback=callback).get_json()["sid"]
+    calls = receiver.wait_for(3)
+
+    assert {call.params["MessageSid"] for call in calls} == {sent}
+    by_to = client.get(MESSAGES_PATH, query_string={"To": TO}, auth=AUTH).get_json()
+    statuses = {m["sid"]: (m["status"], m["date_sent"]) for m in by_to["messages"]}
+    assert statuses[held] == ("queued", None)
+    assert statuses[sent][1] is not None
+    since = client.get(
+        MESSAGES_PATH, query_string={"To": TO, "DateSent>": "2020-01-01"}, auth=AUTH
+    ).get_json()
+    assert [m["sid"] for m in since["messages"]] == [sent]
+    assert client.get("/_sim/stats").get_json()["held_queued"] == 1
+
+
+def test_a_held_message_goes_on_after_its_hold(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    client.post("/_sim/config", json={"hold_next_queued": 1, "hold_queued_ms": 50})
+
+    sid = send(client, StatusCallback=f"{receiver.base_url}/s").get_json()["sid"]
+    calls = receiver.wait_for(3)
+
+    assert [c.params["MessageStatus"] for c in calls] == ["queued", "sent", "delivered"]
+    assert {c.params["MessageSid"] for c in calls} == {sid}
+
+
 def test_fetch_unknown_message_answers_404(client: FlaskClient) -> None:
     response = client.get(f"{MESSAGES_PATH[:-5]}/SM{'0' * 32}.json", auth=AUTH)
 
