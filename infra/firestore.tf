@@ -12,8 +12,11 @@
 #   campaigns.status ==, campaigns/*/pacing/*/batches.done ==
 # Exempted (large or never queried; fewer index writes per message): see the
 # fieldOverrides with "indexes": []. TTL (ttl: true) deletes receipts, inbound,
-# events and provider_sids documents after their expire_at; the TTL fields are exempted from
-# indexing too (monotonic timestamps would hotspot the index).
+# events, provider_sids, messages (MESSAGE_RETENTION_DAYS after their final
+# status) and imports documents after their expire_at; the TTL fields are
+# exempted from indexing too (monotonic timestamps would hotspot the index).
+# Erasure (shared/audience/erasure.py) queries messages.phone, inbound.phone,
+# events.phone and receipts.params.To: those stay indexed.
 
 locals {
   firestore_spec = jsondecode(file("${path.module}/firestore.indexes.json"))

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import Message
 from email.parser import BytesHeaderParser
 from enum import StrEnum
@@ -64,6 +64,7 @@ from shared.audience.users import (
     user_ref,
 )
 from shared.platform.clock import utcnow
+from shared.platform.config import core_settings
 from shared.platform.logging import mask_phones_in_log
 
 IMPORTS = "imports"
@@ -152,6 +153,8 @@ class ImportReport(BaseModel):
     errors_omitted: int = 0
     started_at: datetime
     finished_at: datetime | None = None
+    # The report and its row errors go with a TTL policy (IMPORT_RETENTION_DAYS).
+    expire_at: datetime | None = None
 
     def add_error(self, row: int, phone: object, reason: str) -> None:
         if len(self.errors) >= MAX_REPORTED_ERRORS:
@@ -769,8 +772,12 @@ def run_import(
     """
     import_format, payload = open_upload(body, content_type)
     records = READERS[import_format](payload)
+    retention = timedelta(days=core_settings().import_retention_days)
     report = ImportReport(
-        id=import_id or uuid.uuid4().hex[:20], format=import_format, started_at=now
+        id=import_id or uuid.uuid4().hex[:20],
+        format=import_format,
+        started_at=now,
+        expire_at=now + retention,
     )
     _save(db, report)
     writer = ImportWriter(db, report, now, on_progress)

@@ -30,6 +30,7 @@ from shared.content.templates import (
     render_message,
 )
 from shared.content.validation import with_opt_out_footer
+from shared.delivery.messages import message_expire_at
 from shared.delivery.status import MessageStatus, rank_of
 from shared.platform.config import CoreSettings
 
@@ -123,6 +124,7 @@ def _skipped_at_render(
     doc["status_rank"] = SKIPPED_RANK
     doc["skip_reason"] = reason
     doc["skipped_at"] = now
+    doc["expire_at"] = message_expire_at(now)
     doc["audit"] = [
         {
             "step": "render",

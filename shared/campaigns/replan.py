@@ -20,7 +20,7 @@ from google.cloud.firestore_v1.types.write import WriteResult
 from shared.campaigns.fanout import PACING, reserve_interval
 from shared.campaigns.models import Campaign, campaign_ref
 from shared.campaigns.pacing import plan_send_times
-from shared.delivery.messages import MESSAGES, send_task
+from shared.delivery.messages import MESSAGES, message_expire_at, send_task
 from shared.delivery.status import MessageStatus, rank_of
 from shared.platform.firestore import operations
 from shared.platform.tasks import TaskQueue
@@ -131,6 +131,7 @@ def skip_queued_messages(
         "status_rank": rank_of(MessageStatus.SKIPPED),
         "skip_reason": reason,
         "skipped_at": now,
+        "expire_at": message_expire_at(now),
         "held": False,
         "audit": firestore.ArrayUnion([entry]),
     }

@@ -28,7 +28,7 @@ from shared.campaigns.replan import (
     skip_queued_messages,
     write_if_unchanged,
 )
-from shared.delivery.messages import MESSAGES, send_task
+from shared.delivery.messages import MESSAGES, message_expire_at, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
 from shared.events.ingest import (
     EVENTS,
@@ -296,6 +296,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "error_code": SEND_ATTEMPTS_EXHAUSTED,
         "error_message": f"no send after {requeues} requeues past its send time",
         "failed_at": now,
+        "expire_at": message_expire_at(now),
         "lease_until": None,
         "audit": firestore.ArrayUnion(
             [

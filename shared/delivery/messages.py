@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
@@ -14,9 +14,18 @@ from pydantic_core import to_jsonable_python
 from shared.audience.privacy import recipient_key
 from shared.delivery.status import MessageStatus, status_of
 from shared.payloads import SendTaskBody
+from shared.platform.config import core_settings
 from shared.platform.tasks import SendTask, task_name_for
 
 MESSAGES = "messages"
+
+
+def message_expire_at(final_at: datetime) -> datetime:
+    """When a message's TTL policy deletes it: MESSAGE_RETENTION_DAYS after
+    its final status (docs/architecture.md §3). Written in the same update that
+    sets the status, so retention costs no extra write."""
+    days = core_settings().message_retention_days
+    return final_at + timedelta(days=days)
 
 
 def message_id_for(campaign_id: str, phone: str, event_id: str | None = None) -> str:

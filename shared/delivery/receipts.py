@@ -29,7 +29,7 @@ from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import ConsentState
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
-from shared.delivery.messages import MESSAGES, message_ref
+from shared.delivery.messages import MESSAGES, message_expire_at, message_ref
 from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
 from shared.payloads import StatusCallback
 from shared.platform.firestore import operations
@@ -89,6 +89,9 @@ def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, 
     update: dict[str, Any] = {
         "status_rank": firestore.Maximum(rank_of(status)),
         "receipts": firestore.ArrayUnion([receipt_entry(callback)]),
+        # Every callback reports SENT or later: the clock of retention restarts
+        # at the latest one, in the same blind write.
+        "expire_at": message_expire_at(callback.received_at),
     }
     time_field = STATUS_TIME_FIELD.get(status)
     if time_field:

@@ -39,7 +39,12 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.delivery.gateway import OutboundMessage, SendAccepted
-from shared.delivery.messages import MESSAGES, Message, message_ref
+from shared.delivery.messages import (
+    MESSAGES,
+    Message,
+    message_expire_at,
+    message_ref,
+)
 from shared.delivery.status import MessageStatus, rank_of
 from shared.platform.firestore import operations
 
@@ -187,6 +192,8 @@ def sent_fields(sid: str, how: str, now: datetime) -> dict[str, Any]:
         "status_rank": firestore.Maximum(rank_of(MessageStatus.SENT)),
         "provider_sid": sid,
         "sent_at": now,
+        # Replaced by the final callback's; kept if none ever comes (settled).
+        "expire_at": message_expire_at(now),
         "lease_until": None,
         "audit": firestore.ArrayUnion(
             [{"step": "send", "outcome": how, "reason": sid, "at": now}]
@@ -204,6 +211,7 @@ def unreconciled_fields(
         "error_code": UNRECONCILED,
         "error_message": f"send outcome unknown at Twilio ({reason}); not re-sent",
         "failed_at": now,
+        "expire_at": message_expire_at(now),
         "lease_until": None,
         "audit": firestore.ArrayUnion([*audit, {**entry, "at": now}]),
     }

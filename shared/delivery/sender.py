@@ -36,6 +36,7 @@ from shared.delivery.messages import (
     MESSAGES,
     Message,
     decode_version,
+    message_expire_at,
     message_ref,
     send_task,
 )
@@ -237,6 +238,7 @@ def _skip(
             "status_rank": rank_of(MessageStatus.SKIPPED),
             "skip_reason": reason,
             "skipped_at": audit[-1]["at"],
+            "expire_at": message_expire_at(audit[-1]["at"]),
             "audit": firestore.ArrayUnion(audit),
         },
     )
@@ -388,6 +390,7 @@ def _send_failed(
             "error_code": str(exc.code) if exc.code else None,
             "error_message": str(exc),
             "failed_at": now,
+            "expire_at": message_expire_at(now),
             "lease_until": None,
             "audit": firestore.ArrayUnion([entry]),
         }

@@ -30,7 +30,11 @@ from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.sender import SenderDeps, SendResult, send_message
 from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import SendTaskBody
-from shared.platform.config import CoreSettings, TwilioSettings
+from shared.platform.config import (
+    CoreSettings,
+    TwilioApiKeySettings,
+    TwilioSettings,
+)
 from shared.platform.tasks import SendTask
 
 pytestmark = pytest.mark.integration
@@ -38,6 +42,11 @@ pytestmark = pytest.mark.integration
 ACCOUNT_SID = "AC" + "c3" * 16
 AUTH_TOKEN = "reconcile-test-token"
 SERVICE_SID = "MG" + "d4" * 16
+# The senders' credential: an API key (the simulator here refuses the token).
+KEY = TwilioApiKeySettings(
+    TWILIO_API_KEY_SID="SK" + "e5" * 16,
+    TWILIO_API_KEY_SECRET="reconcile-key-secret",  # noqa: S106 - a test key
+)
 PHONE = "+12125550100"
 BODY = "Hi Ann, 20% off today"
 CONTENT_SID = "HX" + "e5" * 16
@@ -61,7 +70,13 @@ class MovableClock:
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(ACCOUNT_SID, AUTH_TOKEN, callback_delay_ms=5)
+    config = SimulatorConfig(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        callback_delay_ms=5,
+        api_keys={KEY.api_key_sid: KEY.api_key_secret},
+        rest_requires_api_key=True,
+    )
     with SimulatorServer(config) as server:
         yield server
 
@@ -85,7 +100,6 @@ def make_deps(
     twilio = TwilioSettings(
         PUBLIC_BASE_URL=PUBLIC_BASE_URL,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         TWILIO_MESSAGING_SERVICE_SID=SERVICE_SID,
         TWILIO_API_BASE_URL=server.base_url,
         **env,
@@ -98,7 +112,7 @@ def make_deps(
     )
     return SenderDeps(
         db=db,
-        gateway=TwilioGateway(twilio),
+        gateway=TwilioGateway(twilio, KEY),
         tasks=task_queue,
         core=core,
         twilio=twilio,
@@ -195,7 +209,7 @@ def send_timing_out(
     impatient = replace(
         deps,
         gateway=TwilioGateway(
-            deps.twilio.model_copy(update={"request_timeout_seconds": 0.3})
+            deps.twilio.model_copy(update={"request_timeout_seconds": 0.3}), KEY
         ),
     )
     before = simulator.simulator.stats()

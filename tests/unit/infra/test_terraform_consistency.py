@@ -109,7 +109,28 @@ TTL_FIELDS = [
     ("inbound", "expire_at"),
     ("events", "expire_at"),
     ("provider_sids", "expire_at"),
+    # Retention (docs/architecture.md §3): messages after their final status,
+    # import reports and their row errors.
+    ("messages", "expire_at"),
+    ("imports", "expire_at"),
 ]
+
+
+def test_fields_erasure_queries_stay_indexed() -> None:
+    # shared/audience/erasure.py finds a number's documents by these fields.
+    exempt = {
+        (o["collectionGroup"], o["fieldPath"])
+        for o in firestore_spec()["fieldOverrides"]
+        if o.get("indexes") == []
+    }
+    for field in (
+        ("messages", "phone"),
+        ("inbound", "phone"),
+        ("events", "phone"),
+        ("receipts", "params"),
+    ):
+        assert field not in exempt, field
+
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 
