@@ -7,6 +7,7 @@ import functions_framework
 
 from shared.api.app import handle_request
 from shared.api.http import ApiRequest
+from shared.api.imports import STREAMED_ROUTES
 from shared.platform.runtime import api_context, start_function
 
 start_function()
@@ -14,13 +15,17 @@ start_function()
 
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
+    # An upload is read as a stream by its handler, after the checks that
+    # refuse it (credentials, Content-Length), never whole up front.
+    streamed = (request.method, request.path) in STREAMED_ROUTES
     response = handle_request(
         ApiRequest(
             method=request.method,
             path=request.path,
             query=request.args.to_dict(),
             headers=dict(request.headers),
-            body=request.get_data(),
+            body=b"" if streamed else request.get_data(),
+            stream=request.stream if streamed else None,
         ),
         api_context(),
     )

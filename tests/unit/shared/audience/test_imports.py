@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.audience.imports import (
+from shared.audience.import_files import (
     Contact,
     ImportFileError,
     ImportFormat,
