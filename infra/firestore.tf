@@ -11,8 +11,8 @@
 #   users.<attribute> == ... order by __name__      (segment push-down)
 #   campaigns.status ==, campaigns/*/pacing/*/batches.done ==
 # Exempted (large or never queried; fewer index writes per message): see the
-# fieldOverrides with "indexes": []. TTL (ttl: true) deletes receipts, inbound
-# and events documents after their expire_at; the TTL fields are exempted from
+# fieldOverrides with "indexes": []. TTL (ttl: true) deletes receipts, inbound,
+# events and imports documents (with their chunk markers) after their expire_at; the TTL fields are exempted from
 # indexing too (monotonic timestamps would hotspot the index).
 
 locals {

@@ -20,6 +20,7 @@ locals {
     receipt_updater    = "ese-receipt-updater"
     inbound_processor  = "ese-inbound-processor"
     event_router       = "ese-event-router"
+    contact_importer   = "ese-contact-importer"
   }
 
   deterministic_urls = {
@@ -43,6 +44,8 @@ locals {
     receipt_updater    = { memory = "256Mi", cpu = null, timeout_seconds = 60, min_instances = 0, max_instances = 50, concurrency = 1 }
     inbound_processor  = { memory = "256Mi", cpu = null, timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 1 }
     event_router       = { memory = "512Mi", cpu = null, timeout_seconds = 120, min_instances = 0, max_instances = 20, concurrency = 1 }
+    # Few instances: each chunk adds one write to its import report.
+    contact_importer = { memory = "512Mi", cpu = null, timeout_seconds = 300, min_instances = 0, max_instances = 5, concurrency = 1 }
   }
 
   sizing = {
@@ -81,10 +84,10 @@ locals {
   }
 
   # Least privilege, derived from what each function does (DESIGN §2).
-  firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router"]
+  firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router", "contact_importer"]
   task_enqueuers  = ["api", "campaign_scheduler", "campaign_fanout", "message_sender", "event_router"]
   topic_publishers = {
-    api                = ["campaign-launches", "events"]
+    api                = ["campaign-launches", "events", "import-chunks"]
     twilio_webhooks    = ["delivery-receipts", "inbound-messages"]
     campaign_scheduler = ["campaign-launches"]
     segment_evaluator  = ["recipient-batches"]

@@ -54,7 +54,7 @@ def running_endpoints() -> dict[str, Any]:
             return dict(endpoints)
         except requests.RequestException:
             stack.down(STATE)
-    say("starting the local stack (emulators, simulator, dispatcher, 9 functions)")
+    say("starting the local stack (emulators, simulator, dispatcher, 10 functions)")
     return stack.up(stack.free_base_port(18600), STATE, {})
 
 

@@ -39,6 +39,7 @@ CONSUMERS = {
     Topic.DELIVERY_RECEIPTS: "receipt_updater",
     Topic.INBOUND_MESSAGES: "inbound_processor",
     Topic.EVENTS: "event_router",
+    Topic.IMPORT_CHUNKS: "contact_importer",
 }
 
 # Composite queries the code runs today: (collection, ((field, order), ...)).
@@ -93,6 +94,9 @@ TTL_FIELDS = [
     ("receipts", "expire_at"),
     ("inbound", "expire_at"),
     ("events", "expire_at"),
+    ("imports", "expire_at"),
+    ("chunks", "expire_at"),  # imports/{id}/chunks: the per-chunk markers
+    ("parts", "expire_at"),
 ]
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
