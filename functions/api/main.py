@@ -7,7 +7,7 @@ import functions_framework
 
 from shared.api.app import handle_request
 from shared.api.http import ApiRequest
-from shared.api.imports import STREAMED_ROUTES
+from shared.api.imports import STREAMED_ROUTES, upload_fully_read
 from shared.platform.runtime import api_context, start_function
 
 start_function()
@@ -29,6 +29,16 @@ def api(request: flask.Request) -> flask.Response:
         ),
         api_context(),
     )
+    if streamed and not upload_fully_read(
+        request.stream, request.content_length, api_context().api.max_upload_bytes
+    ):
+        # A streamed answer, so that functions-framework does not read the
+        # rest of the body into memory first; the connection then closes.
+        chunks = iter([json.dumps(response.body, default=str)])
+        headers = {**response.headers, "Connection": "close"}
+        return flask.Response(
+            chunks, response.status, headers, content_type="application/json"
+        )
     if response.body is None:
         return flask.Response(status=response.status, headers=response.headers)
     if isinstance(response.body, str | bytes):

@@ -53,6 +53,26 @@ class BoundedUpload(io.RawIOBase):
         return len(data)
 
 
+# What a handler left of an upload (trailing bytes after a JSON array, a body
+# refused partway) is read and dropped up to this, so that the connection can
+# serve another request; past it, or for a body declared over the limit, the
+# server answers and closes instead of reading it.
+DRAIN_BYTES = 1 << 20
+
+
+def upload_fully_read(stream: IO[bytes], declared: int | None, limit: int) -> bool:
+    """Whether the rest of an upload was read (and dropped) after its answer."""
+    if declared is not None and declared > limit:
+        return False
+    left = DRAIN_BYTES
+    while left > 0:
+        data = stream.read(min(READ_SIZE, left))
+        if not data:
+            return True
+        left -= len(data)
+    return not stream.read(1)
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"an import may be at most {limit} bytes")
 
