@@ -33,9 +33,10 @@ locals {
 
   # Sizing per job. The sender scales wide and small; the evaluator and the
   # fan-out stream large segments and get more memory and time; the api is
-  # medium. Overridable per function with var.function_overrides.
+  # medium, with room for validating a 32 MiB import (its valid rows are held
+  # until published). Overridable per function with var.function_overrides.
   default_sizing = {
-    api                = { memory = "512Mi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 20 }
+    api                = { memory = "1Gi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 20 }
     twilio_webhooks    = { memory = "256Mi", cpu = "1", timeout_seconds = 15, min_instances = 0, max_instances = 20, concurrency = 40 }
     campaign_scheduler = { memory = "512Mi", cpu = null, timeout_seconds = 300, min_instances = 0, max_instances = 1, concurrency = 1 }
     segment_evaluator  = { memory = "1Gi", cpu = null, timeout_seconds = 540, min_instances = 0, max_instances = 10, concurrency = 1 }

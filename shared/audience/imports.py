@@ -136,9 +136,9 @@ class ContactRows:
     """The valid rows of a file, one per phone, encoded until published."""
 
     def __init__(self) -> None:
-        self.encoded: list[bytes] = []
-        # Phone digits as an int: far smaller than the string on large files.
-        self.position: dict[int, int] = {}
+        # Keyed by the phone's digits as an int (far smaller than the string
+        # on large files), in the order phones first appeared.
+        self.encoded: dict[int, bytes] = {}
         self.duplicates = 0
 
     def __len__(self) -> int:
@@ -146,22 +146,21 @@ class ContactRows:
 
     def add(self, contact: Contact) -> None:
         key = int(contact.phone[1:])
-        at = self.position.get(key)
-        if at is None:
-            self.position[key] = len(self.encoded)
-            self.encoded.append(encode_contact(contact))
+        earlier = self.encoded.get(key)
+        if earlier is None:
+            self.encoded[key] = encode_contact(contact)
             return
         # A later row wins key by key; the phone keeps its first place.
         self.duplicates += 1
-        earlier = contact_of(json.loads(self.encoded[at]))
-        earlier.merge(contact)
-        self.encoded[at] = encode_contact(earlier)
+        merged = contact_of(json.loads(earlier))
+        merged.merge(contact)
+        self.encoded[key] = encode_contact(merged)
 
     def chunk_bounds(self) -> list[tuple[int, int]]:
         """(start, end) of each chunk: at most CHUNK_ROWS rows and CHUNK_BYTES."""
         bounds: list[tuple[int, int]] = []
         start, size = 0, 0
-        for index, row in enumerate(self.encoded):
+        for index, row in enumerate(self.encoded.values()):
             if index > start and (
                 index - start >= CHUNK_ROWS or size + len(row) > CHUNK_BYTES
             ):
@@ -173,13 +172,13 @@ class ContactRows:
         return bounds
 
     def chunks(self, import_id: str, imported_at: datetime) -> Iterator[ImportChunk]:
+        rows = list(self.encoded.values())
         for number, (start, end) in enumerate(self.chunk_bounds()):
-            rows = b"[" + b",".join(self.encoded[start:end]) + b"]"
             yield ImportChunk(
                 import_id=import_id,
                 chunk_no=number,
                 imported_at=imported_at,
-                rows=_ROWS.validate_json(rows),
+                rows=_ROWS.validate_json(b"[" + b",".join(rows[start:end]) + b"]"),
             )
 
 

@@ -289,7 +289,8 @@ def test_valid_rows_keep_one_entry_per_phone_and_chunks_are_bounded(
     assert [start for start, _ in bounds[1:]] == [end for _, end in bounds[:-1]]
     assert (bounds[0][0], bounds[-1][1]) == (0, 7)
     for start, end in bounds:
-        assert sum(len(row) + 1 for row in rows.encoded[start:end]) <= 200
+        sizes = [len(row) + 1 for row in rows.encoded.values()]
+        assert sum(sizes[start:end]) <= 200
     assert 3 <= len(bounds) <= 4
 
 
