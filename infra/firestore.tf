@@ -12,7 +12,8 @@
 #   campaigns.status ==, campaigns/*/pacing/*/batches.done ==
 # Exempted (large or never queried; fewer index writes per message): see the
 # fieldOverrides with "indexes": []. TTL (ttl: true) deletes receipts, inbound,
-# events and provider_sids documents after their expire_at; the TTL fields are exempted from
+# events, provider_sids and imports documents (with their chunk markers) after
+# their expire_at; the TTL fields are exempted from
 # indexing too (monotonic timestamps would hotspot the index).
 
 locals {

@@ -109,7 +109,8 @@ class ApiSettings(_EnvSettings):
     """Read by the REST API."""
 
     api_keys: str = Field(validation_alias="API_KEYS", repr=False)
-    max_upload_bytes: int = Field(50 * 1024 * 1024, validation_alias="MAX_UPLOAD_BYTES")
+    # Cloud Functions refuses a larger request before it reaches the code.
+    max_upload_bytes: int = Field(32 * 1024 * 1024, validation_alias="MAX_UPLOAD_BYTES")
 
     @property
     def api_key_set(self) -> frozenset[str]:
@@ -175,4 +176,5 @@ FUNCTION_SETTINGS: dict[str, tuple[type[_EnvSettings], ...]] = {
     "receipt_updater": (CoreSettings,),
     "inbound_processor": (CoreSettings, TwilioSettings),
     "event_router": (CoreSettings, TaskSettings),
+    "contact_importer": (CoreSettings,),
 }

@@ -44,6 +44,7 @@ CONSUMERS = {
     Topic.DELIVERY_RECEIPTS: "receipt_updater",
     Topic.INBOUND_MESSAGES: "inbound_processor",
     Topic.EVENTS: "event_router",
+    Topic.IMPORT_CHUNKS: "contact_importer",
 }
 
 # Composite queries the code runs today: (collection, ((field, order), ...)).
@@ -110,6 +111,9 @@ TTL_FIELDS = [
     ("inbound", "expire_at"),
     ("events", "expire_at"),
     ("provider_sids", "expire_at"),
+    ("imports", "expire_at"),
+    ("chunks", "expire_at"),  # imports/{id}/chunks: the per-chunk markers
+    ("parts", "expire_at"),
 ]
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
