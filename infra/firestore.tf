@@ -13,8 +13,9 @@
 # Exempted (large or never queried; fewer index writes per message): see the
 # fieldOverrides with "indexes": []. TTL (ttl: true) deletes receipts, inbound,
 # events, provider_sids, messages (MESSAGE_RETENTION_DAYS after their final
-# status) and imports documents after their expire_at; the TTL fields are
-# exempted from indexing too (monotonic timestamps would hotspot the index).
+# status) and imports documents (with their chunk markers) after their
+# expire_at; the TTL fields are exempted from indexing too (monotonic
+# timestamps would hotspot the index).
 # Erasure (shared/audience/erasure.py) queries messages.phone, inbound.phone,
 # events.phone and receipts.params.To: those stay indexed.
 

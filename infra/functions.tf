@@ -447,6 +447,53 @@ resource "google_cloudfunctions2_function" "event_router" {
   ]
 }
 
+resource "google_cloudfunctions2_function" "contact_importer" {
+  name        = local.function_names["contact_importer"]
+  location    = var.region
+  description = "Pub/Sub import-chunks consumer: upserts one chunk of an import."
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "contact_importer"
+    service_account = google_service_account.builder.id
+    environment_variables = {
+      GOOGLE_FUNCTION_SOURCE = "functions/contact_importer/main.py"
+    }
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.fn["contact_importer"].email
+    ingress_settings                 = var.internal_ingress
+    all_traffic_on_latest_revision   = true
+    available_memory                 = local.sizing["contact_importer"].memory
+    available_cpu                    = local.sizing["contact_importer"].cpu
+    timeout_seconds                  = local.sizing["contact_importer"].timeout_seconds
+    min_instance_count               = local.sizing["contact_importer"].min_instances
+    max_instance_count               = local.sizing["contact_importer"].max_instances
+    max_instance_request_concurrency = local.sizing["contact_importer"].concurrency
+    environment_variables            = merge(local.core_env, { THREADS = tostring(local.sizing["contact_importer"].concurrency) }, var.extra_env)
+
+    secret_environment_variables {
+      key        = "RECIPIENT_KEY"
+      project_id = var.project
+      secret     = google_secret_manager_secret.recipient_key.secret_id
+      version    = var.recipient_key_version
+    }
+  }
+
+  depends_on = [
+    google_project_iam_member.builder,
+    google_storage_bucket_iam_member.builder_reads_source,
+    google_secret_manager_secret_iam_member.accessor,
+  ]
+}
+
 locals {
   functions = {
     api                = google_cloudfunctions2_function.api
@@ -458,6 +505,7 @@ locals {
     receipt_updater    = google_cloudfunctions2_function.receipt_updater
     inbound_processor  = google_cloudfunctions2_function.inbound_processor
     event_router       = google_cloudfunctions2_function.event_router
+    contact_importer   = google_cloudfunctions2_function.contact_importer
   }
 }
 

@@ -20,6 +20,7 @@ locals {
     receipt_updater    = "ese-receipt-updater"
     inbound_processor  = "ese-inbound-processor"
     event_router       = "ese-event-router"
+    contact_importer   = "ese-contact-importer"
   }
 
   deterministic_urls = {
@@ -32,11 +33,13 @@ locals {
 
   # Sizing per job. The sender scales wide and small; the evaluator and the
   # fan-out stream large segments and get more memory and time; the api is
-  # medium. Overridable per function with var.function_overrides. Each
-  # function gets THREADS = its concurrency (functions.tf): functions-framework
-  # serves that many requests at once, as many as Cloud Run sends an instance.
+  # medium, with room for validating a 32 MiB import (its valid rows are held
+  # until published). Overridable per function with var.function_overrides.
+  # Each function gets THREADS = its concurrency (functions.tf):
+  # functions-framework serves that many requests at once, as many as Cloud
+  # Run sends an instance.
   default_sizing = {
-    api                = { memory = "512Mi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 20 }
+    api                = { memory = "1Gi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 20 }
     twilio_webhooks    = { memory = "256Mi", cpu = "1", timeout_seconds = 15, min_instances = 0, max_instances = 20, concurrency = 40 }
     campaign_scheduler = { memory = "512Mi", cpu = null, timeout_seconds = 300, min_instances = 0, max_instances = 1, concurrency = 1 }
     segment_evaluator  = { memory = "1Gi", cpu = null, timeout_seconds = 540, min_instances = 0, max_instances = 10, concurrency = 1 }
@@ -45,6 +48,8 @@ locals {
     receipt_updater    = { memory = "256Mi", cpu = null, timeout_seconds = 60, min_instances = 0, max_instances = 50, concurrency = 1 }
     inbound_processor  = { memory = "256Mi", cpu = null, timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 1 }
     event_router       = { memory = "512Mi", cpu = null, timeout_seconds = 120, min_instances = 0, max_instances = 20, concurrency = 1 }
+    # Few instances: each chunk adds one write to its import report.
+    contact_importer = { memory = "512Mi", cpu = null, timeout_seconds = 300, min_instances = 0, max_instances = 5, concurrency = 1 }
   }
 
   sizing = {
@@ -88,10 +93,10 @@ locals {
   # tests/unit/infra/test_terraform_consistency.py derives the publishers and
   # enqueuers from the code (a call graph from each main.py) and holds these
   # lists equal to it.
-  firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router"]
+  firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router", "contact_importer"]
   task_enqueuers  = ["api", "campaign_scheduler", "campaign_fanout", "message_sender", "event_router"]
   topic_publishers = {
-    api                = ["campaign-launches", "events"]
+    api                = ["campaign-launches", "events", "import-chunks"]
     twilio_webhooks    = ["delivery-receipts", "inbound-messages"]
     campaign_scheduler = ["campaign-launches", "events"] # events: the stranded-event sweep
     segment_evaluator  = ["recipient-batches"]
@@ -101,7 +106,7 @@ locals {
     twilio_auth_token     = ["twilio_webhooks"]
     twilio_api_key_sid    = ["message_sender", "inbound_processor"]
     twilio_api_key_secret = ["message_sender", "inbound_processor"]
-    recipient_key         = ["api", "campaign_fanout", "event_router"]
+    recipient_key         = ["api", "campaign_fanout", "event_router", "contact_importer"]
     api_keys              = ["api"]
   }
 

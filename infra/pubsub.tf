@@ -13,7 +13,7 @@
 # subscription would drop them).
 
 locals {
-  topics = ["campaign-launches", "recipient-batches", "delivery-receipts", "inbound-messages", "events"]
+  topics = ["campaign-launches", "recipient-batches", "delivery-receipts", "inbound-messages", "events", "import-chunks"]
 
   # Topic -> the function (folder name) that consumes it.
   push_consumers = {
@@ -22,6 +22,7 @@ locals {
     "delivery-receipts" = "receipt_updater"
     "inbound-messages"  = "inbound_processor"
     "events"            = "event_router"
+    "import-chunks"     = "contact_importer"
   }
 }
 

@@ -3,10 +3,13 @@
     python -m local.cli [--base-url URL] [--api-key KEY] campaigns list [--status S]
     python -m local.cli campaigns summary CAMPAIGN_ID
     python -m local.cli campaigns watch CAMPAIGN_ID [--interval 5] [--timeout 0]
-    python -m local.cli users import FILE [--chunk-rows 5000]
+    python -m local.cli users import FILE [--chunk-rows 50000] [--interval 1]
+                                          [--timeout 600]
 
 `watch` exits 0 when the campaign COMPLETED and 2 when it was CANCELLED or
-FAILED; `users import` exits 2 when some rows were rejected; errors exit 1.
+FAILED; `users import` waits until each upload's import is COMPLETED (the
+API answers at once and `contact_importer` upserts) and exits 2 when some rows
+were rejected; errors exit 1.
 Without --base-url and --api-key, both come from the local stack's
 `.local/endpoints.json` when it exists. Progress bars are plain text: redrawn
 in place on a terminal, one line per change otherwise.
@@ -30,7 +33,12 @@ DEFAULT_ENDPOINTS = REPO / ".local" / "endpoints.json"
 FINAL_CAMPAIGN_STATUSES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
 UNSENT_STATUSES = ("QUEUED", "SENDING")
 BAR_WIDTH = 30
-DEFAULT_CHUNK_ROWS = 5000
+# Uploads are validated by the API and upserted asynchronously: a chunk only
+# bounds one upload well under the API's 32 MiB.
+DEFAULT_CHUNK_ROWS = 50_000
+IMPORT_POLL_S = 1.0
+IMPORT_TIMEOUT_S = 600.0
+FINAL_IMPORT_STATUSES = frozenset({"COMPLETED", "FAILED"})
 SHOWN_IMPORT_ERRORS = 20
 REQUEST_TIMEOUT_S = 300
 CONTENT_TYPES = {
@@ -374,8 +382,43 @@ def import_progress(done: int, rows: int, chunk: int, chunks: int) -> str:
     return f"{progress_bar(done, rows)} {done}/{rows} rows  chunk {chunk}/{chunks}"
 
 
-def import_users(client: ApiClient, out: TextIO, path: Path, chunk_rows: int) -> int:
-    """Upload the file in chunks of `chunk_rows` rows, one import per chunk."""
+@dataclass(frozen=True)
+class ImportWait:
+    interval: float = IMPORT_POLL_S
+    timeout: float = IMPORT_TIMEOUT_S
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def finished_import(
+    client: ApiClient, accepted: dict[str, Any], wait: ImportWait
+) -> dict[str, Any]:
+    """The import's report once COMPLETED or FAILED (the API answers 202 at once)."""
+    report = accepted
+    deadline = wait.clock() + wait.timeout
+    while report["status"] not in FINAL_IMPORT_STATUSES:
+        if wait.clock() >= deadline:
+            raise CliError(
+                f"import {report['id']} still {report['status']} after "
+                f"{wait.timeout:g}s ({report.get('chunks_done', 0)}/"
+                f"{report.get('chunks_planned', '?')} chunks)"
+            )
+        wait.sleep(wait.interval)
+        report = client.get(f"/v1/imports/{report['id']}")
+    if report["status"] == "FAILED":
+        raise CliError(f"import {report['id']} FAILED: {report.get('reason')}")
+    return report
+
+
+def import_users(
+    client: ApiClient,
+    out: TextIO,
+    path: Path,
+    chunk_rows: int,
+    wait: ImportWait | None = None,
+) -> int:
+    """Upload the file in chunks of `chunk_rows` rows, one import per chunk,
+    each waited for until contact_importer has upserted it."""
     chunks = file_chunks(path, chunk_rows)
     rows = sum(chunk.rows for chunk in chunks)
     line = ProgressLine(out)
@@ -383,7 +426,9 @@ def import_users(client: ApiClient, out: TextIO, path: Path, chunk_rows: int) ->
     done = 0
     line.update(import_progress(0, rows, 0, len(chunks)))
     for number, chunk in enumerate(chunks, start=1):
-        totals.add(client.post("/v1/imports", chunk.body, chunk.content_type), done)
+        accepted = client.post("/v1/imports", chunk.body, chunk.content_type)
+        report = finished_import(client, accepted, wait or ImportWait())
+        totals.add(report, done)
         done += chunk.rows
         line.update(import_progress(done, rows, number, len(chunks)))
     line.finish()
@@ -422,6 +467,8 @@ def parser() -> argparse.ArgumentParser:
     upload = users.add_parser("import")
     upload.add_argument("file", type=Path)
     upload.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
+    upload.add_argument("--interval", type=float, default=IMPORT_POLL_S)
+    upload.add_argument("--timeout", type=float, default=IMPORT_TIMEOUT_S)
     return root
 
 
@@ -447,7 +494,8 @@ def run(args: argparse.Namespace, client: ApiClient, out: TextIO) -> int:
         return watch_campaign(client, out, args.campaign_id, watch)
     if args.chunk_rows < 1:
         raise CliError("--chunk-rows must be at least 1")
-    return import_users(client, out, args.file, args.chunk_rows)
+    wait = ImportWait(interval=args.interval, timeout=args.timeout)
+    return import_users(client, out, args.file, args.chunk_rows, wait)
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:

@@ -59,8 +59,22 @@ def running_endpoints() -> dict[str, Any]:
             return dict(endpoints)
         except requests.RequestException:
             stack.down(STATE)
-    say("starting the local stack (emulators, simulator, dispatcher, 9 functions)")
+    say("starting the local stack (emulators, simulator, dispatcher, 10 functions)")
     return stack.up(stack.free_base_port(18600), STATE, {})
+
+
+def completed_import(api: Api, accepted: dict[str, Any], timeout: float = 120) -> Any:
+    """The import's report once contact_importer has upserted every chunk."""
+    report = accepted
+    deadline = time.monotonic() + timeout
+    while report["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise SystemExit(f"import {report['id']} still RUNNING after {timeout}s")
+        time.sleep(0.5)
+        report = api.call("GET", f"/v1/imports/{report['id']}")
+    if report["status"] != "COMPLETED":
+        raise SystemExit(f"import {report['id']} {report['status']}: {report}")
+    return report
 
 
 def import_samples(api: Api) -> None:
@@ -68,12 +82,14 @@ def import_samples(api: Api) -> None:
     if not files:
         raise SystemExit(f"no sample contact files in {SAMPLES}")
     for path in files:
-        report = api.call(
+        accepted = api.call(
             "POST",
             "/v1/imports",
             data=path.read_bytes(),
             headers={"Content-Type": CONTENT_TYPES[path.suffix]},
         )
+        # The API answers 202 at once; the campaign needs the users written.
+        report = completed_import(api, accepted)
         say(
             f"imported {path.name}: {report['total']} rows, {report['created']} new, "
             f"{report['updated']} updated, {report['duplicates']} duplicates, "

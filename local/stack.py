@@ -49,6 +49,7 @@ PUSH_FUNCTIONS = {
     "delivery-receipts": "receipt_updater",
     "inbound-messages": "inbound_processor",
     "events": "event_router",
+    "import-chunks": "contact_importer",
 }
 FUNCTIONS = (*HTTP_FUNCTIONS, *PUSH_FUNCTIONS.values())
 # Local push subscriptions have no retryPolicy, unlike infra/pubsub.tf: the
@@ -68,6 +69,7 @@ ACK_DEADLINE_SECONDS = {
     "receipt_updater": 60,
     "inbound_processor": 60,
     "event_router": 120,
+    "contact_importer": 300,
 }
 # gunicorn threads per function process: the I/O-bound hot paths get more.
 FUNCTION_THREADS = {

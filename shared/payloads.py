@@ -66,3 +66,26 @@ class IngestedEvent(BaseModel):
     phone: str
     properties: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
+
+
+IMPORT_CHUNK_ROWS = 2000
+
+
+class ImportRow(BaseModel):
+    """One validated contact row: phone in E.164, consent a ConsentState value."""
+
+    phone: str
+    row: int = Field(ge=1)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    timezone: str | None = None
+    consent: str | None = None
+
+
+class ImportChunk(BaseModel):
+    """A chunk of `import-chunks`: rows of one import, each phone in one chunk."""
+
+    import_id: str = Field(min_length=1, max_length=100)
+    chunk_no: int = Field(ge=0)
+    # The import's time: every chunk (and every redelivery) writes the same.
+    imported_at: datetime
+    rows: list[ImportRow] = Field(max_length=IMPORT_CHUNK_ROWS)

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -55,6 +55,8 @@ class ApiRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     path_params: dict[str, str] = field(default_factory=dict)
+    # Set instead of `body` on routes that read their body as a stream.
+    stream: IO[bytes] | None = None
 
     @property
     def content_type(self) -> str:

@@ -286,15 +286,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(400, 422),
     ),
     ("POST", "/v1/imports"): Operation(
-        "Import contacts (CSV, JSON array, NDJSON or multipart file); upsert",
+        "Import contacts (CSV, JSON array, NDJSON or multipart file, at most "
+        "32 MiB): rows validated now, upserted asynchronously; poll the report",
         Tag.IMPORTS,
         response=ImportReport,
-        status=201,
+        status=202,
         request_content=IMPORT_CONTENT,
-        errors=(400, 413, 415, 422),
+        errors=(400, 413, 415, 422, 503),
     ),
     ("GET", "/v1/imports/{import_id}"): Operation(
-        "Read an import report", Tag.IMPORTS, response=ImportReport, errors=(404,)
+        "Read an import report: RUNNING with chunks_done/chunks_planned, then "
+        "COMPLETED (or FAILED)",
+        Tag.IMPORTS,
+        response=ImportReport,
+        errors=(404,),
     ),
     ("POST", "/v1/events"): Operation(
         "Ingest one event, a list (≤ 500) or NDJSON",

@@ -19,7 +19,11 @@ from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap, Quie
 from shared.content.templates import TemplateChannel
 from shared.content.validation import validate_content
 from shared.delivery.messages import Message
-from shared.delivery.quiet_hours import next_allowed_time, recipient_zones
+from shared.delivery.quiet_hours import (
+    next_allowed_time,
+    quiet_zones,
+    recipient_zones,
+)
 from shared.delivery.status import MessageStatus
 
 # WhatsApp's customer-service window: free-form messages only this long after
@@ -133,9 +137,15 @@ def effective_quiet_hours(ctx: SendContext) -> QuietHours | None:
 def check_quiet_hours(ctx: SendContext) -> Decision:
     default_tz = ctx.campaign.default_timezone if ctx.campaign else None
     zones = recipient_zones(ctx.user, ctx.message.phone, default_tz)
-    until = next_allowed_time(ctx.now, effective_quiet_hours(ctx), zones)
+    window = effective_quiet_hours(ctx)
+    until = next_allowed_time(ctx.now, window, zones)
     if until is None:
-        return Decision("quiet_hours", Outcome.PASS)
+        # Zones with no moment allowed in all of them: the audit says which
+        # were still quiet when the message went at the best compromise.
+        quiet = quiet_zones(ctx.now, window, zones) if window else []
+        compromise = ",".join(str(z) for z in quiet)
+        reason = f"no common allowed time; quiet in {compromise}" if quiet else None
+        return Decision("quiet_hours", Outcome.PASS, reason)
     names = ",".join(str(z) for z in zones)
     return Decision("quiet_hours", Outcome.DEFER, f"quiet_hours in {names}", until)
 

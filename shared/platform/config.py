@@ -77,10 +77,6 @@ class CoreSettings(_EnvSettings):
     message_retention_days: int = Field(
         90, ge=0, validation_alias="MESSAGE_RETENTION_DAYS"
     )
-    # Import reports and their row errors (masked phones) expire after this.
-    import_retention_days: int = Field(
-        30, ge=0, validation_alias="IMPORT_RETENTION_DAYS"
-    )
     # Recipients per `recipient-batches` message; tests lower it so a small
     # campaign still spans several batches.
     fanout_batch_size: int = Field(
@@ -135,7 +131,8 @@ class ApiSettings(_EnvSettings):
     """Read by the REST API."""
 
     api_keys: str = Field(validation_alias="API_KEYS", repr=False)
-    max_upload_bytes: int = Field(50 * 1024 * 1024, validation_alias="MAX_UPLOAD_BYTES")
+    # Cloud Functions refuses a larger request before it reaches the code.
+    max_upload_bytes: int = Field(32 * 1024 * 1024, validation_alias="MAX_UPLOAD_BYTES")
 
     @property
     def api_key_set(self) -> frozenset[str]:
@@ -230,4 +227,6 @@ FUNCTION_SETTINGS: dict[str, tuple[type[_EnvSettings], ...]] = {
     "receipt_updater": (CoreSettings,),
     "inbound_processor": (CoreSettings, TwilioSettings, TwilioApiKeySettings),
     "event_router": (CoreSettings, TaskSettings, PrivacySettings),
+    # Reads suppression entries (keyed hashes) so a re-import keeps an opt-out.
+    "contact_importer": (CoreSettings, PrivacySettings),
 }

@@ -26,6 +26,7 @@ class Topic(StrEnum):
     DELIVERY_RECEIPTS = "delivery-receipts"
     INBOUND_MESSAGES = "inbound-messages"
     EVENTS = "events"
+    IMPORT_CHUNKS = "import-chunks"
 
     @property
     def dead_letter(self) -> str:

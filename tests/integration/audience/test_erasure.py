@@ -22,7 +22,7 @@ from tests.integration.api.test_reports_api import (
     MessageFactory,
     make_campaign,
 )
-from tests.integration.audience.test_imports_api import upload
+from tests.integration.audience.test_imports_api import imported
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def seed(api: Any, db: Any) -> str:
     db.collection("receipts").document("SMx_delivered").set(
         {"params": {"To": f"whatsapp:{PHONE}", "Body": BODY}}
     )
-    report = upload(api, f"phone,timezone\n{PHONE},Mars/Base\n", "text/csv").body
+    report = imported(api, f"phone,timezone\n{PHONE},Mars/Base\n")
     assert report["invalid"] == 1
     return campaign.id
 
@@ -117,7 +117,7 @@ def test_erasure_leaves_no_trace_but_the_suppression_and_the_counts(
     }
     assert "erased" in reasons
 
-    again = upload(api, f"phone,consent_state\n{PHONE},OPT_IN\n", "text/csv").body
+    again = imported(api, f"phone,consent_state\n{PHONE},OPT_IN\n")
     assert again["created"] == 1
     assert api("GET", f"/v1/users/{PHONE}").body["consent"]["state"] == "STOP"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from shared.audience import imports
+from shared.audience.import_chunks import import_chunk
+from shared.payloads import ImportChunk
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +32,31 @@ def upload(api: Any, body: bytes | str, content_type: str = "text/csv") -> Any:
     return api("POST", "/v1/imports", body=raw, headers={"Content-Type": content_type})
 
 
+def published_chunks(api: Any) -> list[ImportChunk]:
+    """The chunks the API published since the last call, as the importer gets
+    them (through JSON, as Pub/Sub carries them)."""
+    published = api.context.publisher.published
+    chunks = [p for topic, p, _ in published if topic == "import-chunks"]
+    published[:] = [entry for entry in published if entry[0] != "import-chunks"]
+    return [ImportChunk.model_validate_json(c.model_dump_json()) for c in chunks]
+
+
+def run_importer(api: Any, chunks: list[ImportChunk] | None = None) -> None:
+    for chunk in published_chunks(api) if chunks is None else chunks:
+        import_chunk(api.context.db, chunk, api.context.clock())
+
+
 def imported(api: Any, body: bytes | str, content_type: str = "text/csv") -> Any:
+    """Upload, let contact_importer take every chunk, return the final report."""
     response = upload(api, body, content_type)
-    assert response.status == 201, response.body
-    return response.body
+    assert response.status == 202, response.body
+    assert response.body["status"] in ("RUNNING", "COMPLETED")
+    run_importer(api)
+    report = api("GET", f"/v1/imports/{response.body['id']}")
+    assert report.status == 200, report.body
+    assert report.body["status"] == "COMPLETED", report.body
+    assert report.body["chunks_done"] == report.body["chunks_planned"]
+    return report.body
 
 
 def counts(report: dict[str, Any]) -> dict[str, int]:
@@ -192,11 +216,12 @@ def test_bad_rows_are_reported_while_good_rows_load(api: Any) -> None:
         "+94771234575;Fay;STOP;UTC\n",
     )
     assert (report["total"], report["created"], report["invalid"]) == (7, 2, 5)
+    # Phones in the report are masked, as in logs.
     assert [(e["row"], e["phone"]) for e in report["errors"]] == [
         (2, "12345"),
         (3, None),
-        (4, "+94*******72"),  # masked: reports outlive erasure
-        (5, "+94*******73"),
+        (4, "+9477***4572"),
+        (5, "+9477***4573"),
         (6, None),
     ]
     assert "consent_state" in report["errors"][2]["error"]
@@ -207,7 +232,8 @@ def test_bad_rows_are_reported_while_good_rows_load(api: Any) -> None:
 def test_duplicates_are_merged_last_wins_and_counted(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Chunks of two rows, so that a duplicate also crosses chunks in flight.
+    # Chunks of two rows: a later row is merged into its phone's earlier
+    # chunk, so that each phone is written by one chunk only.
     monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
     rows = [
         {"phone": "+94771234571", "city": "Kandy", "tier": "gold"},
@@ -231,10 +257,7 @@ def test_duplicates_are_merged_last_wins_and_counted(
     merged = user(api, "+94771234571")
     assert merged["attributes"] == {"city": "Colombo", "tier": "gold"}
     assert merged["consent"]["state"] == "OPT_OUT"
-    assert [e["to"] for e in consent_history(api, "+94771234571")] in (
-        ["OPT_OUT", "OPT_IN"],
-        ["OPT_IN", "OPT_OUT"],
-    )
+    assert [e["to"] for e in consent_history(api, "+94771234571")] == ["OPT_OUT"]
 
 
 def test_an_import_never_overrides_stop_but_records_other_changes(
@@ -286,7 +309,7 @@ def test_an_erased_number_is_restored_without_losing_its_opt_out(api: Any) -> No
     assert restored["consent"]["state"] == "STOP"
     assert restored["suppressed"] is False
     assert restored["attributes"] == {"name": "Ann"}
-    # Again with the read-free first attempt of a fresh list.
+    # Again within a larger fresh list (its first write attempt reads nothing).
     api("DELETE", f"/v1/users/{phone}")
     big = "".join(f"+9477123{n:04d},OPT_IN,X\n" for n in range(300, 560))
     again = imported(api, f"phone,consent_state,name\n{phone},OPT_IN,Ann\n{big}")
@@ -383,7 +406,15 @@ def test_the_report_is_stored_with_errors_capped(
 ) -> None:
     monkeypatch.setattr(imports, "MAX_REPORTED_ERRORS", 3)
     body = "phone\n" + "bad\n" * 5 + "+94771234571\n"
-    report = imported(api, body)
+    accepted = upload(api, body)
+    assert accepted.status == 202
+    assert {k: accepted.body[k] for k in ("status", "total", "invalid")} == {
+        "status": "RUNNING",
+        "total": 6,
+        "invalid": 5,
+    }
+    run_importer(api)
+    report = api("GET", f"/v1/imports/{accepted.body['id']}").body
     assert (report["invalid"], len(report["errors"]), report["errors_omitted"]) == (
         5,
         3,
@@ -429,3 +460,294 @@ def test_a_stop_arriving_during_the_import_wins(api: Any, db: Any, clock: Any) -
     report = imported(api, f"phone,consent_state\n{phone},OPT_IN\n")
     assert (report["updated"], report["failed"]) == (1, 0)
     assert user(api, phone)["consent"]["state"] == "STOP"
+
+
+# ---------------------------------------------------------------- asynchronous
+
+
+def report_of(api: Any, import_id: str) -> dict[str, Any]:
+    response = api("GET", f"/v1/imports/{import_id}")
+    assert response.status == 200, response.body
+    return response.body
+
+
+def csv_of(phones: list[str]) -> str:
+    return "phone,n\n" + "".join(f"{p},{i}\n" for i, p in enumerate(phones))
+
+
+PHONES = [f"+1415555{n:04d}" for n in range(100, 140)]
+
+
+def test_the_api_answers_202_at_once_and_the_report_shows_progress(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    response = upload(api, csv_of(PHONES[:8]) + "bad,1\n")
+    assert response.status == 202, response.body
+    assert response.headers["Location"] == f"/v1/imports/{response.body['id']}"
+    accepted = response.body
+    assert {k: accepted[k] for k in ("status", "total", "invalid", "chunks_done")} == {
+        "status": "RUNNING",
+        "total": 9,
+        "invalid": 1,
+        "chunks_done": 0,
+    }
+    assert accepted["chunks_planned"] == 3
+    # Nothing is upserted by the API itself: contact_importer does it.
+    assert list(db.collection("users").stream()) == []
+    chunks = published_chunks(api)
+    assert [len(c.rows) for c in chunks] == [3, 3, 2]
+    assert [c.chunk_no for c in chunks] == [0, 1, 2]
+    assert {r.phone for c in chunks for r in c.rows} == set(PHONES[:8])
+    run_importer(api, chunks[:1])
+    partway = report_of(api, accepted["id"])
+    assert (partway["status"], partway["chunks_done"], partway["created"]) == (
+        "RUNNING",
+        1,
+        3,
+    )
+    assert partway["errors"] == [{"row": 9, "phone": "bad", "error": ANY_TEXT}]
+    run_importer(api, chunks[1:])
+    done = report_of(api, accepted["id"])
+    assert (done["status"], done["chunks_done"], done["created"]) == (
+        "COMPLETED",
+        3,
+        8,
+    )
+    assert done["finished_at"] is not None
+    assert len(list(db.collection("users").stream())) == 8
+
+
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+ANY_TEXT = _AnyText()
+
+
+def test_a_file_without_valid_rows_is_completed_at_once(api: Any) -> None:
+    response = upload(api, "phone\nnope\n")
+    assert response.status == 202
+    assert (response.body["status"], response.body["chunks_planned"]) == (
+        "COMPLETED",
+        0,
+    )
+    assert published_chunks(api) == []
+
+
+def test_a_redelivered_chunk_counts_once(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    accepted = upload(api, csv_of(PHONES[:10])).body
+    chunks = published_chunks(api)
+    run_importer(api, chunks)
+    once = report_of(api, accepted["id"])
+    run_importer(api, [chunks[0], chunks[2], chunks[0]])
+    again = report_of(api, accepted["id"])
+    assert again == once
+    assert (again["created"], again["updated"], again["chunks_done"]) == (10, 0, 3)
+    assert len(consent_history(api, PHONES[0])) == 1
+
+
+def test_a_chunk_cut_short_resumes_and_counts_each_row_once(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.audience import import_chunks
+
+    monkeypatch.setattr(import_chunks, "PART_ROWS", 2)
+    write = import_chunks.write_contacts
+    crashed: list[str] = []
+
+    def crash_on_the_second_part(*args: Any, **kwargs: Any) -> Any:
+        part_ref = args[5] if len(args) > 5 else kwargs.get("part_ref")
+        if part_ref is not None and part_ref.id == "1" and not crashed:
+            crashed.append(part_ref.id)
+            raise RuntimeError("the instance went away")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(import_chunks, "write_contacts", crash_on_the_second_part)
+    accepted = upload(api, csv_of(PHONES[:6])).body
+    chunks = published_chunks(api)
+    assert len(chunks) == 1
+    with pytest.raises(RuntimeError):
+        run_importer(api, chunks)
+    cut = report_of(api, accepted["id"])
+    assert (cut["status"], cut["chunks_done"], cut["created"]) == ("RUNNING", 0, 0)
+    assert 2 <= len(list(db.collection("users").stream())) < 6
+    run_importer(api, chunks)  # Pub/Sub delivers it again
+    done = report_of(api, accepted["id"])
+    assert (done["status"], done["created"], done["updated"]) == ("COMPLETED", 6, 0)
+    assert len(list(db.collection("users").stream())) == 6
+
+
+def test_chunks_counted_at_the_same_moment_all_count(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.audience import import_chunks
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    accepted = upload(api, csv_of(PHONES[:16])).body
+    chunks = published_chunks(api)
+    assert len(chunks) == 8
+    # Every chunk reaches the report update at the same moment, then every
+    # one tries to complete it: the increments and the completion must hold.
+    together = threading.Barrier(len(chunks), timeout=60)
+    count_once = import_chunks._count_once
+
+    def counted_together(*args: Any) -> None:
+        together.wait()
+        count_once(*args)
+
+    monkeypatch.setattr(import_chunks, "_count_once", counted_together)
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        list(pool.map(lambda c: run_importer(api, [c]), chunks))
+    done = report_of(api, accepted["id"])
+    assert (done["status"], done["chunks_done"], done["created"]) == (
+        "COMPLETED",
+        8,
+        16,
+    )
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (nested(100_000), "application/json"),
+        (nested(900), "application/json"),
+        (f'[{{"phone": "{PHONES[0]}"}}, {nested(900)}]', "application/json"),
+        (
+            f'{{"phone": "{PHONES[0]}"}}\n{{"phone": "1", "a": {nested(900)}}}',
+            "application/x-ndjson",
+        ),
+        (f'{{"phone": "{PHONES[0]}", "a": {nested(100_000)}}}', ""),
+    ],
+)
+def test_over_deep_json_is_a_400_and_writes_nothing(
+    api: Any, db: Any, body: str, content_type: str
+) -> None:
+    response = upload(api, body, content_type)
+    assert response.status == 400, response.body
+    assert response.body["error"]["code"] == "nested_too_deep"
+    assert published_chunks(api) == []
+    assert list(db.collection("imports").stream()) == []
+
+
+def test_a_file_broken_late_writes_nothing(api: Any, db: Any) -> None:
+    body = csv_of([f"+1415555{n:04d}" for n in range(5000)]).encode() + b"\xff\n"
+    response = upload(api, body)
+    assert response.status == 422, response.body
+    assert published_chunks(api) == []
+    assert list(db.collection("imports").stream()) == []
+
+
+class _Unreadable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("the body was read")
+
+
+class _EndlessCsv(io.RawIOBase):
+    """A body with no end, as a client streaming without Content-Length."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = (b"phone\n" if not self.served else b"") + b"+14155550100\n" * 100
+        data = data[: len(buffer)]
+        buffer[: len(data)] = data
+        self.served += len(data)
+        return len(data)
+
+
+def streamed(api: Any, stream: Any, headers: dict[str, str]) -> Any:
+    from shared.api.app import handle_request
+    from shared.api.http import ApiRequest
+
+    request = ApiRequest(
+        "POST",
+        "/v1/imports",
+        headers={"Authorization": "Bearer test-key", **headers},
+        stream=stream,
+    )
+    return handle_request(request, api.context)
+
+
+def test_a_declared_length_over_the_limit_is_413_before_reading(
+    api: Any, db: Any
+) -> None:
+    limit = api.context.api.max_upload_bytes
+    assert limit == 32 * 1024 * 1024  # what Cloud Functions accepts
+    response = streamed(
+        api,
+        _Unreadable(),
+        {"Content-Type": "text/csv", "Content-Length": str(limit + 1)},
+    )
+    assert response.status == 413, response.body
+    assert response.body["error"]["code"] == "payload_too_large"
+    assert list(db.collection("imports").stream()) == []
+
+
+def test_a_body_without_length_is_cut_at_the_limit(api: Any, db: Any) -> None:
+    api.context.api = api.context.api.model_copy(update={"max_upload_bytes": 100_000})
+    body = _EndlessCsv()
+    response = streamed(api, body, {"Content-Type": "text/csv"})
+    assert response.status == 413, response.body
+    assert body.served <= 100_000 + 70_000  # the limit and one read
+    assert published_chunks(api) == []
+    assert list(db.collection("imports").stream()) == []
+
+
+def test_a_streamed_body_within_the_limit_imports(api: Any) -> None:
+    body = csv_of(PHONES[:5]).encode()
+    response = streamed(
+        api,
+        io.BufferedReader(io.BytesIO(body)),
+        {"Content-Type": "text/csv", "Content-Length": str(len(body))},
+    )
+    assert response.status == 202, response.body
+    run_importer(api)
+    assert report_of(api, response.body["id"])["created"] == 5
+
+
+def test_a_failed_publish_fails_the_report(api: Any, db: Any) -> None:
+    class DownPublisher:
+        def publish(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("Pub/Sub is down")
+
+        publish_many = publish
+
+    api.context.publisher = DownPublisher()
+    response = upload(api, csv_of(PHONES[:3]))
+    assert response.status == 503, response.body
+    (stored,) = [s.to_dict() for s in db.collection("imports").stream()]
+    assert stored["status"] == "FAILED"
+    assert "send the file again" in stored["reason"]
+
+
+def test_the_importer_entry_point_takes_a_pubsub_push(api: Any, db: Any) -> None:
+    from tests.unit.functions.test_webhook_functions import load_function, pubsub_event
+
+    accepted = upload(api, csv_of(PHONES[:3])).body
+    (chunk,) = published_chunks(api)
+    function = load_function("contact_importer")
+    function.contact_importer(pubsub_event("import-chunks", chunk))
+    assert report_of(api, accepted["id"])["status"] == "COMPLETED"
+    assert user(api, PHONES[2])["attributes"] == {"n": 2}

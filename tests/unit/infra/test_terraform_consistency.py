@@ -43,6 +43,7 @@ CONSUMERS = {
     Topic.DELIVERY_RECEIPTS: "receipt_updater",
     Topic.INBOUND_MESSAGES: "inbound_processor",
     Topic.EVENTS: "event_router",
+    Topic.IMPORT_CHUNKS: "contact_importer",
 }
 
 # Composite queries the code runs today: (collection, ((field, order), ...)).
@@ -109,10 +110,11 @@ TTL_FIELDS = [
     ("inbound", "expire_at"),
     ("events", "expire_at"),
     ("provider_sids", "expire_at"),
-    # Retention (docs/architecture.md §3): messages after their final status,
-    # import reports and their row errors.
-    ("messages", "expire_at"),
     ("imports", "expire_at"),
+    ("chunks", "expire_at"),  # imports/{id}/chunks: the per-chunk markers
+    ("parts", "expire_at"),
+    # Retention (docs/architecture.md §3): messages after their final status.
+    ("messages", "expire_at"),
 ]
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from local.cli import (
     ApiClient,
+    CliError,
+    ImportWait,
     Watch,
     csv_records,
     import_users,
@@ -65,6 +67,7 @@ class FakeApi:
 
     summaries: list[dict[str, Any]] = field(default_factory=list)
     imports: list[tuple[str, bytes]] = field(default_factory=list)
+    reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
 
     def answer(self, method: str, path: str, body: bytes, ctype: str) -> Any:
@@ -77,7 +80,9 @@ class FakeApi:
                 self.summaries.pop(0)
             return 200, current
         if method == "POST" and path == "/v1/imports":
-            return 201, self.import_report(body, ctype)
+            return 202, self.import_report(body, ctype)
+        if method == "GET" and path.startswith("/v1/imports/"):
+            return self.import_progress(path.rsplit("/", 1)[1])
         return 404, {"error": {"code": "not_found", "message": "no route"}}
 
     @staticmethod
@@ -98,16 +103,30 @@ class FakeApi:
         self.imports.append((ctype, body))
         rows = count_rows(body, ctype)
         # Every chunk's first row is "invalid", to check the row renumbering.
-        return {
+        report = {
             "id": f"imp{len(self.imports)}",
+            "status": "RUNNING",
             "total": rows,
-            "created": rows - 1,
+            "created": 0,
             "updated": 0,
             "duplicates": 0,
             "invalid": 1,
             "failed": 0,
+            "chunks_planned": 1,
+            "chunks_done": 0,
             "errors": [{"row": 1, "phone": "nope", "error": "not a phone number"}],
         }
+        self.reports[report["id"]] = [
+            dict(report),  # the first poll finds it still RUNNING
+            {**report, "status": "COMPLETED", "created": rows - 1, "chunks_done": 1},
+        ]
+        return report
+
+    def import_progress(self, import_id: str) -> tuple[int, Any]:
+        if import_id not in self.reports:
+            return 404, {"error": {"code": "not_found", "message": "no import"}}
+        states = self.reports[import_id]
+        return 200, states.pop(0) if len(states) > 1 else states[0]
 
 
 def count_rows(body: bytes, ctype: str) -> int:
@@ -256,7 +275,9 @@ def test_import_uploads_a_csv_in_chunks_with_its_header(
     api, url = fake
     contacts = tmp_path / "contacts.csv"
     write_csv(contacts, 5)
-    status, text = run_cli(url, "users", "import", str(contacts), "--chunk-rows", "2")
+    status, text = run_cli(
+        url, "users", "import", str(contacts), "--chunk-rows", "2", "--interval", "0"
+    )
     assert status == 2, "some rows were rejected"
     assert [ctype for ctype, _ in api.imports] == ["text/csv"] * 3
     bodies = [body.decode() for _, body in api.imports]
@@ -282,8 +303,8 @@ def test_import_chunks_ndjson_and_json_arrays(
     array.write_text(json.dumps(rows))
     out = io.StringIO()
     client = ApiClient(url, API_KEY)
-    import_users(client, out, ndjson, 3)
-    import_users(client, out, array, 4)
+    import_users(client, out, ndjson, 3, ImportWait(interval=0))
+    import_users(client, out, array, 4, ImportWait(interval=0))
     assert [ctype for ctype, _ in api.imports] == [
         "application/x-ndjson",
         "application/x-ndjson",
@@ -292,6 +313,37 @@ def test_import_chunks_ndjson_and_json_arrays(
     ]
     assert [len(json.loads(body)) for _, body in api.imports[2:]] == [4, 1]
     assert json.loads(api.imports[1][1].splitlines()[-1]) == rows[-1]
+
+
+def test_import_waits_until_the_import_is_completed(
+    fake: tuple[FakeApi, str], tmp_path: Path
+) -> None:
+    api, url = fake
+    contacts = tmp_path / "contacts.csv"
+    write_csv(contacts, 3)
+    out = io.StringIO()
+    import_users(ApiClient(url, API_KEY), out, contacts, 10, ImportWait(interval=0))
+    # The POST answers RUNNING with nothing created: the counts are the
+    # completed report's, read after polling.
+    assert api.paths.count("GET /v1/imports/imp1") == 2
+    assert re.search(r"created\s+2", out.getvalue())
+
+
+def test_import_gives_up_on_an_import_that_never_completes(
+    fake: tuple[FakeApi, str], tmp_path: Path
+) -> None:
+    api, url = fake
+    contacts = tmp_path / "contacts.csv"
+    write_csv(contacts, 3)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        api.reports["imp1"][1:] = []  # it never goes COMPLETED
+
+    wait = ImportWait(interval=2, timeout=5, clock=lambda: now[0], sleep=sleep)
+    with pytest.raises(CliError, match="still RUNNING after 5s"):
+        import_users(ApiClient(url, API_KEY), io.StringIO(), contacts, 10, wait)
 
 
 def test_defaults_come_from_the_local_stacks_endpoints(

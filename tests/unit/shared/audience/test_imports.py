@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.audience.imports import (
+from shared.audience.import_files import (
     Contact,
     ImportFileError,
     ImportFormat,
@@ -212,3 +212,91 @@ def test_a_later_row_wins_key_by_key() -> None:
     assert first == Contact(
         "+1", 4, {"a": 1, "b": 2, "c": 2}, "UTC", ConsentState.OPT_IN
     )
+
+
+# ---------------------------------------------------------------- streaming
+
+
+def test_a_json_array_is_read_across_small_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import json
+
+    from shared.audience import import_files
+
+    monkeypatch.setattr(import_files, "_READ_SIZE", 5)
+    rows = [
+        {"phone": f"+1415555{i:04d}", "note": "é, [ok]" * (i % 3)} for i in range(40)
+    ]
+    records = list(json_records(io.BytesIO(json.dumps(rows, indent=1).encode())))
+    assert records == [(i + 1, row) for i, row in enumerate(rows)]
+    broken = b'[{"phone": "1"}, {"phone": ' + b" " * 50 + b"}, {}]"
+    numbered = list(json_records(io.BytesIO(broken)))
+    assert numbered[0] == (1, {"phone": "1"})
+    assert numbered[1][0] == 2 and numbered[1][1].startswith("invalid JSON")
+
+
+def test_pretty_objects_one_after_another_are_rows() -> None:
+    body = b'{\n "phone": "1"\n}\n{\n "phone": "2"\n}\n'
+    assert [fields for _, fields in json_records(body)] == [
+        {"phone": "1"},
+        {"phone": "2"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'[{"phone": "1", "a": ' + b"[" * 40 + b"]" * 40 + b"}]",
+        b'{"phone": "1"}\n{"a": ' + b"[" * 40 + b"]" * 40 + b"}\n",
+    ],
+)
+def test_json_nested_past_the_limit_fails_the_file(body: bytes) -> None:
+    from shared.audience.import_files import NestedTooDeep
+
+    with pytest.raises(NestedTooDeep):
+        list(json_records(body))
+
+
+def test_invalid_utf8_late_in_a_csv_fails_the_file() -> None:
+    body = b"phone\n" + b"+14155550100\n" * 20_000 + b"\xff\n"
+    with pytest.raises(ImportFileError, match="UTF-8"):
+        list(csv_records(body))
+
+
+def test_valid_rows_keep_one_entry_per_phone_and_chunks_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.audience import imports
+
+    rows = imports.ContactRows()
+    for number in range(1, 8):
+        rows.add(Contact(f"+1415555010{number}", number, {"n": number}))
+    rows.add(Contact("+14155550102", 8, {"later": True}, None, ConsentState.STOP))
+    assert (len(rows), rows.duplicates) == (7, 1)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    chunks = list(rows.chunks("imp", datetime(2026, 11, 26, tzinfo=UTC)))
+    assert [len(chunk.rows) for chunk in chunks] == [3, 3, 1]
+    merged = chunks[0].rows[1]
+    assert (merged.phone, merged.row, merged.consent) == ("+14155550102", 8, "STOP")
+    assert merged.attributes == {"n": 2, "later": True}
+    monkeypatch.setattr(imports, "CHUNK_BYTES", 200)  # about two rows
+    bounds = rows.chunk_bounds()
+    assert [start for start, _ in bounds[1:]] == [end for _, end in bounds[:-1]]
+    assert (bounds[0][0], bounds[-1][1]) == (0, 7)
+    for start, end in bounds:
+        sizes = [len(row) + 1 for row in rows.encoded.values()]
+        assert sum(sizes[start:end]) <= 200
+    assert 3 <= len(bounds) <= 4
+
+
+def test_report_phones_are_masked() -> None:
+    from shared.audience.imports import masked
+
+    assert masked("+94771234571") == "+9477***4571"
+    assert masked("whatsapp:0771234571") == "whatsapp:0771***4571"
+    assert masked("12345") == "12345"

@@ -284,6 +284,22 @@ def test_an_explicit_window_replaces_the_default() -> None:
     assert decision.until == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
+def test_zones_with_no_common_allowed_time_send_at_the_compromise() -> None:
+    # A toll-free number spans Guam to St John's: under 20:30-09:15 in June
+    # some of its zones are always quiet. The message waits for the moment
+    # quiet in the fewest of them, then goes; the audit names those still quiet.
+    toll_free = "+18005550100"
+    wide = campaign(quiet_hours={"start": "20:30", "end": "09:15"})
+    june = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
+    ctx = context(now=june, user=None, message=message(phone=toll_free), campaign=wide)
+    deferred = check_quiet_hours(ctx)
+    assert deferred.outcome is Outcome.DEFER and deferred.until is not None
+    sent = check_quiet_hours(replace(ctx, now=deferred.until))
+    assert sent.outcome is Outcome.PASS
+    assert sent.reason is not None
+    assert sent.reason.startswith("no common allowed time; quiet in America/")
+
+
 def test_outside_quiet_hours_passes() -> None:
     assert check_quiet_hours(context()).outcome is Outcome.PASS
 

@@ -14,9 +14,12 @@ from shared.audience.phones import phone_time_zones
 from shared.audience.users import User
 from shared.campaigns.models import QuietHours
 from shared.delivery.quiet_hours import (
+    COMMON_HORIZON,
+    COMPROMISE_HORIZON,
     is_quiet,
     next_allowed_time,
     parse_quiet_hours,
+    quiet_zones,
     recipient_zones,
 )
 
@@ -176,39 +179,164 @@ def test_a_window_ending_in_the_repeated_hour_ends_after_now() -> None:
 
 
 NANP_ZONES = [ZoneInfo(name) for name in phone_time_zones(TOLL_FREE_PHONE)]
+# Beyond NANP: offsets in quarter hours, a 30-minute DST (Lord Howe), DST
+# changes at midnight (Santiago, Havana) and in the southern summer.
+OTHER_ZONES = [
+    ZoneInfo(name)
+    for name in [
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe",
+        "America/Santiago",
+        "America/Havana",
+        "Europe/London",
+        "Pacific/Chatham",
+        "Pacific/Kiritimati",
+    ]
+]
 WINDOWS = [
     TCPA,
     quiet("22:00", "07:00"),
     quiet("20:30", "09:15"),
     quiet("01:00", "05:00"),
+    quiet("00:00", "02:30"),  # ends inside the hour skipped in spring
+    quiet("01:30", "08:00"),  # starts inside the hour repeated in autumn
 ]
+QUARTER_HOUR = st.integers(min_value=0, max_value=95).map(
+    lambda q: f"{q // 4:02d}:{q % 4 * 15:02d}"
+)
+ST_JOHNS = ZoneInfo("America/St_Johns")
+GUAM = ZoneInfo("Pacific/Guam")
+WIDE = quiet("20:30", "09:15")
+
+
+def quiet_count(moment: datetime, window: QuietHours, zones: list[ZoneInfo]) -> int:
+    return sum(is_quiet(moment.astimezone(z), window) for z in zones)
+
+
+def minutes_from(start: datetime, span: timedelta) -> list[datetime]:
+    return [
+        start + timedelta(minutes=m) for m in range(int(span.total_seconds()) // 60)
+    ]
+
+
+def assert_next_allowed_time(
+    now: datetime, window: QuietHours, zones: list[ZoneInfo]
+) -> None:
+    """Checks next_allowed_time against a minute-by-minute search."""
+    until = next_allowed_time(now, window, zones)
+    common = next(
+        (
+            m
+            for m in minutes_from(now, COMMON_HORIZON)
+            if not quiet_count(m, window, zones)
+        ),
+        None,
+    )
+    if common is not None:
+        # The exact rule: the first minute allowed in every zone.
+        assert until == (None if common == now else common)
+        return
+    # No common moment: the first minute of the day ahead quiet in fewest zones.
+    day = minutes_from(now, COMPROMISE_HORIZON + timedelta(minutes=1))
+    fewest = min(day, key=lambda m: quiet_count(m, window, zones))
+    assert until == (None if fewest == now else fewest)
+    assert until is None or until > now
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     minutes=st.integers(min_value=0, max_value=400 * 24 * 60),
-    zones=st.lists(st.sampled_from(NANP_ZONES), min_size=1, max_size=6, unique=True),
-    window=st.sampled_from(WINDOWS),
+    zones=st.lists(
+        st.sampled_from(NANP_ZONES + OTHER_ZONES), min_size=1, max_size=6, unique=True
+    ),
+    window=st.sampled_from(WINDOWS) | st.builds(quiet, QUARTER_HOUR, QUARTER_HOUR),
 )
 def test_the_next_allowed_time_is_allowed_everywhere_and_the_first_such_time(
     minutes: int, zones: list[ZoneInfo], window: QuietHours
 ) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    assert_next_allowed_time(now, window, zones)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    minutes=st.integers(min_value=0, max_value=400 * 24 * 60),
+    zones=st.lists(
+        st.sampled_from(NANP_ZONES + OTHER_ZONES), min_size=1, max_size=6, unique=True
+    ),
+    window=st.sampled_from(WINDOWS) | st.builds(quiet, QUARTER_HOUR, QUARTER_HOUR),
+)
+def test_a_deferred_message_is_not_deferred_forever(
+    minutes: int, zones: list[ZoneInfo], window: QuietHours
+) -> None:
+    # The sender re-checks a deferred message at the time it was given: asked
+    # again then, the answer is "now", at worst after a change of UTC offset.
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    asked = [now]
     until = next_allowed_time(now, window, zones)
+    while until is not None:
+        assert until > asked[-1]
+        asked.append(until)
+        assert len(asked) <= 3, asked
+        until = next_allowed_time(until, window, zones)
 
-    def quiet_somewhere(moment: datetime) -> bool:
-        return any(is_quiet(moment.astimezone(z), window) for z in zones)
 
-    if until is None:
-        assert not quiet_somewhere(now)
-        return
-    assert until > now
-    assert not quiet_somewhere(until)
-    # Nothing earlier would do: every minute before it is quiet in some zone.
-    step = now
-    while step < until:
-        assert quiet_somewhere(step), step
-        step += timedelta(minutes=1)
+# --- zones with no common allowed moment ----------------------------------------
+# In March St John's (UTC-2:30) allows 11:45-23:00 UTC under 20:30-09:15 and
+# Guam (UTC+10) allows 23:15-10:30 UTC: every moment is quiet in one of them.
+
+
+def test_st_johns_and_guam_have_no_moment_allowed_in_both() -> None:
+    now = datetime(2026, 3, 11, 11, 45, tzinfo=UTC)
+    zones = [ST_JOHNS, GUAM]
+    assert all(
+        quiet_count(m, WIDE, zones) >= 1 for m in minutes_from(now, COMMON_HORIZON)
+    )
+
+
+def test_without_a_common_moment_a_moment_quiet_in_one_zone_only_sends_now() -> None:
+    # 11:45 UTC: 09:15 in St John's (allowed), 21:45 in Guam (quiet). No moment
+    # does better, so waiting would only defer the message again and again.
+    now = datetime(2026, 3, 11, 11, 45, tzinfo=UTC)
+    assert quiet_zones(now, WIDE, [ST_JOHNS, GUAM]) == [GUAM]
+    assert next_allowed_time(now, WIDE, [ST_JOHNS, GUAM]) is None
+
+
+def test_without_a_common_moment_wait_until_only_one_zone_is_quiet() -> None:
+    # 11:00 UTC is quiet in both (08:30 in St John's, 21:00 in Guam); from
+    # 11:45 only Guam is quiet.
+    now = datetime(2026, 3, 11, 11, 0, tzinfo=UTC)
+    assert quiet_zones(now, WIDE, [ST_JOHNS, GUAM]) == [ST_JOHNS, GUAM]
+    until = next_allowed_time(now, WIDE, [ST_JOHNS, GUAM])
+    assert until == datetime(2026, 3, 11, 11, 45, tzinfo=UTC)
+    assert next_allowed_time(until, WIDE, [ST_JOHNS, GUAM]) is None
+
+
+def test_without_a_common_moment_the_evening_overlap_waits_for_guam() -> None:
+    # 23:05 UTC: St John's is quiet from 23:00 and Guam until 23:15 UTC.
+    now = datetime(2026, 3, 11, 23, 5, tzinfo=UTC)
+    until = next_allowed_time(now, WIDE, [GUAM, ST_JOHNS])
+    assert until == datetime(2026, 3, 11, 23, 15, tzinfo=UTC)
+    assert quiet_zones(until, WIDE, [GUAM, ST_JOHNS]) == [ST_JOHNS]
+
+
+def test_in_winter_st_johns_and_guam_share_a_quarter_hour() -> None:
+    # In January St John's is on UTC-3:30 and allows 12:45-00:00 UTC; Guam
+    # allows 23:15-10:30 UTC: both allow 23:15-00:00 UTC.
+    now = datetime(2026, 1, 14, 11, 45, tzinfo=UTC)
+    until = next_allowed_time(now, WIDE, [ST_JOHNS, GUAM])
+    assert until == datetime(2026, 1, 14, 23, 15, tzinfo=UTC)
+    assert quiet_zones(until, WIDE, [ST_JOHNS, GUAM]) == []
+
+
+def test_a_quiet_end_skipped_by_spring_forward_ends_at_the_jump() -> None:
+    # 2026-03-08 New York jumps from 02:00 EST to 03:00 EDT (07:00 UTC); a
+    # window ending at 02:30 ends then, there being no 02:30 that night.
+    now = datetime(2026, 3, 8, 6, 0, tzinfo=UTC)  # 01:00 EST
+    window = quiet("00:00", "02:30")
+    assert next_allowed_time(now, window, [NEW_YORK]) == datetime(
+        2026, 3, 8, 7, 0, tzinfo=UTC
+    )
 
 
 def test_every_zone_of_a_toll_free_number_is_honoured() -> None:
