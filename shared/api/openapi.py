@@ -48,6 +48,24 @@ ItemT = TypeVar("ItemT")
 # ------------------------------------------------ shapes handlers build as dicts
 
 
+
+class ErasedCounts(BaseModel):
+    users: int
+    consent_events: int
+    messages: int = Field(description="redacted: phone, body, receipts, error text")
+    inbound: int
+    events: int
+    unmatched_receipts: int
+
+
+class ErasureReport(BaseModel):
+    phone: str = Field(description="masked")
+    erased: ErasedCounts
+    suppressed: bool = Field(description="an opted-out number's suppression entry")
+    summaries_frozen: int = Field(
+        description="completed campaigns' summaries frozen before erasing"
+    )
+
 class ErrorBody(BaseModel):
     code: str = Field(examples=["not_found"])
     message: str
@@ -259,9 +277,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(404, 409),
     ),
     ("DELETE", "/v1/users/{phone}"): Operation(
-        "Erase a user (an opted-out number keeps a suppression entry)",
+        "Erase the number everywhere (profile, consent history, messages,"
+        " inbound, events, unmatched receipts); an opted-out number keeps only"
+        " a keyed-hash suppression entry. Idempotent; says what was erased",
         Tag.USERS,
-        status=204,
+        response=ErasureReport,
         errors=(404, 422),
     ),
     ("PUT", "/v1/users/{phone}/consent"): Operation(
