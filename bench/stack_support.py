@@ -38,6 +38,8 @@ def running_stack(
 
 def firestore_client(endpoints: dict[str, Any]) -> Any:
     os.environ["FIRESTORE_EMULATOR_HOST"] = endpoints["firestore_emulator"]
+    # Message ids seeded here must be the ones the stack's functions derive.
+    os.environ.setdefault("RECIPIENT_KEY", stack.RECIPIENT_KEY)
     from google.cloud import firestore
 
     return firestore.Client(project=endpoints["project"])
