@@ -190,7 +190,7 @@ def test_a_stopped_user_is_skipped_for_no_consent(e2e: Stack) -> None:
     campaign_id = triggered(e2e, kind)
     post_events(e2e, shipped(kind, "stop-1"))
     [message] = settled(e2e, "stop-1", 1)["messages"]
-    assert message["id"] == f"{campaign_id}_{ANN[1:]}_stop-1"
+    assert message["id"] == message_id_for(campaign_id, ANN, "stop-1")
     assert message["status"] == "SKIPPED"
     assert message["skip_reason"] == "no_consent"
     assert sends_to(e2e, ANN) == []
