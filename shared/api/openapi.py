@@ -48,7 +48,6 @@ ItemT = TypeVar("ItemT")
 # ------------------------------------------------ shapes handlers build as dicts
 
 
-
 class ErasedCounts(BaseModel):
     users: int
     consent_events: int
@@ -65,6 +64,7 @@ class ErasureReport(BaseModel):
     summaries_frozen: int = Field(
         description="completed campaigns' summaries frozen before erasing"
     )
+
 
 class ErrorBody(BaseModel):
     code: str = Field(examples=["not_found"])

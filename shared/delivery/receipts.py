@@ -79,9 +79,18 @@ def campaign_id_of(message_id: str) -> str:
     return message_id.split("_", 1)[0]
 
 
+# Parameters a stored receipt leaves out: the recipient's number is the
+# message's own `phone` already, and a callback arriving after an erasure must
+# not write it back into the redacted message.
+_NOT_STORED = frozenset({"To"})
+
+
 def receipt_entry(callback: StatusCallback) -> dict[str, Any]:
-    # Only the signed parameters: a redelivery must be the very same element.
-    return {"params": dict(callback.params)}
+    # Only the signed parameters (less the number): a redelivery must be the
+    # very same element.
+    return {
+        "params": {k: v for k, v in callback.params.items() if k not in _NOT_STORED}
+    }
 
 
 def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, Any]:

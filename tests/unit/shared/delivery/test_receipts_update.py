@@ -48,10 +48,19 @@ def test_rank_rises_through_a_maximum_transform(
 def test_the_receipt_is_the_raw_parameters_only_so_duplicates_are_equal() -> None:
     first, again = callback("delivered"), callback("delivered")
     again = again.model_copy(update={"received_at": datetime.now(UTC)})
-    assert receipt_entry(first) == receipt_entry(again) == {"params": first.params}
+    stored = {k: v for k, v in first.params.items() if k != "To"}
+    assert receipt_entry(first) == receipt_entry(again) == {"params": stored}
     assert transform_value(
         status_update(first, MessageStatus.DELIVERED)["receipts"]
-    ) == [{"params": first.params}]
+    ) == [{"params": stored}]
+
+
+def test_a_stored_receipt_holds_no_phone_number() -> None:
+    # A callback after an erasure must not write the number back.
+    entry = receipt_entry(callback("delivered"))
+    assert "To" not in entry["params"]
+    assert not any("+1" in str(value) for value in entry["params"].values())
+    assert "expire_at" in status_update(callback("delivered"), MessageStatus.DELIVERED)
 
 
 def test_sent_at_is_never_written_by_a_callback() -> None:
