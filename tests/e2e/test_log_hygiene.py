@@ -19,6 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -171,6 +172,8 @@ def run_campaign(stack: Stack) -> str:
 class Run:
     stack: Stack
     written: dict[str, str]
+    campaign_id: str
+    summary: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +184,15 @@ def run(local_stack: Stack) -> Run:
     run_triggered_campaign(local_stack)
     campaign_id = run_campaign(local_stack)
     exercise_the_api(local_stack)
-    local_stack.api("GET", f"/v1/campaigns/{campaign_id}/summary")
+    summary = local_stack.api("GET", f"/v1/campaigns/{campaign_id}/summary").json()
     erased = local_stack.api("DELETE", f"/v1/users/{RECIPIENTS[0]}")
     assert erased.status_code == 200, erased.text
     assert erased.json()["erased"]["messages"] == 1
     wait_for(
         lambda: "consent STOP" in logged_since(local_stack, sizes)["inbound_processor"]
     )
-    return Run(local_stack, logged_since(local_stack, sizes))
+    written = logged_since(local_stack, sizes)
+    return Run(local_stack, written, campaign_id, summary)
 
 
 def test_function_logs_hold_no_phone_body_or_secret(run: Run) -> None:
@@ -232,3 +236,36 @@ def test_every_function_log_line_is_structured(run: Run) -> None:
                     r"\w+?_[0-9a-f]{20}(_[\w-]+)?", labels["message_id"]
                 )
                 assert labels["message_id"].startswith(labels["campaign_id"])
+
+
+def test_after_erasure_no_document_holds_the_number(run: Run) -> None:
+    """The erased recipient (who had texted STOP) is in no document of any
+    collection; the completed campaign's summary is unchanged; a re-import
+    of the number keeps it STOP through its keyed suppression entry."""
+    erased = RECIPIENTS[0]
+    db = run.stack.firestore()
+
+    def documents(collections: Any) -> list[str]:
+        found = []
+        for collection in collections:
+            for ref in collection.list_documents():
+                snapshot = ref.get()
+                found.append(f"{ref.path} {snapshot.to_dict()}")
+                found += documents(ref.collections())
+        return found
+
+    stored = documents(db.collections())
+    assert any(RECIPIENTS[1] in text for text in stored), "the others stay"
+    leaks = [t[:120] for t in stored for f in forms_of(erased) if f in t]
+    assert leaks == []
+    summary = run.stack.api("GET", f"/v1/campaigns/{run.campaign_id}/summary")
+    assert summary.json() == run.summary
+    answer = run.stack.api(
+        "POST",
+        "/v1/imports",
+        data=f"phone,consent_state\n{erased},OPT_IN\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    path = f"/v1/imports/{answer.json()['id']}"
+    wait_for(lambda: run.stack.api("GET", path).json()["status"] == "COMPLETED")
+    assert consent_of(run.stack, erased) == "STOP"
