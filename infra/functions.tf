@@ -442,7 +442,7 @@ resource "google_cloudfunctions2_function" "contact_importer" {
     min_instance_count               = local.sizing["contact_importer"].min_instances
     max_instance_count               = local.sizing["contact_importer"].max_instances
     max_instance_request_concurrency = local.sizing["contact_importer"].concurrency
-    environment_variables            = merge(local.core_env, var.extra_env)
+    environment_variables            = merge(local.core_env, { THREADS = tostring(local.sizing["contact_importer"].concurrency) }, var.extra_env)
   }
 
   depends_on = [
