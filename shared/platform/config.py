@@ -122,7 +122,10 @@ class TwilioApiKeySettings(_EnvSettings):
 
 
 class TwilioSignatureSettings(_EnvSettings):
-    """Read only by webhook intake: Twilio signs webhooks with the auth token."""
+    """Read only by webhook intake: Twilio signs webhooks with the auth token.
+
+    "NEW,OLD" during a rotation: a signature by either is accepted.
+    """
 
     auth_token: str = Field(validation_alias="TWILIO_AUTH_TOKEN", repr=False)
 

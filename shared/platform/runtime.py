@@ -22,6 +22,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.once import once
 from shared.platform.pubsub import pubsub_publisher
 from shared.platform.tasks import TaskQueue, build_task_queue
+from shared.webhooks.intake import AnyTokenValidator
 
 
 def start_function() -> None:
@@ -51,7 +52,7 @@ def twilio_gateway() -> TwilioGateway:
 
 @once
 def request_validator() -> RequestValidator:
-    return RequestValidator(twilio_signature_settings().auth_token)
+    return AnyTokenValidator(twilio_signature_settings().auth_token)
 
 
 @once

@@ -16,6 +16,7 @@ from shared.webhooks.intake import (
     EMPTY_TWIML,
     INBOUND_PATH,
     STATUS_PATH,
+    AnyTokenValidator,
     WebhookRequest,
     accept_webhook,
 )
@@ -230,6 +231,20 @@ def test_a_token_other_than_ours_is_rejected(publisher: RecordingPublisher) -> N
     url = f"{PUBLIC}{STATUS_PATH}?message_id=c1_14155550100"
     other = RequestValidator("someone-else").compute_signature(url, STATUS_PARAMS)
     assert accept(webhook(signature=other), publisher).status == 403
+
+
+def test_during_a_token_rotation_either_token_is_accepted(
+    publisher: RecordingPublisher,
+) -> None:
+    # The secret holds "NEW,OLD" while Twilio switches its primary token.
+    url = f"{PUBLIC}{STATUS_PATH}?message_id=c1_14155550100"
+    rotating = AnyTokenValidator(f"new-token, {TOKEN}")
+    by_new = RequestValidator("new-token").compute_signature(url, STATUS_PARAMS)
+    by_other = RequestValidator("someone-else").compute_signature(url, STATUS_PARAMS)
+    for signature, status in ((by_new, 204), (SIGN, 204), (by_other, 403)):
+        request = webhook(signature=signature)
+        result = accept_webhook(rotating, PUBLIC, publisher, request, NOW)
+        assert result.status == status, signature
 
 
 # --- which URL is checked ----------------------------------------------------------
