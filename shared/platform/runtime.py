@@ -22,7 +22,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.once import once
 from shared.platform.pubsub import pubsub_publisher
 from shared.platform.tasks import TaskQueue, build_task_queue
-from shared.webhooks.intake import AnyTokenValidator
+from shared.webhooks.signature import AnyTokenValidator
 
 
 def start_function() -> None:

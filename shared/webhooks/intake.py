@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 from pydantic import BaseModel
@@ -97,24 +96,6 @@ def public_url(public_base_url: str, request: WebhookRequest) -> str:
     """
     query = f"?{request.query_string}" if request.query_string else ""
     return f"{public_base_url.rstrip('/')}{request.path}{query}"
-
-
-class AnyTokenValidator(RequestValidator):
-    """Twilio's validator over one or more auth tokens ("NEW,OLD").
-
-    During a token rotation the secret holds both, so webhooks signed with
-    either are accepted and the switch in Twilio needs no downtime.
-    """
-
-    def __init__(self, tokens: str) -> None:
-        names = [token.strip() for token in tokens.split(",") if token.strip()]
-        if not names:
-            raise ValueError("no auth token")
-        super().__init__(names[0])
-        self._validators = [RequestValidator(token) for token in names]
-
-    def validate(self, uri: str, params: Any = None, signature: str = "") -> bool:
-        return any(v.validate(uri, params, signature) for v in self._validators)
 
 
 def signature_valid(

@@ -16,10 +16,10 @@ from shared.webhooks.intake import (
     EMPTY_TWIML,
     INBOUND_PATH,
     STATUS_PATH,
-    AnyTokenValidator,
     WebhookRequest,
     accept_webhook,
 )
+from shared.webhooks.signature import AnyTokenValidator
 from tests.conftest import RecordingPublisher
 
 TOKEN = "unit-test-auth-token"
