@@ -50,6 +50,7 @@ demo: install
 # Every benchmark, one after another; each prints its own figures.
 bench: install
 	$(PY) bench/bench_render.py
+	$(PY) bench/bench_log_mask.py
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_segments.py
 	$(PY) bench/bench_webhooks.py
