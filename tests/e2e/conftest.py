@@ -49,10 +49,12 @@ STACK_ENV = {
     "LOCAL_TASKS_MIN_BACKOFF": "0.1",
     "LOCAL_TASKS_MAX_BACKOFF": "2",
     "LOCAL_TASKS_MAX_CONCURRENT": "32",
-    # Past this queue's whole retry budget (30 attempts, <= 2 s apart: about
-    # 55 s), so the stranded-QUEUED sweep requeues a message whose send task
-    # ran out of attempts within the fault test that exhausts one.
-    "STRANDED_QUEUED_SECONDS": "90",
+    # 10 attempts (the deployed queue has 30) so a send task runs out of them
+    # in about 12 s in the fault test that exhausts one.
+    "LOCAL_TASKS_MAX_ATTEMPTS": "10",
+    # Past that retry budget, so the stranded-QUEUED sweep requeues only a
+    # message whose send task ran out of attempts.
+    "STRANDED_QUEUED_SECONDS": "30",
     # Small campaigns still span several recipient batches.
     "FANOUT_BATCH_SIZE": os.environ.get(
         "ESE_FANOUT_BATCH_SIZE",
