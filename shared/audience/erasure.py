@@ -38,7 +38,7 @@ from shared.audience.users import (
     suppression_ref,
     user_ref,
 )
-from shared.platform.logging import get_logger
+from shared.platform.logging import get_logger, mask_phones_in_log
 
 log = get_logger(__name__)
 
@@ -104,6 +104,12 @@ def _delete(batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot) -
     batch.delete(snapshot.reference)
 
 
+def _masked_entry(entry: Any) -> Any:
+    if not isinstance(entry, dict) or not entry.get("reason"):
+        return entry
+    return {**entry, "reason": mask_phones_in_log(str(entry["reason"]))}
+
+
 def _redact_message(now: datetime, retention: timedelta) -> Callable[..., None]:
     def write(
         batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot
@@ -115,6 +121,8 @@ def _redact_message(now: datetime, retention: timedelta) -> Callable[..., None]:
             "receipts": [],
             "content_variables": None,
             "error_message": None,
+            # Twilio's error texts (kept in the audit) may quote the number.
+            "audit": [_masked_entry(entry) for entry in data.get("audit") or []],
             "erased_at": now,
             "expire_at": data.get("expire_at") or now + retention,
         }

@@ -64,7 +64,19 @@ def seed(api: Any, db: Any) -> str:
     campaign = make_campaign(db, completed_at=NOW)
     factory = MessageFactory(db, campaign.id)
     receipt = {"To": PHONE, "MessageStatus": "delivered", "MessageSid": "SM1"}
-    factory.add(MessageStatus.DELIVERED, phone=PHONE, body=BODY, receipts=[receipt])
+    refused = {
+        "step": "send",
+        "outcome": "retry",
+        "reason": f"21211: The 'To' number {PHONE} is not valid",
+        "at": NOW,
+    }
+    factory.add(
+        MessageStatus.DELIVERED,
+        phone=PHONE,
+        body=BODY,
+        receipts=[receipt],
+        audit=[refused],
+    )
     factory.add(MessageStatus.DELIVERED)
     factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
     completed = {"status": CampaignStatus.COMPLETED.value}
