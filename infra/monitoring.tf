@@ -253,11 +253,12 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 # Cloud Run's request log records each URL as is, outside the application's
 # masking. Message ids, task names and callback URLs carry no phone (they use
 # recipient keys), but an API caller may name one in a path or query
-# (/v1/users/{phone}, ?phone=): those entries of the api's request log are not
-# stored. local/faults.py EXCLUDED_API_URLS mirrors this filter (a unit test
-# holds them equal) so the local log-hygiene test sees what Cloud Logging keeps.
+# (/v1/users/{phone}, ?phone=, and the users list's page tokens, which encode a
+# user's id): those entries of the api's request log are not stored.
+# local/faults.py EXCLUDED_API_URLS mirrors this filter (a unit test holds them
+# equal) so the local log-hygiene test sees what Cloud Logging keeps.
 resource "google_logging_project_exclusion" "api_phone_urls" {
   name        = "ese-api-phone-urls"
   description = "api request-log entries whose URL may name a phone number (privacy)."
-  filter      = "log_id(\"run.googleapis.com/requests\") AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names["api"]}\" AND (httpRequest.requestUrl:\"/v1/users/\" OR httpRequest.requestUrl:\"phone=\")"
+  filter      = "log_id(\"run.googleapis.com/requests\") AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names["api"]}\" AND (httpRequest.requestUrl:\"/v1/users\" OR httpRequest.requestUrl:\"phone=\")"
 }

@@ -208,7 +208,7 @@ def wrap_pubsub_handler(
 
 # The api's request-log entries that infra/monitoring.tf's exclusion
 # (`api_phone_urls`) drops: URLs in which a caller may name a phone.
-EXCLUDED_API_URLS = ("/v1/users/", "phone=")
+EXCLUDED_API_URLS = ("/v1/users", "phone=")
 
 
 def log_request(name: str, request: Any) -> None:
