@@ -1,6 +1,6 @@
-"""api: HTTP (authenticated). The REST API v1 of DESIGN §10, and the operator
-console (DESIGN §15): static files beside this entry point, served publicly;
-every call they make to the API carries the operator's key."""
+"""api: HTTP (authenticated). The REST API v1 of docs/architecture.md §10, and
+the operator console (§15): static files beside this entry point, served
+publicly; every call they make to the API carries the operator's key."""
 
 import json
 from pathlib import Path

@@ -3,7 +3,7 @@
 The render preview (`POST /v1/templates/{id}/render`), the dry run, fan-out and
 the event router all build the template's scope with `template_scope` and
 render with `render_content`, so a preview that renders is a send that renders
-(DESIGN §7). A triggered campaign's template sees `event` as
+(docs/architecture.md §7). A triggered campaign's template sees `event` as
 {event_id, type, occurred_at, properties}.
 
 A render that fails on one recipient's data (a division by zero, a list past

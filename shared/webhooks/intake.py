@@ -28,7 +28,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio puts the body's SHA-256 in the signed URL when it posts JSON.
 BODY_HASH_PARAM = "bodySHA256"
 # Twilio's callbacks are a few KiB; the endpoint is public, so a larger body is
-# refused before it is read (DESIGN §9).
+# refused before it is read (docs/architecture.md §9).
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
 
 

@@ -1,5 +1,5 @@
 """The webhook URLs infra/ outputs for operators carry the same connection
-overrides as every StatusCallback the sender gives Twilio (DESIGN §9)."""
+overrides as every StatusCallback the sender gives Twilio (docs/architecture.md §9)."""
 
 from __future__ import annotations
 

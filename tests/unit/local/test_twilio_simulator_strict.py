@@ -1,4 +1,4 @@
-"""The simulator is at least as strict as Twilio (DESIGN §13).
+"""The simulator is at least as strict as Twilio (docs/architecture.md §13).
 
 Channel mismatches (21910), sends to numbers that texted STOP (21610), free-form
 WhatsApp outside the 24-hour window (63016), `accepted` for Messaging Service
