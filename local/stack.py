@@ -206,8 +206,9 @@ def restart_function(state_dir: Path, name: str) -> None:
     path.write_text(json.dumps(records, indent=2))
 
 
-def create_topics(ports: dict[str, int]) -> None:
+def create_topics(ports: dict[str, int], max_attempts: int | None = None) -> None:
     """Topics, dead-letter topics, push subscriptions and DLQ pull subscriptions."""
+    attempts = max_attempts or MAX_DELIVERY_ATTEMPTS
     base = f"{url(ports['pubsub'])}/v1/projects/{PROJECT}"
     for topic, function in PUSH_FUNCTIONS.items():
         for name in (topic, f"{topic}-dlq"):
@@ -225,7 +226,7 @@ def create_topics(ports: dict[str, int]) -> None:
                 "ackDeadlineSeconds": ACK_DEADLINE_SECONDS[function],
                 "deadLetterPolicy": {
                     "deadLetterTopic": f"projects/{PROJECT}/topics/{topic}-dlq",
-                    "maxDeliveryAttempts": MAX_DELIVERY_ATTEMPTS,
+                    "maxDeliveryAttempts": attempts,
                 },
             },
             timeout=10,
@@ -260,7 +261,10 @@ def start_all(
             f"{url(server.port)}/healthz" if server.name == "api" else url(server.port),
             server=server,
         )
-    create_topics(ports)
+    # Tests may shorten the budget (LOCAL_PUBSUB_MAX_DELIVERY_ATTEMPTS) to
+    # dead-letter a poison message sooner; it must outlast a restart.
+    budget = env.get("LOCAL_PUBSUB_MAX_DELIVERY_ATTEMPTS")
+    create_topics(ports, int(budget) if budget else None)
     servers.append(_start_ticker(ports, logs, env))
     _save(state_dir, servers)
     return servers

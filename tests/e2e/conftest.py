@@ -55,6 +55,10 @@ STACK_ENV = {
     # Past that retry budget, so the stranded-QUEUED sweep requeues only a
     # message whose send task ran out of attempts.
     "STRANDED_QUEUED_SECONDS": "30",
+    # Pub/Sub pushes a nacked message again about a second later: 30 attempts
+    # dead-letter the poison message in about 30 s (the stack's default is 60)
+    # and still outlast a function restarted mid-batch (a few seconds).
+    "LOCAL_PUBSUB_MAX_DELIVERY_ATTEMPTS": "30",
     # Small campaigns still span several recipient batches.
     "FANOUT_BATCH_SIZE": os.environ.get(
         "ESE_FANOUT_BATCH_SIZE",
