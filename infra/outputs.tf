@@ -22,17 +22,17 @@ output "public_base_url" {
 
 output "api_url" {
   description = "Base URL of the REST API v1 (private: send an ID token in X-Serverless-Authorization and the API key in Authorization)."
-  value       = google_cloudfunctions2_function.api.service_config[0].uri
+  value       = google_cloudfunctions2_function.fn["api"].service_config[0].uri
 }
 
 output "console_url" {
   description = "The operator console (static files served by api). Private like the API: reach it through IAP or an authenticating proxy (infra/README.md, section 5); sign in with an API key."
-  value       = "${google_cloudfunctions2_function.api.service_config[0].uri}/console/"
+  value       = "${google_cloudfunctions2_function.fn["api"].service_config[0].uri}/console/"
 }
 
 output "function_urls" {
   description = "Cloud Run URL of every function."
-  value       = { for key, fn in local.functions : key => fn.service_config[0].uri }
+  value       = { for key, fn in google_cloudfunctions2_function.fn : key => fn.service_config[0].uri }
 }
 
 output "message_sender_url" {

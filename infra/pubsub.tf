@@ -55,11 +55,11 @@ resource "google_pubsub_subscription" "push" {
 
   push_config {
     # The topic path lets functions-framework set the CloudEvent source.
-    push_endpoint = "${local.functions[each.value].service_config[0].uri}/projects/${var.project}/topics/${each.key}"
+    push_endpoint = "${google_cloudfunctions2_function.fn[each.value].service_config[0].uri}/projects/${var.project}/topics/${each.key}"
 
     oidc_token {
       service_account_email = google_service_account.pubsub_push.email
-      audience              = local.functions[each.value].service_config[0].uri
+      audience              = google_cloudfunctions2_function.fn[each.value].service_config[0].uri
     }
   }
 

@@ -17,7 +17,7 @@ resource "google_cloud_scheduler_job" "campaign_tick" {
 
   http_target {
     http_method = "POST"
-    uri         = google_cloudfunctions2_function.campaign_scheduler.service_config[0].uri
+    uri         = google_cloudfunctions2_function.fn["campaign_scheduler"].service_config[0].uri
     headers = {
       "Content-Type" = "application/json"
     }
@@ -25,7 +25,7 @@ resource "google_cloud_scheduler_job" "campaign_tick" {
 
     oidc_token {
       service_account_email = google_service_account.scheduler_invoker.email
-      audience              = google_cloudfunctions2_function.campaign_scheduler.service_config[0].uri
+      audience              = google_cloudfunctions2_function.fn["campaign_scheduler"].service_config[0].uri
     }
   }
 

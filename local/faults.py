@@ -251,6 +251,7 @@ def patch_twilio_gateway(plan: FaultPlan) -> None:
             raise InjectedFault("injected: crash after Twilio accepted")
         return accepted
 
+    # Injection replaces the method in place; mypy rejects assigning to a method.
     gateway.TwilioGateway.send = send  # type: ignore[method-assign]
 
 
@@ -276,6 +277,7 @@ def patch_firestore_commits(plan: FaultPlan) -> None:
             raise gexc.Aborted("injected: transaction aborted")
         return original_transaction_commit(self)
 
+    # Injection replaces the methods in place; mypy rejects assigning to a method.
     batch.WriteBatch.commit = batch_commit  # type: ignore[method-assign]
     transaction.Transaction._commit = transaction_commit  # type: ignore[method-assign]
 

@@ -307,15 +307,74 @@ def render(value: Any, key: str, item: Any) -> str:
 # --------------------------------------------------------------------------
 
 
+# The one google_cloudfunctions2_function: for_each over local.function_specs.
+FUNCTION_RESOURCE = "fn"
+
+
+def _fill(text: str, names: dict[str, Any]) -> Any:
+    """`text` with each reference in `names` (e.g. each.key, each.value.env)
+    replaced: a whole-expression reference by its value as it is, one inside a
+    larger expression by its expression text, an index by a quoted key."""
+    for ref, value in names.items():
+        if expr(text) == ref:
+            return value
+        inner = expr(value) if isinstance(value, str) else json.dumps(value)
+        text = text.replace("${" + ref + "}", str(value))
+        text = text.replace(f"[{ref}]", f'["{value}"]')
+        text = re.sub(rf"(?<![\w.]){re.escape(ref)}(?![\w])", inner, text)
+    return text
+
+
+def _instantiate(node: Any, names: dict[str, Any]) -> Any:
+    """A resource body for one for_each instance: references filled in and
+    `dynamic` blocks expanded into the blocks they generate."""
+    if isinstance(node, list):
+        return [_instantiate(item, names) for item in node]
+    if isinstance(node, str):
+        return _fill(node, names)
+    if not isinstance(node, dict):
+        return node
+    body: dict[str, Any] = {}
+    for key, value in node.items():
+        if key != "dynamic":
+            body[key] = _instantiate(value, names)
+            continue
+        for dynamic in value:
+            for label, spec in dynamic.items():
+                items = _instantiate(spec["for_each"], names)
+                assert isinstance(items, list), f"cannot expand dynamic {label}"
+                for item in items:
+                    inner = {**names, f"{label}.value": item}
+                    body.setdefault(label, []).extend(
+                        _instantiate(spec["content"], inner)
+                    )
+    return body
+
+
+@cache
+def function_instances() -> dict[str, dict[str, Any]]:
+    """Function name -> its resource body as Terraform instantiates it."""
+    body = resources("google_cloudfunctions2_function")[FUNCTION_RESOURCE]
+    assert expr(body["for_each"]) == "local.function_specs"
+    specs = tf_locals()["function_specs"]
+    instances = {}
+    for name, spec in specs.items():
+        names = {f"each.value.{field}": value for field, value in spec.items()}
+        # Longer references first: each.value.x before each.key's prefix.
+        names = dict(sorted(names.items(), key=lambda kv: -len(kv[0])))
+        instances[name] = _instantiate(body, {**names, "each.key": name})
+    return instances
+
+
 def functions_by_entry_point() -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    for body in resources("google_cloudfunctions2_function").values():
+    for body in function_instances().values():
         found.setdefault(block(body, "build_config")["entry_point"], []).append(body)
     return found
 
 
 def function(name: str) -> dict[str, Any]:
-    return resources("google_cloudfunctions2_function")[name]
+    return function_instances()[name]
 
 
 def test_functions_folder_list_is_not_empty() -> None:
@@ -340,7 +399,26 @@ def test_each_function_folder_is_deployed_once(name: str) -> None:
 
 def test_no_function_without_a_folder() -> None:
     assert set(functions_by_entry_point()) == set(FUNCTIONS)
-    assert set(resources("google_cloudfunctions2_function")) == set(FUNCTIONS)
+    assert set(function_instances()) == set(FUNCTIONS)
+    # One definition for all of them: what differs is data in function_specs.
+    assert set(resources("google_cloudfunctions2_function")) == {FUNCTION_RESOURCE}
+
+
+def moved_blocks() -> dict[str, str]:
+    return {
+        expr(moved["from"]): expr(moved["to"]) for moved in terraform().get("moved", [])
+    }
+
+
+def test_each_function_keeps_its_state_from_its_old_address() -> None:
+    # Each function was its own resource; `moved` carries its state to its
+    # for_each instance, so an existing deployment updates in place.
+    moves = moved_blocks()
+    for name in FUNCTIONS:
+        old = f"google_cloudfunctions2_function.{name}"
+        assert moves.get(old) == (
+            f'google_cloudfunctions2_function.{FUNCTION_RESOURCE}["{name}"]'
+        ), name
 
 
 def env_keys(name: str) -> tuple[set[str], set[str]]:
@@ -382,6 +460,38 @@ SECRET_ENV = {
     "recipient_key": "RECIPIENT_KEY",
     "api_keys": "API_KEYS",
 }
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_secret_env_mounts_its_own_secret(name: str) -> None:
+    env_of = {env: secret for secret, env in SECRET_ENV.items()}
+    mounts = block(function(name), "service_config").get(
+        "secret_environment_variables", []
+    )
+    for mount in mounts:
+        secret = env_of[mount["key"]]
+        fields = {}
+        for field in ("secret", "version"):
+            match = re.fullmatch(
+                r'local\.secret_env\["(\w+)"\]\.(\w+)', expr(mount[field])
+            )
+            assert match and match.groups() == (mount["key"], field), mount
+            fields[field] = expr(tf_locals()["secret_env"][mount["key"]][field])
+        assert expr(mount["project_id"]) == "var.project"
+        assert fields["secret"] == f"google_secret_manager_secret.{secret}.secret_id"
+        version = re.sub(r"_(sid|secret)$", "", secret)
+        assert fields["version"] == f"var.{version}_version", mount
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_functions_that_send_require_a_sender(name: str) -> None:
+    sends = {"message_sender", "inbound_processor"}
+    condition = block(block(function(name), "lifecycle"), "precondition")
+    text = expr(condition["condition"])
+    assert text.endswith(
+        '|| var.twilio_messaging_service_sid != "" || var.twilio_from != ""'
+    )
+    assert text.startswith(f"!{str(name in sends).lower()} ||")
 
 
 def test_the_auth_token_only_checks_webhook_signatures() -> None:
@@ -449,7 +559,7 @@ def push_subscriptions() -> Iterator[tuple[str, Any, dict[str, Any]]]:
 def test_no_eventarc_triggers() -> None:
     # An Eventarc trigger owns its subscription, which then has no dead-letter
     # policy; the consumers get push subscriptions from pubsub.tf instead.
-    for name, body in resources("google_cloudfunctions2_function").items():
+    for name, body in function_instances().items():
         assert "event_trigger" not in body, f"{name} has an event_trigger"
     assert not resources("google_eventarc_trigger")
 
@@ -570,11 +680,11 @@ def invoker_bindings() -> dict[str, set[str]]:
         for key, item in for_each_items(body).items():
             service = render(body["service"], key, item)
             match = re.search(
-                r'google_cloudfunctions2_function\.(\w+)\.|local\.functions\["(\w+)"\]',
+                rf'google_cloudfunctions2_function\.{FUNCTION_RESOURCE}\["(\w+)"\]\.',
                 service,
             )
             assert match, f"{rtype}.{name}: unknown invoker target {service!r}"
-            target = match.group(1) or match.group(2)
+            target = match.group(1)
             member = render(body["member"], key, item)
             bindings.setdefault(target, set()).add(expr(member))
     return bindings
@@ -589,7 +699,8 @@ def test_only_twilio_webhooks_is_public() -> None:
     grant = resources("google_cloud_run_service_iam_member")["twilio_webhooks_public"]
     assert grant["role"] == "roles/run.invoker"
     assert (
-        expr(grant["service"]) == "google_cloudfunctions2_function.twilio_webhooks.name"
+        expr(grant["service"])
+        == 'google_cloudfunctions2_function.fn["twilio_webhooks"].name'
     )
 
 
@@ -674,7 +785,10 @@ def test_stranded_messages_wait_out_the_send_queues_whole_retry_budget() -> None
 def test_scheduler_calls_campaign_scheduler_with_oidc() -> None:
     job = resources("google_cloud_scheduler_job")["campaign_tick"]
     target = block(job, "http_target")
-    assert "google_cloudfunctions2_function.campaign_scheduler" in target["uri"]
+    assert (
+        'google_cloudfunctions2_function.fn["campaign_scheduler"].service_config'
+        in target["uri"]
+    )
     oidc = block(target, "oidc_token")
     assert expr(oidc["service_account_email"]) == (
         "google_service_account.scheduler_invoker.email"
@@ -775,6 +889,8 @@ def _tf_text() -> str:
 
 def test_references_are_declared() -> None:
     text = re.sub(r"#[^\n]*", "", _tf_text())
+    # A moved block's `from` names an address that no longer exists (on purpose).
+    text = re.sub(r"^moved \{.*?^\}", "", text, flags=re.MULTILINE | re.DOTALL)
     declared = {(t, n) for t, n, _ in all_resources()}
     data = {
         (t, n)
