@@ -1,7 +1,9 @@
 """campaign_scheduler: HTTP, called by Cloud Scheduler each minute (OIDC).
 
-Launches due SCHEDULED campaigns, completes finished ones, and sweeps sends
-whose claim expired.
+Runs the tick's named sweeps (launch due campaigns, complete finished ones,
+sweep stuck and stranded sends, finish cancellations, republish events). A
+failed sweep does not stop the others; the tick then answers 500 so the
+failure shows in Cloud Scheduler's job log, and the next tick tries again.
 """
 
 import flask
@@ -22,4 +24,4 @@ def campaign_scheduler(request: flask.Request) -> tuple[dict[str, object], int]:
     report = run_tick(
         firestore_client(), pubsub_publisher(), task_queue(), core_settings(), utcnow()
     )
-    return report.__dict__, 200
+    return report.__dict__, 500 if report.failed_sweeps else 200

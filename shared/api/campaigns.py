@@ -21,6 +21,7 @@ from shared.api.http import (
     parse_model,
 )
 from shared.api.paging import paged
+from shared.audience.segments import SEGMENTS
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -243,7 +244,7 @@ def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
             422, "segment_required", "a dry run needs the campaign's segment"
         )
     template = get_template(context.db, campaign.template_id)
-    segment = context.db.collection("segments").document(campaign.segment_id).get()
+    segment = context.db.collection(SEGMENTS).document(campaign.segment_id).get()
     if template is None or not segment.exists:
         raise ApiError(409, "missing_dependency", "the template or segment is gone")
     definition = (segment.to_dict() or {})["definition"]

@@ -20,17 +20,17 @@ from shared.api.http import (
 )
 from shared.api.paging import paged
 from shared.audience.segments import (
+    SEGMENTS,
     SegmentDefinitionError,
     SegmentPreview,
     preview_segment,
     validate_definition,
 )
 from shared.audience.users import User
-from shared.campaigns.models import CAMPAIGNS, FINAL_CAMPAIGN_STATUSES
+from shared.campaigns.models import unfinished_campaigns_using
 from shared.platform.logging import mask_phone
 
 router = Router()
-SEGMENTS = "segments"
 
 
 class SegmentFields(BaseModel):
@@ -123,21 +123,6 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, updated.model_dump(mode="json"))
 
 
-def _campaigns_using(
-    transaction: firestore.Transaction, context: ApiContext, segment_id: str
-) -> list[dict[str, Any]]:
-    query = (
-        context.db.collection(CAMPAIGNS)
-        .where(filter=firestore.FieldFilter("segment_id", "==", segment_id))
-        .select(["status"])
-    )
-    return [
-        {"campaign_id": snapshot.id, "status": snapshot.get("status")}
-        for snapshot in transaction.get(query)
-        if snapshot.get("status") not in FINAL_CAMPAIGN_STATUSES
-    ]
-
-
 @router.add("DELETE", "/v1/segments/{segment_id}")
 def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Delete unless a campaign that is not final uses the segment (409)."""
@@ -147,7 +132,12 @@ def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     def apply(transaction: firestore.Transaction) -> list[dict[str, Any]]:
         if not ref.get(transaction=transaction).exists:
             raise not_found("segment")
-        in_use = _campaigns_using(transaction, context, ref.id)
+        in_use = [
+            {"campaign_id": campaign_id, "status": status}
+            for campaign_id, status in unfinished_campaigns_using(
+                context.db, transaction, "segment_id", ref.id
+            )
+        ]
         if not in_use:
             transaction.delete(ref)
         return in_use

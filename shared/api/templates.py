@@ -20,7 +20,7 @@ from shared.api.http import (
 from shared.api.paging import paged
 from shared.api.users import phone_param
 from shared.audience.users import get_user
-from shared.campaigns.models import CAMPAIGNS, FINAL_CAMPAIGN_STATUSES
+from shared.campaigns.models import unfinished_campaigns_using
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
 from shared.content.store import (
@@ -176,22 +176,6 @@ def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, template_body(template))
 
 
-def _campaigns_using(
-    db: firestore.Client, transaction: firestore.Transaction, template_id: str
-) -> list[str]:
-    """Ids of campaigns that may still render the template."""
-    query = (
-        db.collection(CAMPAIGNS)
-        .where(filter=firestore.FieldFilter("template_id", "==", template_id))
-        .select(["status"])
-    )
-    return sorted(
-        snapshot.id
-        for snapshot in transaction.get(query)
-        if (snapshot.to_dict() or {}).get("status") not in FINAL_CAMPAIGN_STATUSES
-    )
-
-
 def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     """Delete the template unless campaigns use it; returns those campaigns.
 
@@ -207,7 +191,12 @@ def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     def apply(transaction: firestore.Transaction) -> list[str]:
         if not ref.get(transaction=transaction).exists:
             raise not_found("template")
-        blocking = _campaigns_using(db, transaction, template_id)
+        blocking = sorted(
+            campaign_id
+            for campaign_id, _ in unfinished_campaigns_using(
+                db, transaction, "template_id", template_id
+            )
+        )
         if not blocking:
             transaction.delete(ref)
         return blocking

@@ -1,14 +1,15 @@
 """Contact imports, asynchronous: the API validates, `contact_importer` upserts.
 
-`start_import` reads the upload as a stream (shared.audience.import_files),
+`validate_upload` reads the upload as a stream (shared.audience.import_files),
 validates each row as it comes, and keeps the valid ones encoded, one per
 phone: a later row for a phone already seen is merged into the earlier one,
 key by key, so that each phone lands in exactly one chunk and chunks can be
-written in any order. Only when the whole file has been read does it store
-the report `imports/{id}` (RUNNING, chunks planned) and publish the rows to
-`import-chunks` in chunks of at most CHUNK_ROWS; so a file refused as a whole
-(not UTF-8 halfway, hostile JSON) writes nothing. The upload limit (32 MiB)
-bounds what is held; the rows are held as compact JSON, not as objects.
+written in any order. Only when the whole file has been read does
+`queue_import` store the report `imports/{id}` (RUNNING, chunks planned) and
+publish the rows to `import-chunks` in chunks of at most CHUNK_ROWS; so a file
+refused as a whole (not UTF-8 halfway, hostile JSON) writes nothing. The
+upload limit (32 MiB) bounds what is held; the rows are held as compact JSON,
+not as objects.
 
 `contact_importer` writes each chunk (shared.audience.import_chunks) and adds
 its counts to the report, which goes COMPLETED when every chunk is counted.
@@ -272,28 +273,6 @@ def queue_import(
             }
         )
         raise ImportNotQueued(reason) from exc
-
-
-def start_import(
-    db: firestore.Client,
-    publisher: Publisher,
-    source: bytes | IO[bytes],
-    content_type: str,
-    *,
-    default_region: str,
-    now: datetime,
-    import_id: str | None = None,
-) -> ImportReport:
-    """Validate the file, store its report and publish its chunks."""
-    report, rows = validate_upload(
-        source,
-        content_type,
-        default_region=default_region,
-        now=now,
-        import_id=import_id,
-    )
-    queue_import(db, publisher, report, rows)
-    return report
 
 
 def get_import(db: firestore.Client, import_id: str) -> ImportReport | None:

@@ -58,6 +58,7 @@ from shared.platform.logging import get_logger, mask_phone
 
 log = get_logger(__name__)
 
+SEGMENTS = "segments"
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
 MAX_LIST_VALUES = 500

@@ -11,6 +11,7 @@ from google.cloud import firestore
 from pydantic_core import to_jsonable_python
 
 from shared.audience.segments import (
+    SEGMENTS,
     SegmentDefinitionError,
     iter_segment_users,
     validate_definition,
@@ -28,7 +29,6 @@ from shared.platform.pubsub import Publisher, Topic
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip
-SEGMENTS = "segments"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.content.store import get_template
 from shared.delivery.messages import MESSAGES, message_id_for, send_task
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.status import QUEUED_RANK
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
@@ -38,7 +38,6 @@ ALREADY_EXISTS = 6  # gRPC status code
 _WRITER_OPTIONS = BulkWriterOptions(
     initial_ops_per_second=5000, max_ops_per_second=20000
 )
-QUEUED_RANK = rank_of(MessageStatus.QUEUED)
 # Time for a batch to be written and enqueued before its first send is due.
 FANOUT_LEAD = timedelta(seconds=3)
 

@@ -158,3 +158,25 @@ def transitions_for(campaign: Campaign) -> dict[tuple[A, S], S]:
 
 def campaign_ref(db: firestore.Client, campaign_id: str) -> firestore.DocumentReference:
     return db.collection(CAMPAIGNS).document(campaign_id)
+
+
+def unfinished_campaigns_using(
+    db: firestore.Client,
+    transaction: firestore.Transaction,
+    field: Literal["template_id", "segment_id"],
+    value: str,
+) -> list[tuple[str, str | None]]:
+    """(id, status) of the campaigns not yet final whose `field` is `value`,
+    read in `transaction`: a delete in the same transaction then cannot race
+    a campaign that starts using what it deletes."""
+    query = (
+        db.collection(CAMPAIGNS)
+        .where(filter=firestore.FieldFilter(field, "==", value))
+        .select(["status"])
+    )
+    using = []
+    for snapshot in transaction.get(query):
+        status = (snapshot.to_dict() or {}).get("status")
+        if status not in FINAL_CAMPAIGN_STATUSES:
+            using.append((snapshot.id, status))
+    return using

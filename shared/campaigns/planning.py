@@ -31,10 +31,9 @@ from shared.content.templates import (
 )
 from shared.content.validation import with_opt_out_footer
 from shared.delivery.messages import message_expire_at
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.status import QUEUED_RANK, MessageStatus, rank_of
 from shared.platform.config import CoreSettings
 
-QUEUED_RANK = rank_of(MessageStatus.QUEUED)
 SKIPPED_RANK = rank_of(MessageStatus.SKIPPED)
 
 

@@ -21,12 +21,11 @@ from shared.campaigns.fanout import PACING, reserve_interval
 from shared.campaigns.models import Campaign, campaign_ref
 from shared.campaigns.pacing import plan_send_times
 from shared.delivery.messages import MESSAGES, message_expire_at, send_task
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.status import QUEUED_RANK, MessageStatus, rank_of
 from shared.platform.firestore import operations
 from shared.platform.tasks import TaskQueue
 
 PAGE = 500
-QUEUED_RANK = rank_of(MessageStatus.QUEUED)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""The minute tick: launch due campaigns, complete finished ones, sweep stuck
-sends and stranded queued messages, republish events never routed."""
+"""The minute tick: an ordered list of named sweeps (launch due campaigns,
+complete finished ones, sweep stuck sends and stranded queued messages, finish
+cancellations, republish events never routed), each reported by name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,10 +62,98 @@ class TickReport:
     stranded_requeued: int = 0
     stranded_failed: int = 0
     republished_events: int = 0
+    # Sweep name -> "ok" or "failed", in the order the sweeps ran.
+    sweeps: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed_sweeps(self) -> list[str]:
+        return [name for name, outcome in self.sweeps.items() if outcome != "ok"]
+
+
+@dataclass(frozen=True)
+class TickContext:
+    db: firestore.Client
+    publisher: Publisher
+    tasks: TaskQueue
+    core: CoreSettings
+    now: datetime
+    report: TickReport
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    run: Callable[[TickContext], None]
 
 
 def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
     return firestore.FieldFilter(field_path, op, value)
+
+
+def run_sweeps(ctx: TickContext, sweeps: Sequence[Sweep]) -> TickReport:
+    """Run every sweep in order; one that raises is logged and reported as
+    failed, and the next still runs: the sweeps are independent, and one
+    broken query must not stall launches or the stranded-message rescue.
+    """
+    for sweep in sweeps:
+        try:
+            sweep.run(ctx)
+        except Exception:
+            log.exception(
+                "sweep %s failed",
+                sweep.name,
+                extra={"labels": {"event": "sweep_failed", "sweep": sweep.name}},
+            )
+            ctx.report.sweeps[sweep.name] = "failed"
+        else:
+            ctx.report.sweeps[sweep.name] = "ok"
+    return ctx.report
+
+
+def _launch_due(ctx: TickContext) -> None:
+    launch_due(ctx.db, ctx.publisher, ctx.now, ctx.report)
+
+
+def _check_running_campaigns(ctx: TickContext) -> None:
+    for campaign in _with_status(ctx.db, CampaignStatus.RUNNING):
+        with log_context(campaign_id=campaign.id):
+            _check_running(ctx, campaign)
+
+
+def _resume_held_of_active(ctx: TickContext) -> None:
+    for campaign in _with_status(ctx.db, CampaignStatus.ACTIVE):
+        # Triggered campaigns never complete, but a message held just after
+        # a resume must still go out.
+        resume_held_messages(ctx.db, ctx.tasks, campaign, ctx.now)
+
+
+def _sweep_stuck_sends(ctx: TickContext) -> None:
+    ctx.report.swept = sweep_stuck_sends(ctx.db, ctx.tasks, ctx.now)
+
+
+def _sweep_stranded_queued(ctx: TickContext) -> None:
+    sweep_stranded_queued(ctx.db, ctx.tasks, ctx.core, ctx.now, ctx.report)
+
+
+def _finish_cancellations(ctx: TickContext) -> None:
+    finish_cancellations(ctx.db, ctx.now)
+
+
+def _republish_stranded_events(ctx: TickContext) -> None:
+    ctx.report.republished_events = republish_stranded_events(
+        ctx.db, ctx.publisher, ctx.now
+    )
+
+
+TICK_SWEEPS: tuple[Sweep, ...] = (
+    Sweep("launch_due", _launch_due),
+    Sweep("check_running", _check_running_campaigns),
+    Sweep("resume_held_active", _resume_held_of_active),
+    Sweep("stuck_sends", _sweep_stuck_sends),
+    Sweep("stranded_queued", _sweep_stranded_queued),
+    Sweep("finish_cancellations", _finish_cancellations),
+    Sweep("republish_events", _republish_stranded_events),
+)
 
 
 def run_tick(
@@ -73,21 +162,10 @@ def run_tick(
     tasks: TaskQueue,
     core: CoreSettings,
     now: datetime,
+    sweeps: Sequence[Sweep] = TICK_SWEEPS,
 ) -> TickReport:
-    report = TickReport()
-    launch_due(db, publisher, now, report)
-    for campaign in _with_status(db, CampaignStatus.RUNNING):
-        with log_context(campaign_id=campaign.id):
-            _check_running(db, publisher, tasks, campaign, core, now, report)
-    for campaign in _with_status(db, CampaignStatus.ACTIVE):
-        # Triggered campaigns never complete, but a message held just after
-        # a resume must still go out.
-        resume_held_messages(db, tasks, campaign, now)
-    report.swept = sweep_stuck_sends(db, tasks, now)
-    sweep_stranded_queued(db, tasks, core, now, report)
-    finish_cancellations(db, now)
-    report.republished_events = republish_stranded_events(db, publisher, now)
-    return report
+    ctx = TickContext(db, publisher, tasks, core, now, TickReport())
+    return run_sweeps(ctx, sweeps)
 
 
 def republish_stranded_events(
@@ -156,25 +234,18 @@ def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]
     return [Campaign.from_snapshot(s) for s in query.stream()]
 
 
-def _check_running(
-    db: firestore.Client,
-    publisher: Publisher,
-    tasks: TaskQueue,
-    campaign: Campaign,
-    core: CoreSettings,
-    now: datetime,
-    report: TickReport,
-) -> None:
+def _check_running(ctx: TickContext, campaign: Campaign) -> None:
+    db, tasks, now, report = ctx.db, ctx.tasks, ctx.now, ctx.report
     if campaign.batches_planned is None:
         launched = campaign.launched_at or now
         if campaign.launch_id and now - launched > LOST_LAUNCH_AFTER:
-            publish_launch(publisher, campaign.id, campaign.launch_id)
+            publish_launch(ctx.publisher, campaign.id, campaign.launch_id)
             report.relaunched.append(campaign.id)
         return
     # A message held by a sender that still saw the pause after a resume.
     if resume_held_messages(db, tasks, campaign, now):
         return
-    if is_finished(db, campaign, core, now):
+    if is_finished(db, campaign, ctx.core, now):
         try:
             transition(
                 db,

@@ -38,13 +38,6 @@ def message_id_for(campaign_id: str, phone: str, event_id: str | None = None) ->
     return f"{base}_{event_id}" if event_id else base
 
 
-class AuditEntry(BaseModel):
-    step: str
-    outcome: str
-    reason: str | None = None
-    at: datetime
-
-
 class Message(BaseModel):
     id: str
     campaign_id: str

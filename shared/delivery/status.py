@@ -35,6 +35,8 @@ STATUS_RANK: dict[MessageStatus, int] = {
     MessageStatus.SKIPPED: 90,
 }
 _STATUS_BY_RANK = {rank: status for status, rank in STATUS_RANK.items()}
+# The rank every message starts at, and the one sweeps and re-plans look for.
+QUEUED_RANK = STATUS_RANK[MessageStatus.QUEUED]
 
 FINAL_STATUSES = frozenset(
     {

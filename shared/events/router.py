@@ -34,7 +34,7 @@ from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.segments import matches_properties, user_matches
+from shared.audience.segments import SEGMENTS, matches_properties, user_matches
 from shared.audience.users import User, get_user
 from shared.campaigns.cache import TtlCache, template_cache
 from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
@@ -42,7 +42,7 @@ from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.content.store import Template
 from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
-from shared.delivery.status import MessageStatus, rank_of, status_of
+from shared.delivery.status import QUEUED_RANK, MessageStatus, status_of
 from shared.events.ingest import EventStatus, event_ref
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
@@ -53,9 +53,7 @@ TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
 # Templates and segments change rarely; campaigns (pause!) use the core
 # setting's shorter TTL so a pause takes effect within seconds.
 SETTINGS_CACHE_SECONDS = 10.0
-SEGMENTS = "segments"
 MAX_REPORTED_MESSAGES = 100
-QUEUED_RANK = rank_of(MessageStatus.QUEUED)
 
 
 class NotMatched(StrEnum):

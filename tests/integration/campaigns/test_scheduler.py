@@ -572,3 +572,44 @@ def test_messages_a_resume_could_not_enqueue_are_requeued(
 
     assert report.stranded_requeued == 1
     assert [t.body["message_id"] for t in task_queue.tasks] == [held]
+
+
+# --- the tick as named sweeps --------------------------------------------------
+
+
+def test_a_failing_sweep_does_not_stop_the_sweeps_after_it(
+    db: Any, clock: Any, publisher: Any
+) -> None:
+    """The queue is down, so the stuck-send sweep raises; the cancellation and
+    event sweeps after it still run, and the report names the failed one."""
+    make_message(
+        db, clock.now, 1, S.SENDING, lease_until=clock.now - timedelta(minutes=1)
+    )
+    make_campaign(db, C.CANCELLED, launch_id=LAUNCH, cancel_swept=False)
+    store_event(db, "stranded", clock.now - timedelta(minutes=10), "received")
+
+    report = run_tick(db, publisher, FailingTaskQueue(), core(), clock.now)
+
+    assert report.sweeps["stuck_sends"] == "failed"
+    assert report.failed_sweeps == ["stuck_sends"]
+    assert report.sweeps["finish_cancellations"] == "ok"
+    assert campaign_doc(db)["cancel_swept"] is True
+    assert report.republished_events == 1
+    assert republished(publisher) == ["stranded"]
+
+
+def test_the_tick_reports_every_sweep_by_name_in_order(
+    db: Any, clock: Any, publisher: Any, task_queue: Any
+) -> None:
+    report = tick(db, publisher, task_queue, clock.now)
+
+    assert list(report.sweeps.items()) == [
+        ("launch_due", "ok"),
+        ("check_running", "ok"),
+        ("resume_held_active", "ok"),
+        ("stuck_sends", "ok"),
+        ("stranded_queued", "ok"),
+        ("finish_cancellations", "ok"),
+        ("republish_events", "ok"),
+    ]
+    assert report.failed_sweeps == []
