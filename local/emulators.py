@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -138,18 +139,40 @@ def _reap(pid: int) -> None:
 
 def stop_group(pgid: int, grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after `grace`."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pgid)
+    stop_groups([(pgid, grace)])
+
+
+def stop_groups(groups: Sequence[tuple[int, float]]) -> None:
+    """SIGTERM every (group, grace) at once, then SIGKILL what is left of each
+    group after its grace: a stack stops in its longest grace, not their sum."""
+    started = time.monotonic()
+    deadlines: dict[int, float] = {}
+    for pgid, grace in groups:
         try:
-            os.killpg(pgid, 0)
+            os.killpg(pgid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            continue
+        deadlines[pgid] = started + grace
+    while deadlines:
+        for pgid, deadline in list(deadlines.items()):
+            _reap(pgid)
+            if not _group_alive(pgid):
+                del deadlines[pgid]
+            elif time.monotonic() >= deadline:
+                _kill_group(pgid)
+                del deadlines[pgid]
         time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:

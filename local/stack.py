@@ -26,7 +26,13 @@ from typing import Any
 import requests
 
 from local import emulators
-from local.emulators import Server, start_process, stop_group, wait_http
+from local.emulators import (
+    Server,
+    start_process,
+    stop_group,
+    stop_groups,
+    wait_http,
+)
 from local.queue_settings import deployed_queue_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -410,9 +416,12 @@ def down(state_dir: Path) -> None:
         log("nothing to stop")
         return
     records = json.loads(path.read_text())
-    for record in reversed(records):
-        grace = 2.0 if "emulator" in record["name"] else 5.0
-        stop_group(int(record["pgid"]), grace=grace)
+    stop_groups(
+        [
+            (int(record["pgid"]), 2.0 if "emulator" in record["name"] else 5.0)
+            for record in records
+        ]
+    )
     path.unlink()
     (state_dir / "endpoints.json").unlink(missing_ok=True)
     log(f"stopped {len(records)} process groups")

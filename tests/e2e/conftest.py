@@ -52,9 +52,12 @@ STACK_ENV = {
     # 10 attempts (the deployed queue has 30) so a send task runs out of them
     # in about 12 s in the fault test that exhausts one.
     "LOCAL_TASKS_MAX_ATTEMPTS": "10",
-    # Past that retry budget, so the stranded-QUEUED sweep requeues only a
-    # message whose send task ran out of attempts.
-    "STRANDED_QUEUED_SECONDS": "30",
+    # Past that retry budget and any backlog of the default sizes, so the
+    # stranded-QUEUED sweep requeues only a message whose send task ran out of
+    # attempts; the full sizes queue longer behind their faults.
+    "STRANDED_QUEUED_SECONDS": "300"
+    if os.environ.get("ESE_TEST_FULL") == "1"
+    else "20",
     # Pub/Sub pushes a nacked message again about a second later: 30 attempts
     # dead-letter the poison message in about 30 s (the stack's default is 60)
     # and still outlast a function restarted mid-batch (a few seconds).
