@@ -55,7 +55,7 @@ STACK_ENV = {
     # Past that retry budget and any backlog of the default sizes, so the
     # stranded-QUEUED sweep requeues only a message whose send task ran out of
     # attempts; the full sizes queue longer behind their faults.
-    "STRANDED_QUEUED_SECONDS": "300"
+    "STRANDED_QUEUED_SECONDS": "120"
     if os.environ.get("ESE_TEST_FULL") == "1"
     else "20",
     # Pub/Sub pushes a nacked message again about a second later: 30 attempts
