@@ -379,7 +379,7 @@ def test_all_faults_together_with_consent_changes_and_a_poison_message(
 # Small audiences: these classes wait out sending leases, not volume.
 AMBIGUOUS_RECIPIENTS = 40
 # Longer than a lease (6 s) and the retry that finds it expired.
-HOLD_QUEUED_MS = 15_000
+HOLD_QUEUED_MS = 10_000
 
 
 def ambiguous_sends(e2e: FaultStack, count: int, hold_ms: int = 0) -> None:

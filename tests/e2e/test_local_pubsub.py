@@ -29,7 +29,7 @@ TOPIC = "recipient-batches"
 FAILED_ATTEMPTS = 3
 MESSAGES = 20
 # Longer than a function takes to restart on a busy machine.
-DOWNTIME_SECONDS = 20
+DOWNTIME_SECONDS = 15
 
 
 class FlakyConsumer(ThreadingHTTPServer):
