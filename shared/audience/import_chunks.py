@@ -345,6 +345,9 @@ def _count_once(
         pass  # a concurrent delivery of this chunk counted it
 
 
+COMPLETE_ATTEMPTS = 20
+
+
 @firestore.transactional
 def _complete_if_done(
     transaction: firestore.Transaction,
@@ -383,6 +386,7 @@ def import_chunk(
         _count_once(db, chunk, marker_ref, outcome, now)
         result = ChunkResult.COUNTED
     # Also after a redelivery: the delivery that counted may have stopped
-    # before this step.
-    _complete_if_done(db.transaction(), report_ref, now)
+    # before this step. The last chunks of an import all try at once on one
+    # document, so the transaction gets more attempts than the default 5.
+    _complete_if_done(db.transaction(max_attempts=COMPLETE_ATTEMPTS), report_ref, now)
     return result
