@@ -30,7 +30,6 @@ from shared.delivery.gateway import (
     TwilioGateway,
     TwilioSendError,
     channel_address,
-    status_callback_url,
 )
 from shared.delivery.messages import (
     MESSAGES,
@@ -61,6 +60,7 @@ from shared.delivery.reconcile import (
     sent_fields,
     unreconciled_fields,
 )
+from shared.delivery.replies import addressed
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
@@ -283,21 +283,13 @@ def _outbound(
     deps: SenderDeps, message: Message, campaign: Campaign | None
 ) -> OutboundMessage:
     sender = campaign.sender if campaign else None
-    mss = sender.messaging_service_sid if sender else None
-    from_number = sender.from_ if sender else None
-    if not (mss or from_number):
-        mss = deps.twilio.messaging_service_sid or None
-        from_number = deps.twilio.from_number or None
-    if from_number:
-        from_number = channel_address(message.channel, from_number)
-    return OutboundMessage(
+    return addressed(
+        deps.twilio,
         to=channel_address(message.channel, message.phone),
         body=message.body,
-        status_callback=status_callback_url(
-            deps.twilio.public_base_url, f"message_id={quote(message.id, safe='')}"
-        ),
-        messaging_service_sid=mss,
-        from_number=from_number,
+        from_number=sender.from_ if sender else None,
+        messaging_service_sid=sender.messaging_service_sid if sender else None,
+        status_query=f"message_id={quote(message.id, safe='')}",
         content_sid=message.content_sid,
         content_variables=message.content_variables,
     )
