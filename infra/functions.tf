@@ -91,11 +91,11 @@ locals {
 
   # Secret env var -> the Secret Manager secret (secrets.tf) and its version.
   secret_env = {
-    TWILIO_AUTH_TOKEN     = { secret = google_secret_manager_secret.twilio_auth_token.secret_id, version = var.twilio_auth_token_version }
-    TWILIO_API_KEY_SID    = { secret = google_secret_manager_secret.twilio_api_key_sid.secret_id, version = var.twilio_api_key_version }
-    TWILIO_API_KEY_SECRET = { secret = google_secret_manager_secret.twilio_api_key_secret.secret_id, version = var.twilio_api_key_version }
-    RECIPIENT_KEY         = { secret = google_secret_manager_secret.recipient_key.secret_id, version = var.recipient_key_version }
-    API_KEYS              = { secret = google_secret_manager_secret.api_keys.secret_id, version = var.api_keys_version }
+    TWILIO_AUTH_TOKEN     = { secret = local.secret_ids["twilio_auth_token"], version = var.twilio_auth_token_version }
+    TWILIO_API_KEY_SID    = { secret = local.secret_ids["twilio_api_key_sid"], version = var.twilio_api_key_version }
+    TWILIO_API_KEY_SECRET = { secret = local.secret_ids["twilio_api_key_secret"], version = var.twilio_api_key_version }
+    RECIPIENT_KEY         = { secret = local.secret_ids["recipient_key"], version = var.recipient_key_version }
+    API_KEYS              = { secret = local.secret_ids["api_keys"], version = var.api_keys_version }
   }
 }
 

@@ -462,6 +462,36 @@ SECRET_ENV = {
 }
 
 
+# The one google_secret_manager_secret: for_each over local.secrets.
+SECRET_RESOURCE = "secret"
+
+
+def test_the_secrets_are_one_definition_over_a_map() -> None:
+    assert set(resources("google_secret_manager_secret")) == {SECRET_RESOURCE}
+    secrets = tf_locals()["secrets"]
+    assert set(secrets) == set(SECRET_ENV)
+    # Each Secret Manager id is the one the deployment already has.
+    assert secrets == {key: key.replace("_", "-") for key in SECRET_ENV}
+    secret = resources("google_secret_manager_secret")[SECRET_RESOURCE]
+    assert expr(secret["for_each"]) == "local.secrets"
+    assert expr(secret["secret_id"]) == "each.value"
+    assert expr(tf_locals()["secret_ids"]) == (
+        "{for key, secret in google_secret_manager_secret.secret"
+        " : key => secret.secret_id}"
+    )
+
+
+def test_each_secret_keeps_its_state_from_its_old_address() -> None:
+    # Each secret was its own resource; `moved` carries its state (and its
+    # versions) to its for_each instance, so nothing is destroyed.
+    moves = moved_blocks()
+    for secret in SECRET_ENV:
+        old = f"google_secret_manager_secret.{secret}"
+        assert moves.get(old) == (
+            f'google_secret_manager_secret.{SECRET_RESOURCE}["{secret}"]'
+        ), secret
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_secret_env_mounts_its_own_secret(name: str) -> None:
     env_of = {env: secret for secret, env in SECRET_ENV.items()}
@@ -478,7 +508,7 @@ def test_each_secret_env_mounts_its_own_secret(name: str) -> None:
             assert match and match.groups() == (mount["key"], field), mount
             fields[field] = expr(tf_locals()["secret_env"][mount["key"]][field])
         assert expr(mount["project_id"]) == "var.project"
-        assert fields["secret"] == f"google_secret_manager_secret.{secret}.secret_id"
+        assert fields["secret"] == f'local.secret_ids["{secret}"]'
         version = re.sub(r"_(sid|secret)$", "", secret)
         assert fields["version"] == f"var.{version}_version", mount
 
