@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -410,15 +410,21 @@ def moved_blocks() -> dict[str, str]:
     }
 
 
+def unmoved(rtype: str, resource: str, keys: Iterable[str]) -> list[str]:
+    """The keys whose old `rtype.<key>` does not move to `rtype.resource["<key>"]`."""
+    moves = moved_blocks()
+    return [
+        key
+        for key in keys
+        if moves.get(f"{rtype}.{key}") != f'{rtype}.{resource}["{key}"]'
+    ]
+
+
 def test_each_function_keeps_its_state_from_its_old_address() -> None:
     # Each function was its own resource; `moved` carries its state to its
     # for_each instance, so an existing deployment updates in place.
-    moves = moved_blocks()
-    for name in FUNCTIONS:
-        old = f"google_cloudfunctions2_function.{name}"
-        assert moves.get(old) == (
-            f'google_cloudfunctions2_function.{FUNCTION_RESOURCE}["{name}"]'
-        ), name
+    rtype = "google_cloudfunctions2_function"
+    assert unmoved(rtype, FUNCTION_RESOURCE, FUNCTIONS) == []
 
 
 def env_keys(name: str) -> tuple[set[str], set[str]]:
@@ -484,12 +490,8 @@ def test_the_secrets_are_one_definition_over_a_map() -> None:
 def test_each_secret_keeps_its_state_from_its_old_address() -> None:
     # Each secret was its own resource; `moved` carries its state (and its
     # versions) to its for_each instance, so nothing is destroyed.
-    moves = moved_blocks()
-    for secret in SECRET_ENV:
-        old = f"google_secret_manager_secret.{secret}"
-        assert moves.get(old) == (
-            f'google_secret_manager_secret.{SECRET_RESOURCE}["{secret}"]'
-        ), secret
+    rtype = "google_secret_manager_secret"
+    assert unmoved(rtype, SECRET_RESOURCE, SECRET_ENV) == []
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
