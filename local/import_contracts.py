@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import cast
 
 import grimp
 from importlinter import Contract, ContractCheck, fields, output
+from importlinter.domain.imports import Module
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,16 @@ class Violation:
 
 
 def imported_names(statement: str) -> list[str]:
-    """Every dotted name an import statement brings in, e.g. "from a import b"
-    → ["a.b"]. A statement grimp gives only in part (the first line of a
-    parenthesised import) yields [] and is judged on its text instead."""
+    """Every dotted name an import statement brings in: "from a import b" →
+    ["a.b"]; [] for text that is not one whole import statement."""
     try:
         [node] = ast.parse(statement.strip()).body
     except (SyntaxError, ValueError):
         return []
+    return names_of(node)
+
+
+def names_of(node: ast.stmt) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom) and node.module:
@@ -38,13 +43,37 @@ def imported_names(statement: str) -> list[str]:
     return []
 
 
-def names_forbidden(statement: str, forbidden: str) -> bool:
-    """Whether the statement imports `forbidden` or anything whose name starts
-    with it (`google.cloud.firestore` covers `google.cloud.firestore_v1`)."""
-    names = imported_names(statement)
-    if names:
-        return any(name.startswith(forbidden) for name in names)
-    return forbidden.rsplit(".", 1)[-1] in statement
+def source_path(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def statement_names(
+    module: str, line_number: int, first_line: str, root: Path
+) -> list[str]:
+    """The names imported by the statement at `line_number` of `module`. grimp
+    records only a statement's first line ("from google.cloud import ("), so a
+    statement that does not parse alone is read whole from the source file."""
+    names = imported_names(first_line)
+    path = None if names else source_path(module, root)
+    if path is None:
+        return names
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.stmt) and node.lineno == line_number
+        for name in names_of(node)
+    ]
+
+
+def names_forbidden(names: list[str], forbidden: str) -> bool:
+    """Whether any name is `forbidden` or starts with it (`google.cloud.firestore`
+    covers `google.cloud.firestore_v1`)."""
+    return any(name.startswith(forbidden) for name in names)
 
 
 class ForbiddenExternalSubmoduleContract(Contract):
@@ -61,27 +90,29 @@ class ForbiddenExternalSubmoduleContract(Contract):
     def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
         forbidden = str(self.forbidden_module)
         external = forbidden.split(".", 1)[0]
+        root = Path.cwd()  # lint-imports runs from the repository root
         violations = [
             Violation(importer, detail["line_number"], detail["line_contents"])
             for importer in sorted(self._checked_modules(graph))
             if external in graph.find_modules_directly_imported_by(importer)
             for detail in graph.get_import_details(importer=importer, imported=external)
-            if names_forbidden(detail["line_contents"], forbidden)
+            if names_forbidden(
+                statement_names(
+                    importer, detail["line_number"], detail["line_contents"], root
+                ),
+                forbidden,
+            )
         ]
         return ContractCheck(kept=not violations, metadata={"violations": violations})
 
     def _checked_modules(self, graph: grimp.ImportGraph) -> set[str]:
-        sources = [module.name for module in self._modules(self.source_modules)]
-        allowed = [module.name for module in self._modules(self.allowed_modules)]
+        sources = _module_names(self.source_modules)
+        allowed = _module_names(self.allowed_modules)
         return {
             module
             for module in graph.modules
             if _within(module, sources) and not _within(module, allowed)
         }
-
-    @staticmethod
-    def _modules(field_value: Any) -> list[Any]:
-        return list(field_value or [])
 
     def render_broken_contract(self, check: ContractCheck) -> None:
         for violation in check.metadata["violations"]:
@@ -95,3 +126,8 @@ class ForbiddenExternalSubmoduleContract(Contract):
 
 def _within(module: str, packages: list[str]) -> bool:
     return any(module == p or module.startswith(f"{p}.") for p in packages)
+
+
+def _module_names(field_value: object) -> list[str]:
+    # A field holds its parsed value once the contract is built.
+    return [module.name for module in cast("list[Module] | None", field_value) or []]

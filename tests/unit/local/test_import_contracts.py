@@ -3,11 +3,18 @@ platform layers, and the lint step that runs the contracts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grimp
 import pytest
 
 from local import run_tests
-from local.import_contracts import ForbiddenExternalSubmoduleContract, names_forbidden
+from local.import_contracts import (
+    ForbiddenExternalSubmoduleContract,
+    imported_names,
+    names_forbidden,
+    statement_names,
+)
 
 FIRESTORE = "google.cloud.firestore"
 
@@ -18,11 +25,11 @@ FIRESTORE = "google.cloud.firestore"
         "from google.cloud import firestore",
         "import google.cloud.firestore",
         "from google.cloud.firestore_v1.base_query import FieldFilter",
-        "from google.cloud.firestore_v1.bulk_writer import (",
+        "from google.cloud import pubsub_v1, firestore",
     ],
 )
 def test_an_import_of_firestore_is_forbidden(statement: str) -> None:
-    assert names_forbidden(statement, FIRESTORE)
+    assert names_forbidden(imported_names(statement), FIRESTORE)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +41,18 @@ def test_an_import_of_firestore_is_forbidden(statement: str) -> None:
     ],
 )
 def test_other_google_imports_are_allowed(statement: str) -> None:
-    assert not names_forbidden(statement, FIRESTORE)
+    assert not names_forbidden(imported_names(statement), FIRESTORE)
+
+
+def test_a_parenthesised_import_is_read_whole_from_its_file(tmp_path: Path) -> None:
+    # grimp records only the first line, "from google.cloud import (".
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text(
+        "import os\n\nfrom google.cloud import (\n    pubsub_v1,\n    firestore,\n)\n"
+    )
+    names = statement_names("pkg.mod", 3, "from google.cloud import (", tmp_path)
+    assert names == ["google.cloud.pubsub_v1", "google.cloud.firestore"]
+    assert names_forbidden(names, FIRESTORE)
 
 
 def contract() -> ForbiddenExternalSubmoduleContract:
