@@ -109,7 +109,7 @@ resource "google_cloudfunctions2_function" "fn" {
   build_config {
     runtime         = "python312"
     entry_point     = each.key
-    service_account = google_service_account.builder.id
+    service_account = google_service_account.identity["builder"].id
     environment_variables = {
       GOOGLE_FUNCTION_SOURCE = "functions/${each.key}/main.py"
     }
@@ -237,14 +237,14 @@ resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
   location = google_cloudfunctions2_function.fn["campaign_scheduler"].location
   service  = google_cloudfunctions2_function.fn["campaign_scheduler"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.scheduler_invoker.member
+  member   = google_service_account.identity["scheduler_invoker"].member
 }
 
 resource "google_cloud_run_service_iam_member" "tasks_invoker" {
   location = google_cloudfunctions2_function.fn["message_sender"].location
   service  = google_cloudfunctions2_function.fn["message_sender"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.tasks_invoker.member
+  member   = google_service_account.identity["tasks_invoker"].member
 }
 
 resource "google_cloud_run_service_iam_member" "pubsub_push_invoker" {
@@ -253,5 +253,5 @@ resource "google_cloud_run_service_iam_member" "pubsub_push_invoker" {
   location = google_cloudfunctions2_function.fn[each.value].location
   service  = google_cloudfunctions2_function.fn[each.value].name
   role     = "roles/run.invoker"
-  member   = google_service_account.pubsub_push.member
+  member   = google_service_account.identity["pubsub_push"].member
 }

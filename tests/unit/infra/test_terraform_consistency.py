@@ -740,9 +740,11 @@ def test_private_functions_have_only_their_caller_as_invoker() -> None:
     bindings = invoker_bindings()
     assert bindings["twilio_webhooks"] == {"allUsers"}
     assert bindings["campaign_scheduler"] == {
-        "google_service_account.scheduler_invoker.member"
+        'google_service_account.identity["scheduler_invoker"].member'
     }
-    assert bindings["message_sender"] == {"google_service_account.tasks_invoker.member"}
+    assert bindings["message_sender"] == {
+        'google_service_account.identity["tasks_invoker"].member'
+    }
     # The api's invokers are var.api_invokers (none by default), validated private.
     assert not bindings.get("api")
     api = resources("google_cloud_run_service_iam_member")["api_invoker"]
@@ -752,7 +754,7 @@ def test_private_functions_have_only_their_caller_as_invoker() -> None:
     )
     assert "allUsers" in str(tf_variables()["api_invokers"]["validation"])
     for fn in CONSUMERS.values():
-        assert bindings[fn] == {"google_service_account.pubsub_push.member"}
+        assert bindings[fn] == {'google_service_account.identity["pubsub_push"].member'}
 
 
 # --------------------------------------------------------------------------
@@ -823,7 +825,7 @@ def test_scheduler_calls_campaign_scheduler_with_oidc() -> None:
     )
     oidc = block(target, "oidc_token")
     assert expr(oidc["service_account_email"]) == (
-        "google_service_account.scheduler_invoker.email"
+        'google_service_account.identity["scheduler_invoker"].email'
     )
 
 
@@ -883,14 +885,18 @@ def test_alerts_on_log_metrics_wait_for_the_metrics() -> None:
     # refused; the filter's reference alone does not order the creation.
     policies = resources("google_monitoring_alert_policy")
     on_log_metrics = [
-        name
+        (name, key)
         for name, body in policies.items()
-        if "logging.googleapis.com/user/" in json.dumps(body)
+        for key, item in for_each_items(body).items()
+        if "logging.googleapis.com/user/" in json.dumps([body, item])
     ]
-    assert on_log_metrics
-    for name in on_log_metrics:
+    assert {key for _, key in on_log_metrics} >= {
+        "signature_rejections",
+        "failure_rate",
+    }
+    for name, key in on_log_metrics:
         depends = [expr(d) for d in policies[name].get("depends_on", [])]
-        assert "google_logging_metric.engine" in depends, name
+        assert "google_logging_metric.engine" in depends, (name, key)
 
 
 def test_google_provider_is_pinned_exactly() -> None:
