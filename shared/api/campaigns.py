@@ -29,11 +29,12 @@ from shared.campaigns.lifecycle import (
     launch_campaign,
     transition,
 )
-from shared.campaigns.models import (
+from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.campaigns.transitions import EDITABLE_STATUSES, CampaignAction
+from shared.content.store import get_template
+from shared.store.campaigns import (
     CAMPAIGNS,
-    EDITABLE_STATUSES,
     Campaign,
-    CampaignAction,
     CampaignSettings,
     CampaignStatus,
     FrequencyCap,
@@ -41,8 +42,6 @@ from shared.campaigns.models import (
     Sender,
     campaign_ref,
 )
-from shared.campaigns.replan import resume_held_messages, skip_queued_messages
-from shared.content.store import get_template
 
 router = Router()
 

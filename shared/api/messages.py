@@ -8,8 +8,7 @@ from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
 from shared.api.paging import newest_first, paged
 from shared.api.users import phone_param
-from shared.delivery.messages import MESSAGES, Message, message_ref
-from shared.delivery.status import MessageStatus, rank_of
+from shared.store.messages import MESSAGES, Message, MessageStatus, message_ref, rank_of
 
 router = Router()
 

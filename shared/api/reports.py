@@ -15,13 +15,12 @@ from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
 from shared.api.paging import page_limit
 from shared.audience.users import USERS, ConsentState
-from shared.campaigns.models import CAMPAIGNS, CampaignStatus
 from shared.campaigns.summary import campaign_summary, count_each
-from shared.delivery.messages import MESSAGES
-from shared.delivery.status import STATUS_RANK
 from shared.inbound.keywords import Classification
 from shared.inbound.processor import INBOUND
 from shared.platform.logging import mask_phone
+from shared.store.campaigns import CAMPAIGNS, CampaignStatus
+from shared.store.messages import MESSAGES, STATUS_RANK
 
 router = Router()
 

@@ -18,14 +18,10 @@ from shared.audience.segments import (
 )
 from shared.audience.users import User
 from shared.campaigns.lifecycle import IllegalTransition, transition
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-)
+from shared.campaigns.transitions import CampaignAction
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip

@@ -8,15 +8,10 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-    transitions_for,
-)
+from shared.campaigns.transitions import CampaignAction, transitions_for
 from shared.payloads import CampaignLaunch
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
 
 
 class CampaignNotFound(LookupError):

@@ -18,12 +18,12 @@ from google.cloud.firestore_v1.bulk_writer import BulkWriteFailure, BulkWriter
 from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.campaigns.fanout import PACING, reserve_interval
-from shared.campaigns.models import Campaign, campaign_ref
 from shared.campaigns.pacing import plan_send_times
-from shared.delivery.messages import MESSAGES, message_expire_at, send_task
-from shared.delivery.status import QUEUED_RANK, MessageStatus, rank_of
+from shared.delivery.messages import message_expire_at, send_task
 from shared.platform.firestore import operations
 from shared.platform.tasks import TaskQueue
+from shared.store.campaigns import Campaign, campaign_ref
+from shared.store.messages import MESSAGES, QUEUED_RANK, MessageStatus, rank_of
 
 PAGE = 500
 

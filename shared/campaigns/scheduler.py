@@ -17,20 +17,13 @@ from shared.campaigns.lifecycle import (
     start_campaign,
     transition,
 )
-from shared.campaigns.models import (
-    CAMPAIGNS,
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-)
 from shared.campaigns.replan import (
     resume_held_messages,
     skip_queued_messages,
     write_if_unchanged,
 )
-from shared.delivery.messages import MESSAGES, message_expire_at, send_task
-from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
+from shared.campaigns.transitions import CampaignAction
+from shared.delivery.messages import message_expire_at, send_task
 from shared.events.ingest import (
     EVENTS,
     REPUBLISH_AFTER,
@@ -43,6 +36,8 @@ from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue, TaskQueueError
+from shared.store.campaigns import CAMPAIGNS, Campaign, CampaignStatus, campaign_ref
+from shared.store.messages import MESSAGES, STATUS_RANK, MessageStatus, rank_of
 
 log = get_logger(__name__)
 

@@ -27,12 +27,12 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.audience.users import CONSENT_EVENTS, ConsentState
-from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.delivery.errors import ERROR_MEANINGS
-from shared.delivery.messages import MESSAGES, message_id_for
-from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
+from shared.delivery.messages import message_id_for
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
+from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
+from shared.store.messages import MESSAGES, STATUS_RANK, MessageStatus, rank_of
 
 log = get_logger(__name__)
 

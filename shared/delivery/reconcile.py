@@ -39,14 +39,9 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.delivery.gateway import OutboundMessage, SendAccepted
-from shared.delivery.messages import (
-    MESSAGES,
-    Message,
-    message_expire_at,
-    message_ref,
-)
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.messages import message_expire_at
 from shared.platform.firestore import operations
+from shared.store.messages import MESSAGES, Message, MessageStatus, message_ref, rank_of
 
 PROVIDER_SIDS = "provider_sids"
 # Our clock against Twilio's DateCreated.

@@ -21,8 +21,6 @@ from google.cloud import firestore
 
 from shared.audience.consent import set_consent
 from shared.audience.users import ConsentState, User, get_user
-from shared.campaigns.cache import TtlCache
-from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
@@ -32,14 +30,7 @@ from shared.delivery.gateway import (
     channel_address,
     status_callback_url,
 )
-from shared.delivery.messages import (
-    MESSAGES,
-    Message,
-    decode_version,
-    message_expire_at,
-    message_ref,
-    send_task,
-)
+from shared.delivery.messages import decode_version, message_expire_at, send_task
 from shared.delivery.pipeline import (
     MESSAGE_STEPS,
     RECIPIENT_STEPS,
@@ -61,12 +52,14 @@ from shared.delivery.reconcile import (
     sent_fields,
     unreconciled_fields,
 )
-from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
+from shared.platform.ttl_cache import TtlCache
+from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap
+from shared.store.messages import MESSAGES, Message, MessageStatus, message_ref, rank_of
 
 log = get_logger(__name__)
 

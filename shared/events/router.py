@@ -36,18 +36,25 @@ from pydantic import BaseModel
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import SEGMENTS, matches_properties, user_matches
 from shared.audience.users import User, get_user
-from shared.campaigns.cache import TtlCache, template_cache
-from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
+from shared.campaigns.cache import template_cache
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.content.store import Template
-from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
-from shared.delivery.status import QUEUED_RANK, MessageStatus, status_of
+from shared.delivery.messages import message_id_for, send_task
 from shared.events.ingest import EventStatus, event_ref
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, TaskQueue
+from shared.platform.ttl_cache import TtlCache
+from shared.store.campaigns import CAMPAIGNS, Campaign, CampaignStatus
+from shared.store.messages import (
+    MESSAGES,
+    QUEUED_RANK,
+    MessageStatus,
+    message_ref,
+    status_of,
+)
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
 # Templates and segments change rarely; campaigns (pause!) use the core

@@ -15,8 +15,8 @@ from google.cloud import firestore
 
 from shared.audience import erasure
 from shared.audience.erasure import erase_phone
-from shared.campaigns.models import CampaignStatus, campaign_ref
-from shared.delivery.status import MessageStatus
+from shared.store.campaigns import CampaignStatus, campaign_ref
+from shared.store.messages import MessageStatus
 from tests.integration.api.test_reports_api import (
     NOW,
     MessageFactory,

@@ -1,4 +1,5 @@
-"""The campaign document, its settings, and the lifecycle state machine."""
+"""The `campaigns` collection: the campaign document, its settings, and every
+read and write of the collection (with its `pacing` and `reports` subcollections)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any, Literal
 
 from google.cloud import firestore
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+from shared.platform.firestore import operations
+from shared.platform.ttl_cache import TtlCache
 
 CAMPAIGNS = "campaigns"
 
@@ -26,47 +30,9 @@ class CampaignStatus(StrEnum):
     ACTIVE = "ACTIVE"
 
 
-class CampaignAction(StrEnum):
-    SCHEDULE = "schedule"
-    START = "start"
-    ACTIVATE = "activate"
-    PAUSE = "pause"
-    RESUME = "resume"
-    CANCEL = "cancel"
-    COMPLETE = "complete"
-    FAIL = "fail"
-
-
-S = CampaignStatus
-A = CampaignAction
-# (action, from) → to. Anything else is an illegal transition (HTTP 409).
-BROADCAST_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
-    (A.SCHEDULE, S.DRAFT): S.SCHEDULED,
-    (A.START, S.DRAFT): S.RUNNING,
-    (A.START, S.SCHEDULED): S.RUNNING,
-    (A.PAUSE, S.SCHEDULED): S.PAUSED,
-    (A.PAUSE, S.RUNNING): S.PAUSED,
-    # Resume goes back to the status paused from (`paused_from`).
-    (A.RESUME, S.PAUSED): S.RUNNING,
-    (A.CANCEL, S.DRAFT): S.CANCELLED,
-    (A.CANCEL, S.SCHEDULED): S.CANCELLED,
-    (A.CANCEL, S.RUNNING): S.CANCELLED,
-    (A.CANCEL, S.PAUSED): S.CANCELLED,
-    (A.COMPLETE, S.RUNNING): S.COMPLETED,
-    (A.FAIL, S.SCHEDULED): S.FAILED,
-    (A.FAIL, S.RUNNING): S.FAILED,
-    (A.FAIL, S.PAUSED): S.FAILED,
-}
-TRIGGERED_TRANSITIONS: dict[tuple[CampaignAction, CampaignStatus], CampaignStatus] = {
-    (A.ACTIVATE, S.DRAFT): S.ACTIVE,
-    (A.PAUSE, S.ACTIVE): S.PAUSED,
-    (A.RESUME, S.PAUSED): S.ACTIVE,
-    (A.CANCEL, S.DRAFT): S.CANCELLED,
-    (A.CANCEL, S.ACTIVE): S.CANCELLED,
-    (A.CANCEL, S.PAUSED): S.CANCELLED,
-}
-FINAL_CAMPAIGN_STATUSES = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
-EDITABLE_STATUSES = frozenset({S.DRAFT, S.SCHEDULED})
+FINAL_CAMPAIGN_STATUSES = frozenset(
+    {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
+)
 
 
 class QuietHours(BaseModel):
@@ -152,10 +118,6 @@ class Campaign(CampaignSettings):
         return cls.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
 
 
-def transitions_for(campaign: Campaign) -> dict[tuple[A, S], S]:
-    return TRIGGERED_TRANSITIONS if campaign.is_triggered else BROADCAST_TRANSITIONS
-
-
 def campaign_ref(db: firestore.Client, campaign_id: str) -> firestore.DocumentReference:
     return db.collection(CAMPAIGNS).document(campaign_id)
 
@@ -180,3 +142,16 @@ def unfinished_campaigns_using(
         if status not in FINAL_CAMPAIGN_STATUSES:
             using.append((snapshot.id, status))
     return using
+
+
+def campaign_cache(db: firestore.Client, ttl: float) -> TtlCache[Campaign]:
+    """Campaign documents cached per instance for `ttl` seconds: a pause or
+    cancel still takes effect within seconds while the send path reads each
+    campaign about once per instance per TTL instead of once per message."""
+
+    def load(campaign_id: str) -> Campaign | None:
+        operations.add("reads")
+        snapshot = campaign_ref(db, campaign_id).get()
+        return Campaign.from_snapshot(snapshot) if snapshot.exists else None
+
+    return TtlCache(ttl, load)
