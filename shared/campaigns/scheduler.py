@@ -1,11 +1,11 @@
-"""The minute tick: an ordered list of named sweeps (launch due campaigns,
-complete finished ones, sweep stuck sends and stranded queued messages, finish
-cancellations, republish events never routed), each reported by name."""
+"""The campaign and message sweeps the scheduler tick runs (shared.scheduler):
+launch due campaigns, complete finished ones, resume held messages, sweep
+stuck sends and stranded queued messages, finish cancellations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,13 +24,6 @@ from shared.campaigns.replan import (
 )
 from shared.campaigns.transitions import CampaignAction
 from shared.delivery.messages import message_expire_at, send_task
-from shared.events.ingest import (
-    EVENTS,
-    REPUBLISH_AFTER,
-    EventStatus,
-    publish_events,
-    stored_event,
-)
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
@@ -48,149 +41,35 @@ MAX_STRANDED_REQUEUES = 2
 SEND_ATTEMPTS_EXHAUSTED = "send_attempts_exhausted"
 
 
-@dataclass
-class TickReport:
-    launched: list[str] = field(default_factory=list)
-    relaunched: list[str] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)
-    swept: int = 0
-    stranded_requeued: int = 0
-    stranded_failed: int = 0
-    republished_events: int = 0
-    # Sweep name -> "ok" or "failed", in the order the sweeps ran.
-    sweeps: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def failed_sweeps(self) -> list[str]:
-        return [name for name, outcome in self.sweeps.items() if outcome != "ok"]
-
-
 @dataclass(frozen=True)
-class TickContext:
+class SweepDeps:
     db: firestore.Client
     publisher: Publisher
     tasks: TaskQueue
     core: CoreSettings
     now: datetime
-    report: TickReport
-
-
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    run: Callable[[TickContext], None]
 
 
 def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
     return firestore.FieldFilter(field_path, op, value)
 
 
-def run_sweeps(ctx: TickContext, sweeps: Sequence[Sweep]) -> TickReport:
-    """Run every sweep in order; one that raises is logged and reported as
-    failed, and the next still runs: the sweeps are independent, and one
-    broken query must not stall launches or the stranded-message rescue.
-    """
-    for sweep in sweeps:
-        try:
-            sweep.run(ctx)
-        except Exception:
-            log.exception(
-                "sweep %s failed",
-                sweep.name,
-                extra={"labels": {"event": "sweep_failed", "sweep": sweep.name}},
-            )
-            ctx.report.sweeps[sweep.name] = "failed"
-        else:
-            ctx.report.sweeps[sweep.name] = "ok"
-    return ctx.report
-
-
-def _launch_due(ctx: TickContext) -> None:
-    launch_due(ctx.db, ctx.publisher, ctx.now, ctx.report)
-
-
-def _check_running_campaigns(ctx: TickContext) -> None:
-    for campaign in _with_status(ctx.db, CampaignStatus.RUNNING):
+def check_running_campaigns(
+    deps: SweepDeps, relaunched: list[str], completed: list[str]
+) -> None:
+    """Relaunch lost launches, and complete the running campaigns that finished."""
+    for campaign in _with_status(deps.db, CampaignStatus.RUNNING):
         with log_context(campaign_id=campaign.id):
-            _check_running(ctx, campaign)
+            _check_running(deps, campaign, relaunched, completed)
 
 
-def _resume_held_of_active(ctx: TickContext) -> None:
-    for campaign in _with_status(ctx.db, CampaignStatus.ACTIVE):
+def resume_held_of_active(
+    db: firestore.Client, tasks: TaskQueue, now: datetime
+) -> None:
+    for campaign in _with_status(db, CampaignStatus.ACTIVE):
         # Triggered campaigns never complete, but a message held just after
         # a resume must still go out.
-        resume_held_messages(ctx.db, ctx.tasks, campaign, ctx.now)
-
-
-def _sweep_stuck_sends(ctx: TickContext) -> None:
-    ctx.report.swept = sweep_stuck_sends(ctx.db, ctx.tasks, ctx.now)
-
-
-def _sweep_stranded_queued(ctx: TickContext) -> None:
-    sweep_stranded_queued(ctx.db, ctx.tasks, ctx.core, ctx.now, ctx.report)
-
-
-def _finish_cancellations(ctx: TickContext) -> None:
-    finish_cancellations(ctx.db, ctx.now)
-
-
-def _republish_stranded_events(ctx: TickContext) -> None:
-    ctx.report.republished_events = republish_stranded_events(
-        ctx.db, ctx.publisher, ctx.now
-    )
-
-
-TICK_SWEEPS: tuple[Sweep, ...] = (
-    Sweep("launch_due", _launch_due),
-    Sweep("check_running", _check_running_campaigns),
-    Sweep("resume_held_active", _resume_held_of_active),
-    Sweep("stuck_sends", _sweep_stuck_sends),
-    Sweep("stranded_queued", _sweep_stranded_queued),
-    Sweep("finish_cancellations", _finish_cancellations),
-    Sweep("republish_events", _republish_stranded_events),
-)
-
-
-def run_tick(
-    db: firestore.Client,
-    publisher: Publisher,
-    tasks: TaskQueue,
-    core: CoreSettings,
-    now: datetime,
-    sweeps: Sequence[Sweep] = TICK_SWEEPS,
-) -> TickReport:
-    ctx = TickContext(db, publisher, tasks, core, now, TickReport())
-    return run_sweeps(ctx, sweeps)
-
-
-def republish_stranded_events(
-    db: firestore.Client, publisher: Publisher, now: datetime
-) -> int:
-    """Publish again events stored but never routed (their publish was lost
-    and the caller did not retry); the router is idempotent per event.
-
-    Each is due again only REPUBLISH_AFTER later, so an event that is merely
-    queued behind a router backlog gets one more copy per interval rather
-    than one per tick: copies per tick grew the backlog they sat in.
-    """
-    due = (
-        db.collection(EVENTS)
-        .where(filter=_where("status", "==", EventStatus.RECEIVED.value))
-        .where(filter=_where("republish_at", "<=", now))
-        .limit(SWEEP_LIMIT)
-    )
-    snapshots = list(due.stream())
-    if not snapshots:
-        return 0
-    publish_events(publisher, [stored_event(snapshot) for snapshot in snapshots])
-    # After the publish: if this write fails, the next tick publishes again,
-    # which the router absorbs; the other order could lose the republish.
-    batch = db.batch()
-    for snapshot in snapshots:
-        batch.update(snapshot.reference, {"republish_at": now + REPUBLISH_AFTER})
-    batch.commit()
-    operations.add("writes", len(snapshots))
-    return len(snapshots)
+        resume_held_messages(db, tasks, campaign, now)
 
 
 def finish_cancellations(db: firestore.Client, now: datetime) -> None:
@@ -209,7 +88,7 @@ def finish_cancellations(db: firestore.Client, now: datetime) -> None:
 
 
 def launch_due(
-    db: firestore.Client, publisher: Publisher, now: datetime, report: TickReport
+    db: firestore.Client, publisher: Publisher, now: datetime, launched: list[str]
 ) -> None:
     due = (
         db.collection(CAMPAIGNS)
@@ -221,7 +100,7 @@ def launch_due(
             start_campaign(db, publisher, snapshot.id, now)
         except IllegalTransition:
             continue  # another tick (or an operator) got there first
-        report.launched.append(snapshot.id)
+        launched.append(snapshot.id)
 
 
 def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]:
@@ -229,13 +108,15 @@ def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]
     return [Campaign.from_snapshot(s) for s in query.stream()]
 
 
-def _check_running(ctx: TickContext, campaign: Campaign) -> None:
-    db, tasks, now, report = ctx.db, ctx.tasks, ctx.now, ctx.report
+def _check_running(
+    ctx: SweepDeps, campaign: Campaign, relaunched: list[str], completed: list[str]
+) -> None:
+    db, tasks, now = ctx.db, ctx.tasks, ctx.now
     if campaign.batches_planned is None:
         launched = campaign.launched_at or now
         if campaign.launch_id and now - launched > LOST_LAUNCH_AFTER:
             publish_launch(ctx.publisher, campaign.id, campaign.launch_id)
-            report.relaunched.append(campaign.id)
+            relaunched.append(campaign.id)
         return
     # A message held by a sender that still saw the pause after a resume.
     if resume_held_messages(db, tasks, campaign, now):
@@ -251,7 +132,7 @@ def _check_running(ctx: TickContext, campaign: Campaign) -> None:
             )
         except IllegalTransition:
             return
-        report.completed.append(campaign.id)
+        completed.append(campaign.id)
         log.info("campaign completed")
 
 
@@ -382,8 +263,7 @@ def sweep_stranded_queued(
     tasks: TaskQueue,
     core: CoreSettings,
     now: datetime,
-    report: TickReport,
-) -> None:
+) -> tuple[int, int]:
     """Give a new send task to QUEUED messages that no task will ever send.
 
     A send task that ran out of attempts, or a resume or fan-out whose enqueue
@@ -391,6 +271,7 @@ def sweep_stranded_queued(
     campaign RUNNING forever. Such a message is found by its send time alone,
     once that is further past than the queue's whole retry budget, so the
     happy path pays no extra write. Held messages wait for a resume instead.
+    Returns how many were requeued and how many failed.
     """
     cutoff = now - timedelta(seconds=core.stranded_queued_seconds)
     stranded = (
@@ -403,14 +284,12 @@ def sweep_stranded_queued(
     page = list(stranded.stream())
     operations.add("reads", max(1, len(page)))
     if not page:
-        return
+        return 0, 0
     data = {s.id: s.to_dict() or {} for s in page}
     changes = {s.id: stranded_change(data[s.id], now) for s in page}
     # Conditional on the read: a message a sender claimed meanwhile is left be.
     versions = write_if_unchanged(db, page, changes)
     requeued = [i for i in versions if "generation" in changes[i]]
-    report.stranded_requeued += len(requeued)
-    report.stranded_failed += len(versions) - len(requeued)
     sends = [send_task(i, {**data[i], **changes[i]}, versions[i]) for i in requeued]
     log.warning(
         "stranded queued messages: %d requeued, %d failed",
@@ -423,3 +302,4 @@ def sweep_stranded_queued(
     except TaskQueueError:
         # Their send_at is now: the sweep finds them again after the cutoff.
         log.exception("enqueue of requeued stranded messages failed")
+    return len(requeued), len(versions) - len(requeued)
