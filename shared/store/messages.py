@@ -9,6 +9,7 @@ arrives late can never move a message backwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -123,3 +124,41 @@ class Message(BaseModel):
 
 def message_ref(db: firestore.Client, message_id: str) -> firestore.DocumentReference:
     return db.collection(MESSAGES).document(message_id)
+
+
+def _to_phone(db: firestore.Client, phone: str) -> firestore.Query:
+    return db.collection(MESSAGES).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+
+
+def campaign_ids_messaging(db: firestore.Client, phone: str) -> set[str]:
+    """The campaigns with a message to `phone`."""
+    return {
+        str((snapshot.to_dict() or {}).get("campaign_id"))
+        for snapshot in _to_phone(db, phone).select(["campaign_id"]).stream()
+    }
+
+
+def update_each_to_phone(
+    db: firestore.Client,
+    phone: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    batch_size: int,
+) -> int:
+    """Apply `change(document)` to every message to `phone`, a batch at a time.
+
+    The change must take the message out of the query (clear its phone), so
+    the loop ends; a retry after a crash halfway picks up where it stopped.
+    """
+    query = _to_phone(db, phone)
+    done = 0
+    while True:
+        snapshots = list(query.limit(batch_size).stream())
+        if not snapshots:
+            return done
+        batch = db.batch()
+        for snapshot in snapshots:
+            batch.update(snapshot.reference, change(snapshot.to_dict() or {}))
+        batch.commit()
+        done += len(snapshots)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from shared.audience import erasure
-from shared.audience.erasure import erase_phone
+from shared.privacy import erasure
+from shared.privacy.erasure import erase_phone
 from shared.store.campaigns import CampaignStatus, campaign_ref
 from shared.store.messages import MessageStatus
 from tests.integration.api.test_reports_api import (

@@ -119,7 +119,7 @@ TTL_FIELDS = [
 
 
 def test_fields_erasure_queries_stay_indexed() -> None:
-    # shared/audience/erasure.py finds a number's documents by these fields.
+    # shared/privacy/erasure.py finds a number's documents by these fields.
     exempt = {
         (o["collectionGroup"], o["fieldPath"])
         for o in firestore_spec()["fieldOverrides"]
