@@ -21,7 +21,8 @@ from shared.campaigns.lifecycle import IllegalTransition, transition
 from shared.campaigns.transitions import CampaignAction
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.pubsub import Publisher, Topic
-from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
+from shared.store import campaigns as campaign_store
+from shared.store.campaigns import Campaign, CampaignStatus
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip
@@ -118,8 +119,7 @@ def evaluate_launch(
     half way publishes its batches again, which fan-out absorbs (messages are
     created with create(), task names repeat).
     """
-    snapshot = campaign_ref(db, launch.campaign_id).get()
-    campaign = Campaign.from_snapshot(snapshot) if snapshot.exists else None
+    campaign = campaign_store.get_campaign(db, launch.campaign_id)
     problem = _launch_problem(campaign, launch)
     if problem or campaign is None:
         return EvaluationResult(False, reason=problem)
@@ -140,9 +140,11 @@ def evaluate_launch(
         if len(pending) == PUBLISH_EVERY:
             publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
             pending = []
-            campaign_ref(db, campaign.id).update({"batches_published": batches})
+            campaign_store.update_campaign(
+                db, campaign.id, {"batches_published": batches}
+            )
     publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
-    campaign_ref(db, campaign.id).update(
-        {"batches_planned": batches, "recipients_planned": recipients}
+    campaign_store.update_campaign(
+        db, campaign.id, {"batches_planned": batches, "recipients_planned": recipients}
     )
     return EvaluationResult(True, batches, recipients)

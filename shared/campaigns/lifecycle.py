@@ -11,7 +11,8 @@ from google.cloud import firestore
 from shared.campaigns.transitions import CampaignAction, transitions_for
 from shared.payloads import CampaignLaunch
 from shared.platform.pubsub import Publisher, Topic
-from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
+from shared.store import campaigns as campaign_store
+from shared.store.campaigns import Campaign, CampaignStatus
 
 
 class CampaignNotFound(LookupError):
@@ -42,14 +43,8 @@ def transition(
     changes: dict[str, Any] | None = None,
 ) -> Campaign:
     """Apply `action` atomically; raises IllegalTransition with the status."""
-    ref = campaign_ref(db, campaign_id)
 
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> Campaign:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise CampaignNotFound(campaign_id)
-        campaign = Campaign.from_snapshot(snapshot)
+    def change(campaign: Campaign, _: dict[str, Any]) -> dict[str, Any]:
         update: dict[str, Any] = {
             "status": next_status(campaign, action).value,
             "updated_at": now,
@@ -59,12 +54,11 @@ def transition(
             update["paused_from"] = campaign.status.value
         if action is CampaignAction.CANCEL:
             update["cancel_swept"] = False
-        transaction.update(ref, update)
-        return Campaign.model_validate(
-            {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}
-        )
+        return update
 
-    return apply(db.transaction())
+    return campaign_store.update_in_transaction(
+        db, campaign_id, change, lambda: CampaignNotFound(campaign_id)
+    )
 
 
 def launch_campaign(
@@ -75,10 +69,9 @@ def launch_campaign(
     schedule_at: datetime | None = None,
 ) -> Campaign:
     """DRAFT → ACTIVE (triggered), SCHEDULED (future schedule_at) or RUNNING."""
-    snapshot = campaign_ref(db, campaign_id).get()
-    if not snapshot.exists:
+    campaign = campaign_store.get_campaign(db, campaign_id)
+    if campaign is None:
         raise CampaignNotFound(campaign_id)
-    campaign = Campaign.from_snapshot(snapshot)
     if campaign.is_triggered:
         return transition(db, campaign_id, CampaignAction.ACTIVATE, now)
     when = schedule_at or campaign.schedule_at

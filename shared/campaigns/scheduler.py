@@ -17,20 +17,17 @@ from shared.campaigns.lifecycle import (
     start_campaign,
     transition,
 )
-from shared.campaigns.replan import (
-    resume_held_messages,
-    skip_queued_messages,
-    write_if_unchanged,
-)
+from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.campaigns.transitions import CampaignAction
 from shared.delivery.messages import message_expire_at, send_task
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue, TaskQueueError
-from shared.store.campaigns import CAMPAIGNS, Campaign, CampaignStatus, campaign_ref
-from shared.store.messages import MESSAGES, STATUS_RANK, MessageStatus, rank_of
+from shared.store import campaigns as campaign_store
+from shared.store import messages as message_store
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.messages import MessageStatus, audit_append, rank_of
 
 log = get_logger(__name__)
 
@@ -50,15 +47,11 @@ class SweepDeps:
     now: datetime
 
 
-def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
-    return firestore.FieldFilter(field_path, op, value)
-
-
 def check_running_campaigns(
     deps: SweepDeps, relaunched: list[str], completed: list[str]
 ) -> None:
     """Relaunch lost launches, and complete the running campaigns that finished."""
-    for campaign in _with_status(deps.db, CampaignStatus.RUNNING):
+    for campaign in campaign_store.with_status(deps.db, CampaignStatus.RUNNING):
         with log_context(campaign_id=campaign.id):
             _check_running(deps, campaign, relaunched, completed)
 
@@ -66,7 +59,7 @@ def check_running_campaigns(
 def resume_held_of_active(
     db: firestore.Client, tasks: TaskQueue, now: datetime
 ) -> None:
-    for campaign in _with_status(db, CampaignStatus.ACTIVE):
+    for campaign in campaign_store.with_status(db, CampaignStatus.ACTIVE):
         # Triggered campaigns never complete, but a message held just after
         # a resume must still go out.
         resume_held_messages(db, tasks, campaign, now)
@@ -74,38 +67,23 @@ def resume_held_of_active(
 
 def finish_cancellations(db: firestore.Client, now: datetime) -> None:
     """Skip what a cancel request could not reach within its time budget."""
-    unfinished = (
-        db.collection(CAMPAIGNS)
-        .where(filter=_where("status", "==", CampaignStatus.CANCELLED.value))
-        .where(filter=_where("cancel_swept", "==", False))
-    )
-    for snapshot in unfinished.stream():
+    for campaign_id in campaign_store.ids_cancelled_unswept(db):
         outcome = skip_queued_messages(
-            db, snapshot.id, "campaign_cancelled", now, budget_s=20
+            db, campaign_id, "campaign_cancelled", now, budget_s=20
         )
         if outcome.finished:
-            campaign_ref(db, snapshot.id).update({"cancel_swept": True})
+            campaign_store.mark_cancel_swept(db, campaign_id)
 
 
 def launch_due(
     db: firestore.Client, publisher: Publisher, now: datetime, launched: list[str]
 ) -> None:
-    due = (
-        db.collection(CAMPAIGNS)
-        .where(filter=_where("status", "==", CampaignStatus.SCHEDULED.value))
-        .where(filter=_where("schedule_at", "<=", now))
-    )
-    for snapshot in due.stream():
+    for campaign_id in campaign_store.ids_scheduled_by(db, now):
         try:
-            start_campaign(db, publisher, snapshot.id, now)
+            start_campaign(db, publisher, campaign_id, now)
         except IllegalTransition:
             continue  # another tick (or an operator) got there first
-        launched.append(snapshot.id)
-
-
-def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]:
-    query = db.collection(CAMPAIGNS).where(filter=_where("status", "==", status.value))
-    return [Campaign.from_snapshot(s) for s in query.stream()]
+        launched.append(campaign_id)
 
 
 def _check_running(
@@ -136,21 +114,8 @@ def _check_running(
         log.info("campaign completed")
 
 
-def _messages_of(db: firestore.Client, campaign_id: str) -> firestore.Query:
-    return db.collection(MESSAGES).where(
-        filter=_where("campaign_id", "==", campaign_id)
-    )
-
-
 def batches_done(db: firestore.Client, campaign: Campaign) -> int:
-    reservations = (
-        campaign_ref(db, campaign.id)
-        .collection("pacing")
-        .document(campaign.launch_id or "-")
-        .collection("batches")
-        .where(filter=_where("done", "==", True))
-    )
-    return count_of(reservations)
+    return campaign_store.count_batches_done(db, campaign.id, campaign.launch_id or "-")
 
 
 def is_finished(
@@ -159,50 +124,25 @@ def is_finished(
     """Every batch fanned out and every message final (SENT counts once settled)."""
     if batches_done(db, campaign) < (campaign.batches_planned or 0):
         return False
-    unsent = _messages_of(db, campaign.id).where(
-        filter=_where(
-            "status_rank",
-            "in",
-            [rank_of(MessageStatus.QUEUED), rank_of(MessageStatus.SENDING)],
-        )
-    )
-    if count_of(unsent) > 0:
+    if message_store.count_unsent(db, campaign.id) > 0:
         return False
-    unsettled = (
-        _messages_of(db, campaign.id)
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENT)))
-        .where(
-            filter=_where("sent_at", ">", now - timedelta(seconds=core.settle_seconds))
-        )
-    )
-    return count_of(unsettled) == 0
+    settled_before = now - timedelta(seconds=core.settle_seconds)
+    return message_store.count_sent_after(db, campaign.id, settled_before) == 0
 
 
 def status_counts(db: firestore.Client, campaign_id: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status, rank in STATUS_RANK.items():
-        query = _messages_of(db, campaign_id).where(
-            filter=_where("status_rank", "==", rank)
-        )
-        counts[status.value] = count_of(query)
-    return counts
+    return message_store.count_by_status(db, campaign_id)
 
 
 def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> int:
     """Re-enqueue SENDING messages whose lease expired, for reconciliation."""
-    stuck = (
-        db.collection(MESSAGES)
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENDING)))
-        .where(filter=_where("lease_until", "<", now))
-        .limit(SWEEP_LIMIT)
-    )
     batch = []
-    for snapshot in stuck.stream():
-        data = {**(snapshot.to_dict() or {}), "send_at": now}
+    for message in message_store.stuck_sending(db, now, SWEEP_LIMIT):
+        data = {**message.data, "send_at": now}
         # A new name per attempt: the original task name is already used.
         suffix = f"-r{data.get('attempts', 0)}"
         batch.append(
-            send_task(snapshot.id, data, None, reconcile=True, name_suffix=suffix)
+            send_task(message.id, data, None, reconcile=True, name_suffix=suffix)
         )
     if batch:
         tasks.enqueue(batch)
@@ -227,7 +167,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
             "send_at": now,
             "generation": int(data.get("generation", 0)) + 1,
             "requeues": requeues + 1,
-            "audit": firestore.ArrayUnion(
+            "audit": audit_append(
                 [
                     {
                         "step": "stranded",
@@ -245,7 +185,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "failed_at": now,
         "expire_at": message_expire_at(now),
         "lease_until": None,
-        "audit": firestore.ArrayUnion(
+        "audit": audit_append(
             [
                 {
                     "step": "stranded",
@@ -274,21 +214,13 @@ def sweep_stranded_queued(
     Returns how many were requeued and how many failed.
     """
     cutoff = now - timedelta(seconds=core.stranded_queued_seconds)
-    stranded = (
-        db.collection(MESSAGES)
-        .where(filter=_where("held", "==", False))
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.QUEUED)))
-        .where(filter=_where("send_at", "<", cutoff))
-        .limit(SWEEP_LIMIT)
-    )
-    page = list(stranded.stream())
-    operations.add("reads", max(1, len(page)))
+    page = message_store.stranded_queued(db, cutoff, SWEEP_LIMIT)
     if not page:
         return 0, 0
-    data = {s.id: s.to_dict() or {} for s in page}
-    changes = {s.id: stranded_change(data[s.id], now) for s in page}
+    data = {m.id: m.data for m in page}
+    changes = {m.id: stranded_change(data[m.id], now) for m in page}
     # Conditional on the read: a message a sender claimed meanwhile is left be.
-    versions = write_if_unchanged(db, page, changes)
+    versions = message_store.write_if_unchanged(db, page, changes)
     requeued = [i for i in versions if "generation" in changes[i]]
     sends = [send_task(i, {**data[i], **changes[i]}, versions[i]) for i in requeued]
     log.warning(
