@@ -345,9 +345,10 @@ def ids_holding_sid(db: firestore.Client, sid: str) -> list[str]:
     return [snapshot.id for snapshot in query.limit(2).stream()]
 
 
-def of_event(db: firestore.Client, event_id: str, limit: int) -> list[Message]:
+def of_event(db: firestore.Client, event_id: str, limit: int) -> list[StoredMessage]:
+    """The messages an event caused (any delivery of it), up to `limit`."""
     query = db.collection(MESSAGES).where(filter=_where("event_id", "==", event_id))
-    return [Message.from_snapshot(s) for s in query.limit(limit).stream()]
+    return [_stored(s) for s in query.limit(limit).stream()]
 
 
 def page_query(
