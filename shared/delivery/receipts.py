@@ -34,7 +34,8 @@ from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, log_context
-from shared.store.messages import MESSAGES, MessageStatus, message_ref, rank_of
+from shared.store import messages as message_store
+from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
 from shared.webhooks.params import (
     error_code,
     message_sid,
@@ -97,8 +98,8 @@ def receipt_entry(callback: StatusCallback) -> dict[str, Any]:
 def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, Any]:
     """The blind update for one callback: every field either rises or is set."""
     update: dict[str, Any] = {
-        "status_rank": firestore.Maximum(rank_of(status)),
-        "receipts": firestore.ArrayUnion([receipt_entry(callback)]),
+        "status_rank": rank_raised_to(status),
+        "receipts": receipts_append([receipt_entry(callback)]),
         # Every callback reports SENT or later: the clock of retention restarts
         # at the latest one, in the same blind write.
         "expire_at": message_expire_at(callback.received_at),
@@ -135,14 +136,7 @@ def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | Non
     sid = message_sid(callback.params)
     if not sid:
         return None
-    operations.add("reads")
-    query = (
-        db.collection(MESSAGES)
-        .where(filter=firestore.FieldFilter("provider_sid", "==", sid))
-        .limit(1)
-    )
-    found = list(query.stream())
-    return found[0].id if found else None
+    return message_store.id_by_provider_sid(db, sid)
 
 
 def apply_status_callback(
@@ -175,9 +169,8 @@ def _apply_to_message(
         store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
         return ReceiptResult(ReceiptOutcome.UNMATCHED)
     with log_context(campaign_id=campaign_id_of(message_id), message_id=message_id):
-        operations.add("writes")
         try:
-            message_ref(db, message_id).update(status_update(callback, status))
+            message_store.update(db, message_id, status_update(callback, status))
         except gexc.NotFound:
             store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
             return ReceiptResult(ReceiptOutcome.UNMATCHED, message_id)

@@ -606,3 +606,55 @@ def recent_by_status_queries(
         status.value: recent.where(filter=_where("status_rank", "==", rank))
         for status, rank in STATUS_RANK.items()
     }
+
+
+# ---------------------------------------------------------------- SID claims
+# provider_sids/{sid}: which message a Twilio SID found by reconciliation
+# belongs to, so two reconcilers never hand one SID to two messages.
+
+PROVIDER_SIDS = "provider_sids"
+
+
+def _sid_ref(db: firestore.Client, sid: str) -> firestore.DocumentReference:
+    return db.collection(PROVIDER_SIDS).document(sid)
+
+
+def sid_claim(db: firestore.Client, sid: str) -> dict[str, Any] | None:
+    """The claim on `sid`, read outside any transaction (None: unclaimed)."""
+    snapshot = _sid_ref(db, sid).get()
+    return (snapshot.to_dict() or {}) if snapshot.exists else None
+
+
+def claim_sid(
+    db: firestore.Client,
+    message_id: str,
+    sid: str,
+    refusal: Callable[[Mapping[str, Any], Mapping[str, Any] | None], T | None],
+    claim: Mapping[str, Any],
+    update: Mapping[str, Any],
+) -> T | None:
+    """In one transaction: read the message and the claim on `sid`; unless
+    `refusal(message fields, claim)` names a reason not to, create the claim
+    and apply `update` to the message. The refusal, or None once claimed."""
+    ref = message_ref(db, message_id)
+    sid_ref = _sid_ref(db, sid)
+
+    @firestore.transactional
+    def take(transaction: firestore.Transaction) -> T | None:
+        current = ref.get(transaction=transaction)
+        held = sid_ref.get(transaction=transaction)
+        operations.add("reads", 2)
+        refused = refusal(
+            current.to_dict() or {}, (held.to_dict() or {}) if held.exists else None
+        )
+        if refused is not None:
+            return refused
+        # create(): should the transaction ever lose its read lock, the commit
+        # still fails rather than hand one SID to two messages.
+        transaction.create(sid_ref, dict(claim))
+        transaction.update(ref, dict(update))
+        operations.add("writes", 2)
+        return None
+
+    outcome: T | None = take(db.transaction())
+    return outcome
