@@ -7,14 +7,12 @@ instance per TTL instead of once per message.
 
 from __future__ import annotations
 
-from google.cloud import firestore
-
 from shared.content.store import Template, template_ref
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.ttl_cache import TtlCache
 
 
-def template_cache(db: firestore.Client, ttl: float) -> TtlCache[Template]:
+def template_cache(db: Database, ttl: float) -> TtlCache[Template]:
     def load(template_id: str) -> Template | None:
         operations.add("reads")
         snapshot = template_ref(db, template_id).get()

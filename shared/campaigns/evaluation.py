@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
 from pydantic_core import to_jsonable_python
 
 from shared.audience.segments import (
@@ -20,6 +19,7 @@ from shared.audience.users import User
 from shared.campaigns.lifecycle import IllegalTransition, transition
 from shared.campaigns.transitions import CampaignAction
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
 from shared.store import campaigns as campaign_store
 from shared.store.campaigns import Campaign, CampaignStatus
@@ -94,9 +94,7 @@ def _definition_problem(definition: Any) -> str | None:
     return None
 
 
-def _fail_campaign(
-    db: firestore.Client, campaign_id: str, reason: str, now: datetime
-) -> None:
+def _fail_campaign(db: Database, campaign_id: str, reason: str, now: datetime) -> None:
     try:
         transition(
             db, campaign_id, CampaignAction.FAIL, now, {"failure_reason": reason}
@@ -106,7 +104,7 @@ def _fail_campaign(
 
 
 def evaluate_launch(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     launch: CampaignLaunch,
     now: datetime,

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.audience.users import USERS, User
 from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
@@ -16,7 +14,7 @@ from shared.content.store import get_template
 from shared.delivery.messages import message_id_for, send_task
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import SendTask, TaskQueue
 from shared.store import campaigns as campaign_store
@@ -38,7 +36,7 @@ class FanoutResult:
     reason: str | None = None
 
 
-def _recipients(db: firestore.Client, batch: RecipientBatch) -> list[User]:
+def _recipients(db: Database, batch: RecipientBatch) -> list[User]:
     if batch.recipients is not None:
         return [User(phone=r.phone, attributes=r.attributes) for r in batch.recipients]
     return _load_users(db, batch.phones)
@@ -53,7 +51,7 @@ def _batch_problem(campaign: Campaign | None, batch: RecipientBatch) -> str | No
 
 
 def fan_out_batch(
-    db: firestore.Client,
+    db: Database,
     tasks: TaskQueue,
     batch: RecipientBatch,
     core: CoreSettings,
@@ -93,7 +91,7 @@ def fan_out_batch(
     )
 
 
-def _load_users(db: firestore.Client, phones: Sequence[str]) -> list[User]:
+def _load_users(db: Database, phones: Sequence[str]) -> list[User]:
     refs = [db.collection(USERS).document(p) for p in phones]
     operations.add("reads", len(refs))
     users = [User.from_doc(s.to_dict() or {}) for s in db.get_all(refs) if s.exists]
@@ -103,7 +101,7 @@ def _load_users(db: firestore.Client, phones: Sequence[str]) -> list[User]:
 
 
 def reserve_send_window(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     batch: RecipientBatch,
     total_segments: int,
@@ -119,7 +117,7 @@ def reserve_send_window(
 
 
 def reserve_interval(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     launch_id: str,
     batch_no: int | None,
@@ -142,7 +140,7 @@ def reserve_interval(
 
 
 def _create_messages(
-    db: firestore.Client, planned: Sequence[PlannedMessage]
+    db: Database, planned: Sequence[PlannedMessage]
 ) -> tuple[dict[str, Any], set[str]]:
     """Create the messages that do not exist yet.
 
@@ -160,7 +158,7 @@ def _create_messages(
     return result.created, result.existing
 
 
-def _tasks_for_existing(db: firestore.Client, ids: set[str]) -> list[SendTask]:
+def _tasks_for_existing(db: Database, ids: set[str]) -> list[SendTask]:
     """Re-enqueue still-queued messages a crashed fan-out may not have enqueued.
 
     The task name repeats the original, so a send already enqueued is deduped.

@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.campaigns.transitions import CampaignAction, transitions_for
 from shared.payloads import CampaignLaunch
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
 from shared.store import campaigns as campaign_store
 from shared.store.campaigns import Campaign, CampaignStatus
@@ -36,7 +35,7 @@ def next_status(campaign: Campaign, action: CampaignAction) -> CampaignStatus:
 
 
 def transition(
-    db: firestore.Client,
+    db: Database,
     campaign_id: str,
     action: CampaignAction,
     now: datetime,
@@ -62,7 +61,7 @@ def transition(
 
 
 def launch_campaign(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     campaign_id: str,
     now: datetime,
@@ -83,7 +82,7 @@ def launch_campaign(
 
 
 def start_campaign(
-    db: firestore.Client, publisher: Publisher, campaign_id: str, now: datetime
+    db: Database, publisher: Publisher, campaign_id: str, now: datetime
 ) -> Campaign:
     """→ RUNNING with a fresh launch id, then publish the launch.
 

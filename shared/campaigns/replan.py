@@ -10,11 +10,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from google.cloud import firestore
-
 from shared.campaigns.fanout import reserve_interval
 from shared.campaigns.pacing import plan_send_times
 from shared.delivery.messages import message_expire_at, send_task
+from shared.platform.firestore import Database
 from shared.platform.tasks import TaskQueue
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign
@@ -28,7 +27,7 @@ class BulkOutcome:
 
 
 def resume_held_messages(
-    db: firestore.Client, tasks: TaskQueue, campaign: Campaign, now: datetime
+    db: Database, tasks: TaskQueue, campaign: Campaign, now: datetime
 ) -> int:
     """Re-plan the messages a pause held, from now at the campaign's rate."""
     launch_id = campaign.launch_id or "triggered"
@@ -57,7 +56,7 @@ def resume_held_messages(
 
 
 def skip_queued_messages(
-    db: firestore.Client, campaign_id: str, reason: str, now: datetime, budget_s: float
+    db: Database, campaign_id: str, reason: str, now: datetime, budget_s: float
 ) -> BulkOutcome:
     """SKIPPED(reason) for every still-queued message, within a time budget."""
     entry = {"step": "campaign_state", "outcome": "skip", "reason": reason, "at": now}

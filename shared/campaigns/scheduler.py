@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.campaigns.lifecycle import (
     IllegalTransition,
     publish_launch,
@@ -21,6 +19,7 @@ from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.campaigns.transitions import CampaignAction
 from shared.delivery.messages import message_expire_at, send_task
 from shared.platform.config import CoreSettings
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue, TaskQueueError
@@ -40,7 +39,7 @@ SEND_ATTEMPTS_EXHAUSTED = "send_attempts_exhausted"
 
 @dataclass(frozen=True)
 class SweepDeps:
-    db: firestore.Client
+    db: Database
     publisher: Publisher
     tasks: TaskQueue
     core: CoreSettings
@@ -56,16 +55,14 @@ def check_running_campaigns(
             _check_running(deps, campaign, relaunched, completed)
 
 
-def resume_held_of_active(
-    db: firestore.Client, tasks: TaskQueue, now: datetime
-) -> None:
+def resume_held_of_active(db: Database, tasks: TaskQueue, now: datetime) -> None:
     for campaign in campaign_store.with_status(db, CampaignStatus.ACTIVE):
         # Triggered campaigns never complete, but a message held just after
         # a resume must still go out.
         resume_held_messages(db, tasks, campaign, now)
 
 
-def finish_cancellations(db: firestore.Client, now: datetime) -> None:
+def finish_cancellations(db: Database, now: datetime) -> None:
     """Skip what a cancel request could not reach within its time budget."""
     for campaign_id in campaign_store.ids_cancelled_unswept(db):
         outcome = skip_queued_messages(
@@ -76,7 +73,7 @@ def finish_cancellations(db: firestore.Client, now: datetime) -> None:
 
 
 def launch_due(
-    db: firestore.Client, publisher: Publisher, now: datetime, launched: list[str]
+    db: Database, publisher: Publisher, now: datetime, launched: list[str]
 ) -> None:
     for campaign_id in campaign_store.ids_scheduled_by(db, now):
         try:
@@ -114,12 +111,12 @@ def _check_running(
         log.info("campaign completed")
 
 
-def batches_done(db: firestore.Client, campaign: Campaign) -> int:
+def batches_done(db: Database, campaign: Campaign) -> int:
     return campaign_store.count_batches_done(db, campaign.id, campaign.launch_id or "-")
 
 
 def is_finished(
-    db: firestore.Client, campaign: Campaign, core: CoreSettings, now: datetime
+    db: Database, campaign: Campaign, core: CoreSettings, now: datetime
 ) -> bool:
     """Every batch fanned out and every message final (SENT counts once settled)."""
     if batches_done(db, campaign) < (campaign.batches_planned or 0):
@@ -130,11 +127,11 @@ def is_finished(
     return message_store.count_sent_after(db, campaign.id, settled_before) == 0
 
 
-def status_counts(db: firestore.Client, campaign_id: str) -> dict[str, int]:
+def status_counts(db: Database, campaign_id: str) -> dict[str, int]:
     return message_store.count_by_status(db, campaign_id)
 
 
-def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> int:
+def sweep_stuck_sends(db: Database, tasks: TaskQueue, now: datetime) -> int:
     """Re-enqueue SENDING messages whose lease expired, for reconciliation."""
     batch = []
     for message in message_store.stuck_sending(db, now, SWEEP_LIMIT):
@@ -199,7 +196,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def sweep_stranded_queued(
-    db: firestore.Client,
+    db: Database,
     tasks: TaskQueue,
     core: CoreSettings,
     now: datetime,

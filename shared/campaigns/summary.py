@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from shared.audience.users import CONSENT_EVENTS, ConsentState
 from shared.delivery.errors import ERROR_MEANINGS
 from shared.delivery.messages import message_id_for
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger, log_context
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
@@ -135,7 +135,7 @@ class SendWindow:
         return round(self.sent / minutes, 2) if minutes > 0 else None
 
 
-def send_window(db: firestore.Client, campaign_id: str) -> SendWindow:
+def send_window(db: Database, campaign_id: str) -> SendWindow:
     """Messages sent and their segments (one aggregation), first and last send."""
     totals = message_store.sent_totals(db, campaign_id)
     return SendWindow(totals.sent, totals.segments, totals.first, totals.last)
@@ -145,7 +145,7 @@ def send_window(db: firestore.Client, campaign_id: str) -> SendWindow:
 
 
 def latest_stops(
-    db: firestore.Client, since: datetime, until: datetime
+    db: Database, since: datetime, until: datetime
 ) -> dict[str, tuple[datetime, str]]:
     """The latest STOP in [since, until] per phone, with its source.
 
@@ -178,7 +178,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def broadcast_send_times(
-    db: firestore.Client, campaign_id: str, phones: Iterable[str]
+    db: Database, campaign_id: str, phones: Iterable[str]
 ) -> dict[str, datetime]:
     """The send time of each phone's message, read by its deterministic id."""
     phone_by_id = {message_id_for(campaign_id, phone): phone for phone in phones}
@@ -189,15 +189,13 @@ def broadcast_send_times(
     return sent
 
 
-def _sent_to_before(
-    db: firestore.Client, campaign_id: str, phone: str, at: datetime
-) -> bool:
+def _sent_to_before(db: Database, campaign_id: str, phone: str, at: datetime) -> bool:
     """A triggered campaign may message a phone many times: any send counts."""
     return message_store.sent_to_by(db, campaign_id, phone, at)
 
 
 def opted_out_after_send(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     stops: Mapping[str, tuple[datetime, str]],
 ) -> dict[str, str]:
@@ -216,9 +214,7 @@ def opted_out_after_send(
     }
 
 
-def opt_outs(
-    db: firestore.Client, campaign: Campaign, until: datetime, sent: int
-) -> OptOuts:
+def opt_outs(db: Database, campaign: Campaign, until: datetime, sent: int) -> OptOuts:
     if campaign.launched_at is None or sent == 0:
         return OptOuts()
     opted_out = opted_out_after_send(
@@ -242,14 +238,14 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _status_counts(
-    db: firestore.Client, campaign_id: str, final_counts: Mapping[str, int] | None
+    db: Database, campaign_id: str, final_counts: Mapping[str, int] | None
 ) -> dict[str, int]:
     counts = final_counts or message_store.count_by_status(db, campaign_id)
     return {status.value: int(counts.get(status.value, 0)) for status in STATUS_RANK}
 
 
 def compute_summary(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     now: datetime,
     final_counts: Mapping[str, int] | None = None,
@@ -285,7 +281,7 @@ def compute_summary(
     )
 
 
-def _freeze(db: firestore.Client, summary: CampaignSummary) -> CampaignSummary:
+def _freeze(db: Database, summary: CampaignSummary) -> CampaignSummary:
     existing = campaign_store.freeze_summary(
         db, summary.campaign_id, summary.model_dump(mode="python")
     )
@@ -297,7 +293,7 @@ def _freeze(db: firestore.Client, summary: CampaignSummary) -> CampaignSummary:
 
 
 def campaign_summary(
-    db: firestore.Client, campaign_id: str, now: datetime
+    db: Database, campaign_id: str, now: datetime
 ) -> CampaignSummary | None:
     """The campaign's summary (None if there is no such campaign)."""
     found = campaign_store.get_campaign_doc(db, campaign_id)

@@ -23,7 +23,6 @@ from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
@@ -32,7 +31,7 @@ from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import message_expire_at
 from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger, log_context
 from shared.store import messages as message_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
@@ -128,7 +127,7 @@ def _url_message_id(callback: StatusCallback) -> str | None:
     return message_id
 
 
-def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | None:
+def find_message_id(db: Database, callback: StatusCallback) -> str | None:
     """By the id in the callback URL, else by the indexed `provider_sid`."""
     from_url = _url_message_id(callback)
     if from_url:
@@ -140,7 +139,7 @@ def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | Non
 
 
 def apply_status_callback(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     now: datetime,
     retention: timedelta = UNMATCHED_RETENTION,
@@ -159,7 +158,7 @@ def apply_status_callback(
 
 
 def _apply_to_message(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     status: MessageStatus,
     expire_at: datetime,
@@ -187,9 +186,7 @@ def _is_carrier_opt_out(callback: StatusCallback) -> bool:
     return code.isdigit() and int(code) in OPT_OUT_CODES
 
 
-def _carrier_opt_out(
-    db: firestore.Client, callback: StatusCallback, now: datetime
-) -> None:
+def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> None:
     """The carrier says the recipient replied STOP: suppress the number."""
     code = error_code(callback.params)
     try:
@@ -217,7 +214,7 @@ def _carrier_opt_out(
 
 
 def store_unmatched(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     expire_at: datetime,
     outcome: ReceiptOutcome,

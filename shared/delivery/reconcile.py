@@ -36,11 +36,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.delivery.gateway import OutboundMessage, SendAccepted
 from shared.delivery.messages import message_expire_at
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.store import messages as message_store
 from shared.store.messages import (
     Message,
@@ -118,16 +116,14 @@ def _held_by_another(
     return any(holder != message_id for holder in holder_ids)
 
 
-def held_by_another(db: firestore.Client, sid: str, message_id: str) -> bool:
+def held_by_another(db: Database, sid: str, message_id: str) -> bool:
     """A read outside any transaction, to count the candidates still free."""
     operations.add("reads", 2)
     claim = message_store.sid_claim(db, sid)
     return _held_by_another(claim, message_store.ids_holding_sid(db, sid), message_id)
 
 
-def claim_sid(
-    db: firestore.Client, message: Message, sid: str, now: datetime
-) -> ClaimOutcome:
+def claim_sid(db: Database, message: Message, sid: str, now: datetime) -> ClaimOutcome:
     """Take `sid` for `message` and record it SENT, in one transaction.
 
     Reconcilers meet on the `provider_sids/{sid}` document, which the

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from shared.audience.consent import set_consent
 from shared.audience.users import ConsentState, User, get_user
@@ -54,7 +53,7 @@ from shared.delivery.reconcile import (
 )
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
 from shared.platform.ttl_cache import TtlCache
@@ -84,7 +83,7 @@ class SendResult:
 
 @dataclass
 class SenderDeps:
-    db: firestore.Client
+    db: Database
     gateway: TwilioGateway
     tasks: TaskQueue
     core: CoreSettings
@@ -102,7 +101,7 @@ def parse_cap(spec: str) -> FrequencyCap | None:
     return FrequencyCap(max_messages=int(count), per_hours=int(hours))
 
 
-def count_recent_sends(db: firestore.Client) -> Callable[[str, datetime], int]:
+def count_recent_sends(db: Database) -> Callable[[str, datetime], int]:
     def count(phone: str, since: datetime) -> int:
         return message_store.count_sent_to_since(db, phone, since)
 
@@ -184,7 +183,7 @@ def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResul
     return _act(deps, handle, ctx, decisions)
 
 
-def _with_user(db: firestore.Client, ctx: SendContext) -> SendContext:
+def _with_user(db: Database, ctx: SendContext) -> SendContext:
     operations.add("reads")
     user: User | None = get_user(db, ctx.message.phone)
     return replace(ctx, user=user)

@@ -29,7 +29,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
@@ -43,7 +42,7 @@ from shared.delivery.messages import message_id_for, send_task
 from shared.events.ingest import EventStatus, event_ref
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.tasks import SendTask, TaskQueue
 from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
@@ -95,7 +94,7 @@ class CampaignPacer:
 
 @dataclass
 class RouterDeps:
-    db: firestore.Client
+    db: Database
     tasks: TaskQueue
     core: CoreSettings
     triggered: TtlCache[list[Campaign]]
@@ -104,20 +103,18 @@ class RouterDeps:
     pacer: CampaignPacer = field(default_factory=CampaignPacer)
 
 
-def triggered_campaigns(db: firestore.Client, event_type: str) -> list[Campaign]:
+def triggered_campaigns(db: Database, event_type: str) -> list[Campaign]:
     """The ACTIVE and PAUSED campaigns triggered by `event_type`."""
     return campaign_store.triggered_by(db, event_type, TRIGGERED_STATUSES)
 
 
-def segment_definition(db: firestore.Client, segment_id: str) -> dict[str, Any] | None:
+def segment_definition(db: Database, segment_id: str) -> dict[str, Any] | None:
     operations.add("reads")
     snapshot = db.collection(SEGMENTS).document(segment_id).get()
     return (snapshot.to_dict() or {}).get("definition") if snapshot.exists else None
 
 
-def build_router_deps(
-    db: firestore.Client, tasks: TaskQueue, core: CoreSettings
-) -> RouterDeps:
+def build_router_deps(db: Database, tasks: TaskQueue, core: CoreSettings) -> RouterDeps:
     return RouterDeps(
         db=db,
         tasks=tasks,
@@ -281,7 +278,7 @@ def create_and_record(
     return deps.tasks.enqueue(tasks).created if tasks else 0
 
 
-def _create_message(db: firestore.Client, message: PlannedMessage) -> SendTask | None:
+def _create_message(db: Database, message: PlannedMessage) -> SendTask | None:
     version = message_store.create(db, message.message_id, message.doc)
     if version is None:
         # A redelivery: re-enqueue only a message still waiting to be sent.
@@ -304,7 +301,7 @@ def route_record(outcome: RouteOutcome, now: datetime) -> dict[str, Any]:
 
 
 def record_route(
-    db: firestore.Client, event_id: str, outcome: RouteOutcome, now: datetime
+    db: Database, event_id: str, outcome: RouteOutcome, now: datetime
 ) -> None:
     """Merged, so an event published without its document still gets one."""
     operations.add("writes")
@@ -337,7 +334,7 @@ class EventReport(BaseModel):
     messages: list[CausedMessage] = []
 
 
-def describe_event(db: firestore.Client, event_id: str) -> EventReport | None:
+def describe_event(db: Database, event_id: str) -> EventReport | None:
     snapshot = event_ref(db, event_id).get()
     if not snapshot.exists:
         return None

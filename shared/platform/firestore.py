@@ -90,3 +90,8 @@ def count_each(queries: Mapping[KeyT, firestore.Query]) -> dict[KeyT, int]:
     with ThreadPoolExecutor(max_workers=min(COUNT_WORKERS, len(queries))) as pool:
         counts = pool.map(count_of, queries.values())
         return dict(zip(queries, counts, strict=True))
+
+
+# The client type, named here so that code above the stores can take a client
+# and hand it to a store without importing the Firestore library itself.
+Database = firestore.Client

@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from google.cloud import firestore
-
 from shared.campaigns import scheduler as campaign_sweeps
 from shared.events.republish import republish_stranded_events
 from shared.platform.config import CoreSettings
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue
@@ -43,7 +42,7 @@ class TickReport:
 
 @dataclass(frozen=True)
 class TickContext:
-    db: firestore.Client
+    db: Database
     publisher: Publisher
     tasks: TaskQueue
     core: CoreSettings
@@ -127,7 +126,7 @@ TICK_SWEEPS: tuple[Sweep, ...] = (
 
 
 def run_tick(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     tasks: TaskQueue,
     core: CoreSettings,
