@@ -38,7 +38,7 @@ from typing import Any
 
 from shared.delivery.gateway import OutboundMessage, SendAccepted
 from shared.delivery.messages import message_expire_at
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.store import messages as message_store
 from shared.store.messages import (
     Message,
@@ -118,7 +118,6 @@ def _held_by_another(
 
 def held_by_another(db: Database, sid: str, message_id: str) -> bool:
     """A read outside any transaction, to count the candidates still free."""
-    operations.add("reads", 2)
     claim = message_store.sid_claim(db, sid)
     return _held_by_another(claim, message_store.ids_holding_sid(db, sid), message_id)
 
@@ -133,7 +132,6 @@ def claim_sid(db: Database, message: Message, sid: str, now: datetime) -> ClaimO
     query would lock every message (the emulator locks whole ranges) and
     stall callbacks behind it.
     """
-    operations.add("reads")
     holders = message_store.ids_holding_sid(db, sid)
     if any(holder != message.id for holder in holders):
         return ClaimOutcome.TAKEN

@@ -339,8 +339,8 @@ def id_by_provider_sid(db: firestore.Client, sid: str) -> str | None:
 
 
 def ids_holding_sid(db: firestore.Client, sid: str) -> list[str]:
-    """The ids of (at most two) messages that recorded `sid` (not counted:
-    callers count their reads with the claim they go with)."""
+    """The ids of (at most two) messages that recorded `sid`."""
+    operations.add("reads")
     query = db.collection(MESSAGES).where(filter=_where("provider_sid", "==", sid))
     return [snapshot.id for snapshot in query.limit(2).stream()]
 
@@ -621,6 +621,7 @@ def _sid_ref(db: firestore.Client, sid: str) -> firestore.DocumentReference:
 
 def sid_claim(db: firestore.Client, sid: str) -> dict[str, Any] | None:
     """The claim on `sid`, read outside any transaction (None: unclaimed)."""
+    operations.add("reads")
     snapshot = _sid_ref(db, sid).get()
     return (snapshot.to_dict() or {}) if snapshot.exists else None
 
