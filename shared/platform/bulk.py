@@ -116,3 +116,27 @@ def requeue_if_still_queued(
         if snapshot.exists and still_queued(data):
             tasks.append(task_for(snapshot.id, data, snapshot.update_time))
     return tasks
+
+
+def write_in_batches(
+    db: firestore.Client,
+    query: firestore.Query,
+    write: Callable[[firestore.WriteBatch, firestore.DocumentSnapshot], None],
+    batch_size: int,
+) -> int:
+    """Apply `write` to every document `query` selects, a batch at a time;
+    how many it wrote.
+
+    `write` must take the document out of `query`'s selection, so the loop
+    ends, and a retry after a crash halfway picks up where it stopped.
+    """
+    done = 0
+    while True:
+        snapshots = list(query.limit(batch_size).stream())
+        if not snapshots:
+            return done
+        batch = db.batch()
+        for snapshot in snapshots:
+            write(batch, snapshot)
+        batch.commit()
+        done += len(snapshots)

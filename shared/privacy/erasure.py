@@ -37,6 +37,7 @@ from shared.audience.users import (
     user_ref,
 )
 from shared.campaigns.summary import campaign_summary
+from shared.platform.bulk import write_in_batches
 from shared.platform.logging import get_logger, mask_phones_in_log
 from shared.store import messages as message_store
 from shared.store.messages import QUEUED_RANK, MessageStatus, rank_of
@@ -60,20 +61,8 @@ def _in_batches(
     query: firestore.Query,
     write: Callable[[firestore.WriteBatch, firestore.DocumentSnapshot], None],
 ) -> int:
-    """Apply `write` to every document `query` selects, a batch at a time.
-
-    `write` must take the document out of `query`'s selection, so the loop ends.
-    """
-    done = 0
-    while True:
-        snapshots = list(query.limit(ERASURE_BATCH).stream())
-        if not snapshots:
-            return done
-        batch = db.batch()
-        for snapshot in snapshots:
-            write(batch, snapshot)
-        batch.commit()
-        done += len(snapshots)
+    """Apply `write` to every document `query` selects, a batch at a time."""
+    return write_in_batches(db, query, write, ERASURE_BATCH)
 
 
 def _delete(batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot) -> None:

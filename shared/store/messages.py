@@ -26,6 +26,7 @@ from shared.platform.bulk import (
     BulkCreateResult,
     create_all_if_absent,
     requeue_if_still_queued,
+    write_in_batches,
 )
 from shared.platform.firestore import count_each, count_of, operations
 
@@ -165,17 +166,13 @@ def update_each_to_phone(
     The change must take the message out of the query (clear its phone), so
     the loop ends; a retry after a crash halfway picks up where it stopped.
     """
-    query = _to_phone(db, phone)
-    done = 0
-    while True:
-        snapshots = list(query.limit(batch_size).stream())
-        if not snapshots:
-            return done
-        batch = db.batch()
-        for snapshot in snapshots:
-            batch.update(snapshot.reference, change(snapshot.to_dict() or {}))
-        batch.commit()
-        done += len(snapshots)
+
+    def write(
+        batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot
+    ) -> None:
+        batch.update(snapshot.reference, change(snapshot.to_dict() or {}))
+
+    return write_in_batches(db, _to_phone(db, phone), write, batch_size)
 
 
 # ---------------------------------------------------------------- field values
