@@ -141,40 +141,6 @@ def message_ref(db: firestore.Client, message_id: str) -> firestore.DocumentRefe
     return db.collection(MESSAGES).document(message_id)
 
 
-def _to_phone(db: firestore.Client, phone: str) -> firestore.Query:
-    return db.collection(MESSAGES).where(
-        filter=firestore.FieldFilter("phone", "==", phone)
-    )
-
-
-def campaign_ids_messaging(db: firestore.Client, phone: str) -> set[str]:
-    """The campaigns with a message to `phone`."""
-    return {
-        str((snapshot.to_dict() or {}).get("campaign_id"))
-        for snapshot in _to_phone(db, phone).select(["campaign_id"]).stream()
-    }
-
-
-def update_each_to_phone(
-    db: firestore.Client,
-    phone: str,
-    change: Callable[[dict[str, Any]], dict[str, Any]],
-    batch_size: int,
-) -> int:
-    """Apply `change(document)` to every message to `phone`, a batch at a time.
-
-    The change must take the message out of the query (clear its phone), so
-    the loop ends; a retry after a crash halfway picks up where it stopped.
-    """
-
-    def write(
-        batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot
-    ) -> None:
-        batch.update(snapshot.reference, change(snapshot.to_dict() or {}))
-
-    return write_in_batches(db, _to_phone(db, phone), write, batch_size)
-
-
 # ---------------------------------------------------------------- field values
 # What a write puts in a field besides plain values: Firestore transforms.
 
@@ -656,3 +622,40 @@ def claim_sid(
 
     outcome: T | None = take(db.transaction())
     return outcome
+
+
+# ---------------------------------------------------------------- erasure
+
+
+def _to_phone(db: firestore.Client, phone: str) -> firestore.Query:
+    return db.collection(MESSAGES).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+
+
+def campaign_ids_messaging(db: firestore.Client, phone: str) -> set[str]:
+    """The campaigns with a message to `phone`."""
+    return {
+        str((snapshot.to_dict() or {}).get("campaign_id"))
+        for snapshot in _to_phone(db, phone).select(["campaign_id"]).stream()
+    }
+
+
+def update_each_to_phone(
+    db: firestore.Client,
+    phone: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    batch_size: int,
+) -> int:
+    """Apply `change(document)` to every message to `phone`, a batch at a time.
+
+    The change must take the message out of the query (clear its phone), so
+    the loop ends; a retry after a crash halfway picks up where it stopped.
+    """
+
+    def write(
+        batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot
+    ) -> None:
+        batch.update(snapshot.reference, change(snapshot.to_dict() or {}))
+
+    return write_in_batches(db, _to_phone(db, phone), write, batch_size)
