@@ -11,7 +11,6 @@ from __future__ import annotations
 from twilio.request_validator import RequestValidator
 
 from shared.api.context import ApiContext
-from shared.campaigns.cache import campaign_cache
 from shared.delivery.gateway import TwilioGateway
 from shared.delivery.replies import send_reply
 from shared.delivery.sender import SenderDeps
@@ -31,6 +30,7 @@ from shared.platform.logging import configure_logging
 from shared.platform.once import once
 from shared.platform.pubsub import pubsub_publisher
 from shared.platform.tasks import TaskQueue, build_task_queue
+from shared.store.campaigns import campaign_cache
 from shared.webhooks.signature import AnyTokenValidator
 
 # Providers built elsewhere in the platform layer, handed out from here too so

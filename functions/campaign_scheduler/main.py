@@ -9,7 +9,7 @@ failure shows in Cloud Scheduler's job log, and the next tick tries again.
 import flask
 import functions_framework
 
-from shared.campaigns.scheduler import run_tick
+from shared.scheduler.tick import run_tick
 from shared.wiring import (
     core_settings,
     firestore_client,

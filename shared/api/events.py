@@ -12,7 +12,6 @@ from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
 from shared.api.paging import newest_first
 from shared.audience.segments import SegmentDefinitionError
-from shared.campaigns.models import Trigger
 from shared.events.ingest import (
     EVENTS,
     MAX_BODY_BYTES,
@@ -26,6 +25,7 @@ from shared.events.ingest import (
 )
 from shared.events.router import describe_event
 from shared.platform.logging import mask_phone
+from shared.store.campaigns import Trigger
 
 router = Router()
 

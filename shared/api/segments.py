@@ -27,8 +27,8 @@ from shared.audience.segments import (
     validate_definition,
 )
 from shared.audience.users import User
-from shared.campaigns.models import unfinished_campaigns_using
 from shared.platform.logging import mask_phone
+from shared.store.campaigns import unfinished_campaigns_using
 
 router = Router()
 

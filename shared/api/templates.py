@@ -20,7 +20,6 @@ from shared.api.http import (
 from shared.api.paging import paged
 from shared.api.users import phone_param
 from shared.audience.users import get_user
-from shared.campaigns.models import unfinished_campaigns_using
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
 from shared.content.store import (
@@ -39,6 +38,7 @@ from shared.content.templates import (
     TemplateSyntaxError,
     template_variables,
 )
+from shared.store.campaigns import unfinished_campaigns_using
 
 router = Router()
 

@@ -23,7 +23,6 @@ from shared.api.http import (
 )
 from shared.api.paging import page_limit, paged
 from shared.audience.consent import set_consent
-from shared.audience.erasure import erase_phone
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
     USERS,
@@ -40,6 +39,7 @@ from shared.audience.users import (
     user_ref,
 )
 from shared.platform.logging import mask_phone
+from shared.privacy.erasure import erase_phone
 
 router = Router()
 

@@ -29,7 +29,6 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared.audience.erasure import suppressed_states
 from shared.audience.import_files import Contact
 from shared.audience.imports import (
     MAX_REPORTED_ERRORS,
@@ -40,6 +39,7 @@ from shared.audience.imports import (
     import_ref,
     row_error,
 )
+from shared.audience.suppressions import suppressed_states
 from shared.audience.users import (
     SUPPRESSION,
     Consent,

@@ -15,16 +15,15 @@ from enum import StrEnum
 from typing import Any
 
 from shared.audience.users import ConsentState, User
-from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap, QuietHours
 from shared.content.templates import TemplateChannel
 from shared.content.validation import validate_content
-from shared.delivery.messages import Message
 from shared.delivery.quiet_hours import (
     next_allowed_time,
     quiet_zones,
     recipient_zones,
 )
-from shared.delivery.status import MessageStatus
+from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap, QuietHours
+from shared.store.messages import Message, MessageStatus
 
 # WhatsApp's customer-service window: free-form messages only this long after
 # the user's last inbound message; outside it only approved content templates.

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.audience.phones import phone_time_zones
 from shared.audience.users import User
-from shared.campaigns.models import QuietHours
+from shared.store.campaigns import QuietHours
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -42,11 +42,11 @@ from shared.audience.segments import (
     validate_properties_definition,
 )
 from shared.audience.users import InvalidAttributes, check_attributes
-from shared.campaigns.models import Trigger
 from shared.payloads import IngestedEvent
 from shared.platform.clock import as_utc
 from shared.platform.firestore import operations
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.campaigns import Trigger
 
 EVENTS = "events"
 MAX_EVENTS_PER_REQUEST = 500

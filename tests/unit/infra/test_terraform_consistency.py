@@ -99,7 +99,7 @@ REQUIRED_COMPOSITE_INDEXES = [
     ("messages", (("status_rank", "ASCENDING"), ("created_at", "ASCENDING"))),
     # shared/api/reports.py dashboard: inbound per classification over 24 h
     ("inbound", (("classification", "ASCENDING"), ("received_at", "ASCENDING"))),
-    # shared/campaigns/scheduler.py republish_stranded_events
+    # shared/events/republish.py republish_stranded_events
     ("events", (("status", "ASCENDING"), ("republish_at", "ASCENDING"))),
     # shared/campaigns/summary.py: STOPs in the campaign's window (group query)
     ("consent_events", (("to", "ASCENDING"), ("at", "ASCENDING"))),
@@ -119,7 +119,7 @@ TTL_FIELDS = [
 
 
 def test_fields_erasure_queries_stay_indexed() -> None:
-    # shared/audience/erasure.py finds a number's documents by these fields.
+    # shared/privacy/erasure.py finds a number's documents by these fields.
     exempt = {
         (o["collectionGroup"], o["fieldPath"])
         for o in firestore_spec()["fieldOverrides"]
