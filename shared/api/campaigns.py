@@ -42,7 +42,7 @@ from shared.campaigns.models import (
     campaign_ref,
 )
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
-from shared.content.store import get_template
+from shared.store.templates import get_template
 
 router = Router()
 

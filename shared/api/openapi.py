@@ -33,7 +33,7 @@ from shared.audience.imports import ImportReport
 from shared.audience.users import ConsentState, User
 from shared.campaigns.models import Campaign, CampaignSettings
 from shared.campaigns.summary import CampaignSummary
-from shared.content.store import Template, TemplateFields
+from shared.store.templates import Template, TemplateFields
 from shared.delivery.messages import Message
 from shared.delivery.status import MessageStatus
 from shared.events.router import EventReport

@@ -23,7 +23,7 @@ from shared.audience.users import get_user
 from shared.campaigns.models import unfinished_campaigns_using
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
-from shared.content.store import (
+from shared.store.templates import (
     Template,
     TemplateFields,
     create_template,

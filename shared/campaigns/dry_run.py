@@ -16,7 +16,7 @@ from google.cloud import firestore
 from shared.audience.segments import iter_segment_users
 from shared.campaigns.models import Campaign
 from shared.campaigns.planning import render_for
-from shared.content.store import Template
+from shared.store.templates import Template
 from shared.delivery.messages import Message
 from shared.delivery.pipeline import (
     RECIPIENT_STEPS,

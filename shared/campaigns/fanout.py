@@ -20,7 +20,7 @@ from shared.audience.users import USERS, User
 from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.content.store import get_template
+from shared.store.templates import get_template
 from shared.delivery.messages import MESSAGES, message_id_for, send_task
 from shared.delivery.status import QUEUED_RANK
 from shared.payloads import RecipientBatch

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from shared.audience.users import User
 from shared.campaigns.models import Campaign
 from shared.content.encoding import count_segments
-from shared.content.store import Template
+from shared.store.templates import Template
 from shared.content.templates import (
     TemplateRenderError,
     TemplateSyntaxError,

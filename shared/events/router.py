@@ -40,7 +40,7 @@ from shared.campaigns.cache import TtlCache, template_cache
 from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.content.store import Template
+from shared.store.templates import Template
 from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
 from shared.delivery.status import QUEUED_RANK, MessageStatus, status_of
 from shared.events.ingest import EventStatus, event_ref

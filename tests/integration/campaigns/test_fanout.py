@@ -21,7 +21,7 @@ from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
 from shared.campaigns.scheduler import TickReport, sweep_stranded_queued
-from shared.content.store import get_template
+from shared.store.templates import get_template
 from shared.delivery.messages import encode_version, message_id_for
 from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch

@@ -10,7 +10,7 @@ import pytest
 from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
-from shared.content.store import get_template
+from shared.store.templates import get_template
 from shared.platform.config import CoreSettings
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.content.store import TemplateFields
+from shared.store.templates import TemplateFields
 from shared.content.templates import (
     TemplateRenderError,
     TemplateSyntaxError,
