@@ -14,7 +14,6 @@ from shared.api.paging import newest_first
 from shared.audience.segments import SegmentDefinitionError
 from shared.campaigns.models import Trigger
 from shared.events.ingest import (
-    EVENTS,
     MAX_BODY_BYTES,
     EventBodyError,
     EventsUnavailable,
@@ -26,6 +25,7 @@ from shared.events.ingest import (
 )
 from shared.events.router import describe_event
 from shared.platform.logging import mask_phone
+from shared.store.events import every_event
 
 router = Router()
 
@@ -134,8 +134,6 @@ def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
 @router.add("GET", "/v1/events")
 def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Recent events, newest first, phones masked."""
-    collection = context.db.collection(EVENTS)
-    page = newest_first(
-        request, firestore.Query(collection), collection, "received_at", _event_summary
-    )
+    query, collection = every_event(context.db)
+    page = newest_first(request, query, collection, "received_at", _event_summary)
     return ApiResponse(200, page)

@@ -30,13 +30,13 @@ from shared.api.segments import PreviewRequest, Segment, SegmentFields
 from shared.api.templates import DraftRenderRequest, RenderRequest
 from shared.api.users import ConsentUpdate, UserCreate, UserPatch
 from shared.audience.imports import ImportReport
-from shared.audience.users import ConsentState, User
 from shared.campaigns.models import Campaign, CampaignSettings
 from shared.campaigns.summary import CampaignSummary
-from shared.store.templates import Template, TemplateFields
 from shared.delivery.messages import Message
 from shared.delivery.status import MessageStatus
 from shared.events.router import EventReport
+from shared.store.templates import Template, TemplateFields
+from shared.store.users import ConsentState, User
 
 API_TITLE = "Event Stream Engine API"
 API_VERSION = "1.0.0"

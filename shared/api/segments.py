@@ -26,9 +26,9 @@ from shared.audience.segments import (
     preview_segment,
     validate_definition,
 )
-from shared.audience.users import User
 from shared.campaigns.models import unfinished_campaigns_using
 from shared.platform.logging import mask_phone
+from shared.store.users import User
 
 router = Router()
 

@@ -28,17 +28,17 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.audience.consent import SUPPRESSING_STATES
 from shared.audience.privacy import suppression_key
-from shared.audience.users import (
+from shared.platform.logging import get_logger, mask_phones_in_log
+from shared.store.users import (
     CONSENT_EVENTS,
-    SUPPRESSING_STATES,
     SUPPRESSIONS,
     ConsentState,
     User,
     suppression_ref,
     user_ref,
 )
-from shared.platform.logging import get_logger, mask_phones_in_log
 
 log = get_logger(__name__)
 

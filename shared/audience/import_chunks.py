@@ -29,6 +29,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from shared.audience.consent import upserted_consent
 from shared.audience.erasure import suppressed_states
 from shared.audience.import_files import Contact
 from shared.audience.imports import (
@@ -40,7 +41,8 @@ from shared.audience.imports import (
     import_ref,
     row_error,
 )
-from shared.audience.users import (
+from shared.payloads import ImportChunk
+from shared.store.users import (
     SUPPRESSION,
     Consent,
     ConsentState,
@@ -49,11 +51,9 @@ from shared.audience.users import (
     consent_event,
     new_user,
     record_consent_change,
-    upserted_consent,
     user_doc,
     user_ref,
 )
-from shared.payloads import ImportChunk
 
 CHUNKS = "chunks"
 PARTS = "parts"

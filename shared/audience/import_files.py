@@ -31,12 +31,8 @@ from enum import StrEnum
 from typing import IO, Any
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import (
-    ConsentState,
-    InvalidAttributes,
-    check_attributes,
-    is_valid_timezone,
-)
+from shared.audience.users import InvalidAttributes, check_attributes, is_valid_timezone
+from shared.store.users import ConsentState
 
 PHONE_FIELDS = ("phone", "phone_number")
 CONSENT_FIELD = "consent_state"

@@ -37,9 +37,9 @@ from shared.audience.import_files import (
     open_upload,
     parse_contact,
 )
-from shared.audience.users import ConsentState
 from shared.payloads import IMPORT_CHUNK_ROWS, ImportChunk, ImportRow
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.users import ConsentState
 
 IMPORTS = "imports"
 SOURCE = "import"

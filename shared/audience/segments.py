@@ -52,9 +52,9 @@ from google.cloud import firestore
 from pydantic import ValidationError
 
 from shared.audience.phones import phone_region
-from shared.audience.users import USERS, ConsentState, User, attribute_field
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, mask_phone
+from shared.store.users import USERS, ConsentState, User, attribute_field
 
 log = get_logger(__name__)
 

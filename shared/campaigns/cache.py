@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 from google.cloud import firestore
 
 from shared.campaigns.models import Campaign, campaign_ref
-from shared.store.templates import Template, template_ref
 from shared.platform.firestore import operations
+from shared.store.templates import Template, template_ref
 
 T = TypeVar("T")
 

@@ -16,7 +16,6 @@ from google.cloud import firestore
 from shared.audience.segments import iter_segment_users
 from shared.campaigns.models import Campaign
 from shared.campaigns.planning import render_for
-from shared.store.templates import Template
 from shared.delivery.messages import Message
 from shared.delivery.pipeline import (
     RECIPIENT_STEPS,
@@ -28,6 +27,7 @@ from shared.delivery.pipeline import (
 from shared.delivery.quiet_hours import parse_quiet_hours
 from shared.delivery.sender import count_recent_sends, parse_cap
 from shared.platform.config import CoreSettings
+from shared.store.templates import Template
 
 
 def dry_run(

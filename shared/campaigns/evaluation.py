@@ -16,7 +16,6 @@ from shared.audience.segments import (
     iter_segment_users,
     validate_definition,
 )
-from shared.audience.users import User
 from shared.campaigns.lifecycle import IllegalTransition, transition
 from shared.campaigns.models import (
     Campaign,
@@ -26,6 +25,7 @@ from shared.campaigns.models import (
 )
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.users import User
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip

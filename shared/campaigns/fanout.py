@@ -16,11 +16,9 @@ from google.cloud.firestore_v1.bulk_writer import (
 )
 from google.cloud.firestore_v1.types.write import WriteResult
 
-from shared.audience.users import USERS, User
 from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.store.templates import get_template
 from shared.delivery.messages import MESSAGES, message_id_for, send_task
 from shared.delivery.status import QUEUED_RANK
 from shared.payloads import RecipientBatch
@@ -28,6 +26,8 @@ from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import SendTask, TaskQueue
+from shared.store.templates import get_template
+from shared.store.users import USERS, User
 
 log = get_logger(__name__)
 

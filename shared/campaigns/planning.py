@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.audience.users import User
 from shared.campaigns.models import Campaign
 from shared.content.encoding import count_segments
-from shared.store.templates import Template
 from shared.content.templates import (
     TemplateRenderError,
     TemplateSyntaxError,
@@ -33,6 +31,8 @@ from shared.content.validation import with_opt_out_footer
 from shared.delivery.messages import message_expire_at
 from shared.delivery.status import QUEUED_RANK, MessageStatus, rank_of
 from shared.platform.config import CoreSettings
+from shared.store.templates import Template
+from shared.store.users import User
 
 SKIPPED_RANK = rank_of(MessageStatus.SKIPPED)
 

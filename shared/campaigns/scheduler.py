@@ -31,18 +31,13 @@ from shared.campaigns.replan import (
 )
 from shared.delivery.messages import MESSAGES, message_expire_at, send_task
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
-from shared.events.ingest import (
-    EVENTS,
-    REPUBLISH_AFTER,
-    EventStatus,
-    publish_events,
-    stored_event,
-)
+from shared.events.ingest import REPUBLISH_AFTER, publish_events
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue, TaskQueueError
+from shared.store.events import EVENTS, EventStatus, stored_event
 
 log = get_logger(__name__)
 

@@ -26,13 +26,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
-from shared.audience.users import CONSENT_EVENTS, ConsentState
 from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.delivery.errors import ERROR_MEANINGS
 from shared.delivery.messages import MESSAGES, message_id_for
 from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger, log_context
+from shared.store.users import CONSENT_EVENTS, ConsentState
 
 log = get_logger(__name__)
 

@@ -27,13 +27,13 @@ from google.cloud import firestore
 
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import ConsentState
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import MESSAGES, message_expire_at, message_ref
 from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
 from shared.payloads import StatusCallback
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, log_context
+from shared.store.users import ConsentState
 from shared.webhooks.params import (
     error_code,
     message_sid,

@@ -20,7 +20,6 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.audience.consent import set_consent
-from shared.audience.users import ConsentState, User, get_user
 from shared.campaigns.cache import TtlCache
 from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
@@ -67,6 +66,7 @@ from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.firestore import count_of, operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
+from shared.store.users import ConsentState, User, get_user
 
 log = get_logger(__name__)
 

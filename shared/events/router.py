@@ -35,19 +35,19 @@ from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import SEGMENTS, matches_properties, user_matches
-from shared.audience.users import User, get_user
 from shared.campaigns.cache import TtlCache, template_cache
 from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.store.templates import Template
 from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
 from shared.delivery.status import QUEUED_RANK, MessageStatus, status_of
-from shared.events.ingest import EventStatus, event_ref
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, TaskQueue
+from shared.store.events import EventStatus, event_ref
+from shared.store.templates import Template
+from shared.store.users import User, get_user
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
 # Templates and segments change rarely; campaigns (pause!) use the core

@@ -18,6 +18,9 @@ from google.cloud import firestore
 from shared.platform.config import core_settings
 from shared.platform.once import once
 
+# The type domain code names the client by, so it need not import Firestore.
+Database = firestore.Client
+
 
 @once
 def firestore_client() -> firestore.Client:

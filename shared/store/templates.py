@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -121,6 +122,14 @@ def templates_collection(db: firestore.Client) -> firestore.CollectionReference:
     return db.collection(TEMPLATES)
 
 
+def every_template(
+    db: firestore.Client,
+) -> tuple[firestore.Query, firestore.CollectionReference]:
+    """The query over every template, and its collection (for page cursors)."""
+    collection = templates_collection(db)
+    return firestore.Query(collection), collection
+
+
 def template_ref(db: firestore.Client, template_id: str) -> firestore.DocumentReference:
     return templates_collection(db).document(template_id)
 
@@ -181,3 +190,29 @@ def replace_template(
 
     result: Template | None = apply(db.transaction())
     return result
+
+
+def delete_template_unless_used(
+    db: firestore.Client,
+    template_id: str,
+    users_of: Callable[[firestore.Transaction], list[str]],
+) -> list[str] | None:
+    """Delete the template unless `users_of` names users of it; returns those.
+
+    None when there is no template. `users_of` runs inside the delete's
+    transaction, so nothing it queries can change between the check and the
+    delete.
+    """
+    ref = template_ref(db, template_id)
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> list[str] | None:
+        if not ref.get(transaction=transaction).exists:
+            return None
+        blocking = users_of(transaction)
+        if not blocking:
+            transaction.delete(ref)
+        return blocking
+
+    blocking: list[str] | None = apply(db.transaction())
+    return blocking

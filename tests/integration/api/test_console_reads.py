@@ -11,7 +11,7 @@ import pytest
 
 from shared.delivery.messages import message_id_for
 from shared.delivery.status import MessageStatus, rank_of
-from shared.events.ingest import EVENTS
+from shared.store.events import EVENTS
 
 pytestmark = pytest.mark.integration
 

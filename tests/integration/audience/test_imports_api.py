@@ -443,7 +443,7 @@ def test_many_chunks_in_flight(
 
 def test_a_stop_arriving_during_the_import_wins(api: Any, db: Any, clock: Any) -> None:
     from shared.audience.consent import set_consent
-    from shared.audience.users import ConsentState
+    from shared.store.users import ConsentState
 
     phone = "+94771234571"
     api("POST", "/v1/users", json={"phone": phone, "consent_state": "OPT_OUT"})

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.fanout import reserve_send_window
 from shared.campaigns.lifecycle import transition
@@ -25,6 +24,7 @@ from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import RecipientBatch, SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.tasks import SendTask, task_name_for
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

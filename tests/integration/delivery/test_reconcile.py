@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from local.twilio_simulator import SimulatorConfig, SimulatorServer
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
 from shared.campaigns.scheduler import is_finished
@@ -36,6 +35,7 @@ from shared.platform.config import (
     TwilioSettings,
 )
 from shared.platform.tasks import SendTask
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.cache import campaign_cache
 from shared.campaigns.models import CampaignSettings, CampaignStatus
 from shared.delivery import sender as sender_module
@@ -33,6 +32,7 @@ from shared.payloads import SendTaskBody, StatusCallback
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, task_name_for
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

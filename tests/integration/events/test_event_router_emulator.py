@@ -9,9 +9,9 @@ import pytest
 
 from shared.delivery.messages import message_id_for
 from shared.delivery.status import MessageStatus, rank_of
-from shared.events.ingest import EVENTS
 from shared.events.router import route_event
 from shared.payloads import IngestedEvent
+from shared.store.events import EVENTS
 from tests.integration.events.factories import (
     PHONE,
     add_segment,

@@ -22,7 +22,7 @@ from shared.audience.import_files import (
     parse_contact,
     typed_csv_value,
 )
-from shared.audience.users import ConsentState
+from shared.store.users import ConsentState
 
 
 @pytest.mark.parametrize(

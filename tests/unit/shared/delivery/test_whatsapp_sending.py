@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import Consent, ConsentState, User
 from shared.campaigns.models import Campaign, CampaignStatus
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
@@ -26,6 +25,7 @@ from shared.delivery.pipeline import (
 )
 from shared.delivery.sender import _outbound
 from shared.delivery.status import MessageStatus, rank_of
+from shared.store.users import Consent, ConsentState, User
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 PHONE = "+14155550177"
