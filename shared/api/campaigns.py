@@ -21,7 +21,6 @@ from shared.api.http import (
     parse_model,
 )
 from shared.api.paging import paged
-from shared.audience.segments import SEGMENTS
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -42,6 +41,7 @@ from shared.campaigns.models import (
     campaign_ref,
 )
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.store.segments import SEGMENTS
 from shared.store.templates import get_template
 
 router = Router()

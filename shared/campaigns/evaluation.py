@@ -11,7 +11,6 @@ from google.cloud import firestore
 from pydantic_core import to_jsonable_python
 
 from shared.audience.segments import (
-    SEGMENTS,
     SegmentDefinitionError,
     iter_segment_users,
     validate_definition,
@@ -25,6 +24,7 @@ from shared.campaigns.models import (
 )
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.segments import SEGMENTS
 from shared.store.users import User
 
 BATCH_SIZE = 500

@@ -34,7 +34,7 @@ from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.segments import SEGMENTS, matches_properties, user_matches
+from shared.audience.segments import matches_properties, user_matches
 from shared.campaigns.cache import TtlCache, template_cache
 from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
 from shared.campaigns.pacing import batch_duration
@@ -46,6 +46,7 @@ from shared.platform.config import CoreSettings
 from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, TaskQueue
 from shared.store.events import EventStatus, event_ref
+from shared.store.segments import SEGMENTS
 from shared.store.templates import Template
 from shared.store.users import User, get_user
 

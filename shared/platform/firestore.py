@@ -10,13 +10,16 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 
 from shared.platform.config import core_settings
 from shared.platform.once import once
+
+T = TypeVar("T")
 
 # The type domain code names the client by, so it need not import Firestore.
 Database = firestore.Client
@@ -77,3 +80,28 @@ def count_of(query: firestore.Query) -> int:
     aggregation: Any = query.count()
     results = aggregation.get()
     return int(results[0][0].value)
+
+
+def delete_unless_used(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    users_of: Callable[[firestore.Transaction], list[T]],
+) -> list[T] | None:
+    """Delete the document unless `users_of` names users of it; returns those.
+
+    None when there is no document. `users_of` runs inside the delete's
+    transaction, so nothing it queries can change between the check and the
+    delete.
+    """
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> list[T] | None:
+        if not ref.get(transaction=transaction).exists:
+            return None
+        blocking = users_of(transaction)
+        if not blocking:
+            transaction.delete(ref)
+        return blocking
+
+    blocking: list[T] | None = apply(db.transaction())
+    return blocking

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from shared.content.templates import TemplateChannel
+from shared.platform.firestore import delete_unless_used
 
 TEMPLATES = "templates"
 
@@ -199,20 +200,6 @@ def delete_template_unless_used(
 ) -> list[str] | None:
     """Delete the template unless `users_of` names users of it; returns those.
 
-    None when there is no template. `users_of` runs inside the delete's
-    transaction, so nothing it queries can change between the check and the
-    delete.
+    None when there is no template; see `delete_unless_used`.
     """
-    ref = template_ref(db, template_id)
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> list[str] | None:
-        if not ref.get(transaction=transaction).exists:
-            return None
-        blocking = users_of(transaction)
-        if not blocking:
-            transaction.delete(ref)
-        return blocking
-
-    blocking: list[str] | None = apply(db.transaction())
-    return blocking
+    return delete_unless_used(db, template_ref(db, template_id), users_of)
