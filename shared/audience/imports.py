@@ -207,13 +207,14 @@ def validate_upload(
     default_region: str,
     now: datetime,
     import_id: str | None = None,
+    filename: str = "",
 ) -> tuple[ImportReport, ContactRows]:
     """Read and validate the whole file, writing nothing.
 
     Raises UnsupportedFormat or ImportFileError (NestedTooDeep for hostile
     JSON) when the file as a whole cannot be imported.
     """
-    import_format, stream = open_upload(source, content_type)
+    import_format, stream = open_upload(source, content_type, filename)
     report = ImportReport(
         id=import_id or uuid.uuid4().hex[:20], format=import_format, started_at=now
     )
