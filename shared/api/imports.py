@@ -16,10 +16,10 @@ from shared.audience.import_files import (
 )
 from shared.audience.imports import (
     ImportNotQueued,
-    get_import,
     queue_import,
     validate_upload,
 )
+from shared.store.imports import get_import
 
 router = Router()
 # Routes whose body the handler reads as a stream (functions/api/main.py).

@@ -29,12 +29,12 @@ from shared.api.reports import Dashboard, InboundPage
 from shared.api.segments import PreviewRequest, Segment, SegmentFields
 from shared.api.templates import DraftRenderRequest, RenderRequest
 from shared.api.users import ConsentUpdate, UserCreate, UserPatch
-from shared.audience.imports import ImportReport
 from shared.campaigns.models import Campaign, CampaignSettings
 from shared.campaigns.summary import CampaignSummary
 from shared.delivery.messages import Message
 from shared.delivery.status import MessageStatus
 from shared.events.router import EventReport
+from shared.store.imports import ImportReport
 from shared.store.templates import Template, TemplateFields
 from shared.store.users import ConsentState, User
 

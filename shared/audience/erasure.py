@@ -29,8 +29,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.audience.consent import SUPPRESSING_STATES
-from shared.audience.privacy import suppression_key
 from shared.platform.logging import get_logger, mask_phones_in_log
+from shared.platform.privacy import suppression_key
 from shared.store.users import (
     CONSENT_EVENTS,
     SUPPRESSIONS,

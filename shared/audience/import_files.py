@@ -26,11 +26,11 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
-from enum import StrEnum
 from typing import IO, Any
 
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import InvalidAttributes, check_attributes, is_valid_timezone
+from shared.store.imports import ImportFormat
 from shared.store.users import ConsentState
 
 PHONE_FIELDS = ("phone", "phone_number")
@@ -63,12 +63,6 @@ _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})\.[0-9]{1,15}")
 _BOOLEANS = {"true": True, "false": False}
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
-
-
-class ImportFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"
-    NDJSON = "ndjson"
 
 
 class ImportFileError(ValueError):

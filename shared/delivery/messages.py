@@ -11,10 +11,10 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from shared.audience.privacy import recipient_key
 from shared.delivery.status import MessageStatus, status_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import core_settings
+from shared.platform.privacy import recipient_key
 from shared.platform.tasks import SendTask, task_name_for
 
 MESSAGES = "messages"

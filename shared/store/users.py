@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,9 +21,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.audience.privacy import suppression_key
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, mask_phone
+from shared.platform.privacy import suppression_key
 
 log = get_logger(__name__)
 
@@ -389,3 +389,118 @@ def in_user_transaction(
 
     result: T = apply(db.transaction())
     return result
+
+
+# ---------------------------------------------------------------- bulk upserts
+
+
+def suppression_states(
+    db: firestore.Client, phones: Iterable[str]
+) -> dict[str, ConsentState]:
+    """The consent each erased, opted-out number left: one batched read."""
+    by_key = {suppression_key(phone): phone for phone in phones}
+    refs = [db.collection(SUPPRESSIONS).document(key) for key in by_key]
+    found: dict[str, ConsentState] = {}
+    for snapshot in db.get_all(refs, field_paths=["state"]):
+        if snapshot.exists:
+            state = (snapshot.to_dict() or {})["state"]
+            found[by_key[snapshot.id]] = ConsentState(state)
+    return found
+
+
+@dataclass(frozen=True)
+class StoredConsent:
+    """A user's stored consent, and the update time a write may be bound to."""
+
+    user: User
+    read_at: Any
+
+
+def stored_consents(
+    db: firestore.Client, phones: Iterable[str]
+) -> dict[str, StoredConsent]:
+    """The consent (and suppression flag) of the users that exist among `phones`."""
+    refs = [user_ref(db, phone) for phone in phones]
+    return {
+        snapshot.id: StoredConsent(
+            User.model_validate({"phone": snapshot.id, **(snapshot.to_dict() or {})}),
+            snapshot.update_time,
+        )
+        for snapshot in db.get_all(refs, field_paths=["consent", "suppressed"])
+        if snapshot.exists
+    }
+
+
+class UsersChanged(RuntimeError):
+    """A batch met users written meanwhile (or missing): read them again."""
+
+
+class UserWriteFailed(RuntimeError):
+    """Firestore refused a batch for a reason reading again will not cure."""
+
+
+# Commit errors that mean "someone else wrote these users meanwhile".
+_RACES = (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted)
+_SUPPRESSION_CLEARED = {
+    "suppressed": firestore.DELETE_FIELD,
+    "erased_at": firestore.DELETE_FIELD,
+}
+
+
+def translate_write_errors(work: Callable[..., T], *args: Any) -> T:
+    """Run `work(*args)`, turning Firestore's errors into UsersChanged or
+    UserWriteFailed."""
+    try:
+        return work(*args)
+    except _RACES as exc:
+        raise UsersChanged(str(exc)) from exc
+    except gexc.GoogleAPICallError as exc:
+        raise UserWriteFailed(str(exc)) from exc
+
+
+class UserBatch:
+    """Several users and their consent history, written in one atomic batch.
+
+    Writes bound to a read (`read_at`) fail the whole batch if the user changed
+    since: the caller reads again and decides again.
+    """
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+        self.batch = db.batch()
+
+    def create(self, user: User) -> None:
+        """A new user; the batch fails if the phone exists meanwhile."""
+        self.batch.create(user_ref(self.db, user.phone), user_doc(user))
+
+    def replace_suppressed(self, user: User, read_at: Any) -> None:
+        """A live profile over an erased number's suppressed one."""
+        profile = {**user_doc(user), **_SUPPRESSION_CLEARED}
+        option = self.db.write_option(last_update_time=read_at)
+        self.batch.update(user_ref(self.db, user.phone), profile, option=option)
+
+    def update(
+        self,
+        phone: str,
+        attributes: Mapping[str, Any],
+        timezone: str | None,
+        consent: Consent | None,
+        now: datetime,
+        read_at: Any,
+    ) -> None:
+        """Merge attributes, set a timezone and consent if given."""
+        changes: dict[str, Any] = {"updated_at": now}
+        for name, value in attributes.items():
+            changes[attribute_field(name)] = value
+        if timezone:
+            changes["timezone"] = timezone
+        if consent is not None:
+            changes["consent"] = _consent_doc(consent)
+        option = self.db.write_option(last_update_time=read_at)
+        self.batch.update(user_ref(self.db, phone), changes, option=option)
+
+    def record_consent_change(self, phone: str, event: dict[str, Any]) -> None:
+        record_consent_change(self.batch, self.db, phone, event)
+
+    def commit(self) -> None:
+        self.batch.commit()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shared.api.multipart import multipart_file, unwrap_upload
-from shared.audience.import_files import ImportFileError, ImportFormat, open_upload
+from shared.audience.import_files import ImportFileError, open_upload
+from shared.store.imports import ImportFormat
 
 
 def test_multipart_yields_the_file_part() -> None:

@@ -9,7 +9,6 @@ import pytest
 from shared.audience.import_files import (
     Contact,
     ImportFileError,
-    ImportFormat,
     RowError,
     UnsupportedFormat,
     csv_records,
@@ -20,6 +19,7 @@ from shared.audience.import_files import (
     parse_contact,
     typed_csv_value,
 )
+from shared.store.imports import ImportFormat
 from shared.store.users import ConsentState
 
 
