@@ -113,6 +113,7 @@ def user_body(user: User) -> dict[str, Any]:
 
 
 def _user_from_snapshot(snapshot: Any) -> dict[str, Any]:
+    # `snapshot`: a page's document, which only the store reads.
     return user_body(user_of_snapshot(snapshot))
 
 

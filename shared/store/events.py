@@ -73,6 +73,11 @@ def new_event_doc(
     }
 
 
+def event_fields(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    """Every stored field of an event, with its `event_id`."""
+    return {**(snapshot.to_dict() or {}), "event_id": snapshot.id}
+
+
 def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
     data = snapshot.to_dict() or {}
     return IngestedEvent(
