@@ -10,19 +10,13 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from google.cloud import firestore
 
 from shared.platform.config import core_settings
 from shared.platform.once import once
-
-T = TypeVar("T")
-
-# The type domain code names the client by, so it need not import Firestore.
-Database = firestore.Client
 
 
 @once
@@ -82,26 +76,6 @@ def count_of(query: firestore.Query) -> int:
     return int(results[0][0].value)
 
 
-def delete_unless_used(
-    db: firestore.Client,
-    ref: firestore.DocumentReference,
-    users_of: Callable[[firestore.Transaction], list[T]],
-) -> list[T] | None:
-    """Delete the document unless `users_of` names users of it; returns those.
-
-    None when there is no document. `users_of` runs inside the delete's
-    transaction, so nothing it queries can change between the check and the
-    delete.
-    """
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> list[T] | None:
-        if not ref.get(transaction=transaction).exists:
-            return None
-        blocking = users_of(transaction)
-        if not blocking:
-            transaction.delete(ref)
-        return blocking
-
-    blocking: list[T] | None = apply(db.transaction())
-    return blocking
+# The client type, named here so that code above the stores can take a client
+# and hand it to a store without importing the Firestore library itself.
+Database = firestore.Client

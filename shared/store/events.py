@@ -187,11 +187,3 @@ def set_republish_at(
     if count:
         batch.commit()
         operations.add("writes", count)
-
-
-def set_route_record(
-    db: firestore.Client, event_id: str, record: Mapping[str, Any]
-) -> None:
-    """Merged, so an event published without its document still gets one."""
-    operations.add("writes")
-    event_ref(db, event_id).set(dict(record), merge=True)

@@ -10,7 +10,8 @@ from typing import Any
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
-from shared.platform.firestore import delete_unless_used, operations
+from shared.platform.documents import delete_unless_used
+from shared.platform.firestore import operations
 
 SEGMENTS = "segments"
 

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from shared.content.templates import TemplateChannel
-from shared.platform.firestore import delete_unless_used
+from shared.platform.documents import delete_unless_used
 
 TEMPLATES = "templates"
 
