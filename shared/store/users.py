@@ -504,3 +504,30 @@ class UserBatch:
 
     def commit(self) -> None:
         self.batch.commit()
+
+
+# ---------------------------------------------------------------- histories
+
+
+def consent_changes_to(
+    db: firestore.Client, state: ConsentState, since: datetime, until: datetime
+) -> Iterator[tuple[str, datetime, str | None]]:
+    """(phone, at, source) of every change to `state` in [since, until].
+
+    A collection-group query over consent histories: it reads only the
+    matching entries, never all users.
+    """
+    changes = (
+        db.collection_group(CONSENT_EVENTS)
+        .where(filter=firestore.FieldFilter("to", "==", state.value))
+        .where(filter=firestore.FieldFilter("at", ">=", since))
+        .where(filter=firestore.FieldFilter("at", "<=", until))
+        .select(["at", "source"])
+    )
+    for snapshot in changes.stream():
+        operations.add("reads")
+        user = snapshot.reference.parent.parent
+        if user is None:
+            continue
+        entry = snapshot.to_dict() or {}
+        yield user.id, entry["at"], entry.get("source")
