@@ -22,6 +22,8 @@ from shared.store.users import (
     in_user_transaction,
 )
 
+# The source of a consent change the user texted (STOP, START).
+KEYWORD_SOURCE = "keyword"
 # Consent states that keep a suppression entry when the profile is erased.
 SUPPRESSING_STATES = frozenset({ConsentState.OPT_OUT, ConsentState.STOP})
 
@@ -98,3 +100,26 @@ def set_consent(
         return ConsentChange(phone, previous, state, True, current is None)
 
     return in_user_transaction(db, phone, apply)
+
+
+def set_consent_by_keyword(
+    db: Database,
+    phone: str,
+    state: ConsentState,
+    *,
+    evidence: str | None,
+    now: datetime,
+) -> ConsentChange | None:
+    """A consent change the user texted; `evidence` names their message.
+
+    An unknown number that opts out is created as STOP so suppression holds.
+    """
+    return set_consent(
+        db,
+        phone,
+        state,
+        source=KEYWORD_SOURCE,
+        now=now,
+        evidence=evidence,
+        create_missing=state is ConsentState.STOP,
+    )

@@ -49,6 +49,7 @@ from typing import Any
 
 import phonenumbers
 
+from shared.audience.consent import may_receive
 from shared.audience.phones import phone_region
 from shared.platform.firestore import Database
 from shared.store.users import (
@@ -734,7 +735,7 @@ def preview_segment(
     preview = SegmentPreview()
     for user in iter_segment_users(db, definition, now):
         preview.count += 1
-        if user.consent.state == ConsentState.OPT_IN:
+        if may_receive(user.consent.state):
             preview.eligible += 1
         if len(preview.sample) < sample_size:
             preview.sample.append(user)

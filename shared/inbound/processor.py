@@ -17,7 +17,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.audience.consent import ConsentChange, allows_help_reply, set_consent
+from shared.audience.consent import (
+    KEYWORD_SOURCE,
+    ConsentChange,
+    allows_help_reply,
+    set_consent_by_keyword,
+)
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.inbound.keywords import Classification, classify_inbound
 from shared.payloads import InboundWebhook
@@ -30,7 +35,6 @@ from shared.webhooks.params import inbound_sid, params_digest, safe_document_id
 
 log = get_logger(__name__)
 
-KEYWORD_SOURCE = "keyword"
 
 CONSENT_FOR: dict[Classification, ConsentState] = {
     Classification.STOP: ConsentState.STOP,
@@ -141,16 +145,7 @@ def apply_consent(
     state = CONSENT_FOR.get(classification)
     if state is None:
         return None
-    # An unknown number that opts out is created as STOP so suppression holds.
-    change = set_consent(
-        db,
-        phone,
-        state,
-        source=KEYWORD_SOURCE,
-        now=now,
-        evidence=sid,
-        create_missing=state is ConsentState.STOP,
-    )
+    change = set_consent_by_keyword(db, phone, state, evidence=sid, now=now)
     if change is not None and change.changed:
         log.info(
             "consent %s by keyword for %s",
