@@ -20,7 +20,6 @@ from shared.api.http import (
     parse_model,
 )
 from shared.api.paging import paged
-from shared.audience.segments import SEGMENTS
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -30,7 +29,6 @@ from shared.campaigns.lifecycle import (
 )
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
 from shared.campaigns.transitions import EDITABLE_STATUSES, CampaignAction
-from shared.content.store import get_template
 from shared.store import campaigns as campaign_store
 from shared.store.campaigns import (
     Campaign,
@@ -40,6 +38,8 @@ from shared.store.campaigns import (
     QuietHours,
     Sender,
 )
+from shared.store.segments import SEGMENTS
+from shared.store.templates import get_template
 
 router = Router()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
@@ -13,7 +12,6 @@ from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
 from shared.api.paging import newest_first
 from shared.audience.segments import SegmentDefinitionError
 from shared.events.ingest import (
-    EVENTS,
     MAX_BODY_BYTES,
     EventBodyError,
     EventsUnavailable,
@@ -26,6 +24,7 @@ from shared.events.ingest import (
 from shared.events.router import describe_event
 from shared.platform.logging import mask_phone
 from shared.store.campaigns import Trigger
+from shared.store.events import event_fields, every_event
 
 router = Router()
 
@@ -118,15 +117,12 @@ def read_event(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, report.model_dump(mode="json"))
 
 
-def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    data = snapshot.to_dict() or {}
+def _event_summary(snapshot: Any) -> dict[str, Any]:
+    # `snapshot`: a page's document, which only the store reads.
+    data = event_fields(snapshot)
     phone = data.get("phone")
     summary = EventSummary.model_validate(
-        {
-            **data,
-            "event_id": snapshot.id,
-            "phone": mask_phone(phone) if isinstance(phone, str) else None,
-        }
+        {**data, "phone": mask_phone(phone) if isinstance(phone, str) else None}
     )
     return summary.model_dump(mode="json")
 
@@ -134,8 +130,6 @@ def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
 @router.add("GET", "/v1/events")
 def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Recent events, newest first, phones masked."""
-    collection = context.db.collection(EVENTS)
-    page = newest_first(
-        request, firestore.Query(collection), collection, "received_at", _event_summary
-    )
+    query, collection = every_event(context.db)
+    page = newest_first(request, query, collection, "received_at", _event_summary)
     return ApiResponse(200, page)

@@ -8,6 +8,7 @@ from typing import IO, Any
 
 from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
+from shared.api.multipart import unwrap_upload
 from shared.audience.import_files import (
     ImportFileError,
     NestedTooDeep,
@@ -15,10 +16,10 @@ from shared.audience.import_files import (
 )
 from shared.audience.imports import (
     ImportNotQueued,
-    get_import,
     queue_import,
     validate_upload,
 )
+from shared.store.imports import get_import
 
 router = Router()
 # Routes whose body the handler reads as a stream (functions/api/main.py).
@@ -106,11 +107,15 @@ def post_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
     limit = context.api.max_upload_bytes
     upload = _upload(request, limit)
     try:
+        source, content_type, filename = unwrap_upload(
+            io.BufferedReader(upload, READ_SIZE), request.header("Content-Type") or ""
+        )
         report, rows = validate_upload(
-            io.BufferedReader(upload, READ_SIZE),
-            request.header("Content-Type") or "",
+            source,
+            content_type,
             default_region=context.core.default_region,
             now=context.clock(),
+            filename=filename,
         )
     except UploadTooLarge as exc:
         raise _too_large(limit) from exc

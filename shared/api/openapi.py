@@ -29,13 +29,13 @@ from shared.api.reports import Dashboard, InboundPage
 from shared.api.segments import PreviewRequest, Segment, SegmentFields
 from shared.api.templates import DraftRenderRequest, RenderRequest
 from shared.api.users import ConsentUpdate, UserCreate, UserPatch
-from shared.audience.imports import ImportReport
-from shared.audience.users import ConsentState, User
 from shared.campaigns.summary import CampaignSummary
-from shared.content.store import Template, TemplateFields
 from shared.events.router import EventReport
 from shared.store.campaigns import Campaign, CampaignSettings
+from shared.store.imports import ImportReport
 from shared.store.messages import Message, MessageStatus
+from shared.store.templates import Template, TemplateFields
+from shared.store.users import ConsentState, User
 
 API_TITLE = "Event Stream Engine API"
 API_VERSION = "1.0.0"

@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 from shared.api.context import ApiContext
 from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
 from shared.api.paging import page_limit
-from shared.audience.users import USERS, ConsentState
 from shared.campaigns.summary import campaign_summary
 from shared.inbound.keywords import Classification
-from shared.inbound.processor import INBOUND
 from shared.platform.firestore import count_each
 from shared.platform.logging import mask_phone
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
+from shared.store.inbound import INBOUND
+from shared.store.users import USERS, ConsentState
 
 router = Router()
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from shared.api.context import ApiContext
 from shared.api.http import (
@@ -20,30 +17,26 @@ from shared.api.http import (
 )
 from shared.api.paging import paged
 from shared.audience.segments import (
-    SEGMENTS,
     SegmentDefinitionError,
     SegmentPreview,
     preview_segment,
     validate_definition,
 )
-from shared.audience.users import User
 from shared.platform.logging import mask_phone
 from shared.store.campaigns import unfinished_campaigns_using
+from shared.store.segments import (
+    Segment,
+    SegmentFields,
+    delete_segment_unless_used,
+    every_segment,
+    get_segment,
+    new_segment_id,
+    store_new_segment,
+    update_segment,
+)
+from shared.store.users import User
 
 router = Router()
-
-
-class SegmentFields(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    name: str = Field(min_length=1, max_length=200)
-    definition: dict[str, Any]
-
-
-class Segment(SegmentFields):
-    id: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class PreviewRequest(BaseModel):
@@ -64,19 +57,11 @@ def check_definition(definition: Any) -> None:
         ) from exc
 
 
-def segment_ref(context: ApiContext, segment_id: str) -> firestore.DocumentReference:
-    return context.db.collection(SEGMENTS).document(segment_id)
-
-
-def _segment(snapshot: firestore.DocumentSnapshot) -> Segment:
-    return Segment.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
-
-
 def load_segment(context: ApiContext, segment_id: str) -> Segment:
-    snapshot = segment_ref(context, segment_id).get()
-    if not snapshot.exists:
+    segment = get_segment(context.db, segment_id)
+    if segment is None:
         raise not_found("segment")
-    return _segment(snapshot)
+    return segment
 
 
 @router.add("POST", "/v1/segments")
@@ -85,20 +70,20 @@ def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     check_definition(fields.definition)
     now = context.clock()
     segment = Segment(
-        **fields.model_dump(), id=uuid.uuid4().hex[:20], created_at=now, updated_at=now
+        **fields.model_dump(), id=new_segment_id(), created_at=now, updated_at=now
     )
-    segment_ref(context, segment.id).create(segment.model_dump(exclude={"id"}))
+    store_new_segment(context.db, segment)
     return ApiResponse(201, segment.model_dump(mode="json"))
 
 
 @router.add("GET", "/v1/segments")
 def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    collection = context.db.collection(SEGMENTS)
+    query, collection = every_segment(context.db)
     page = paged(
         request,
-        firestore.Query(collection),
+        query,
         collection,
-        lambda snapshot: _segment(snapshot).model_dump(mode="json"),
+        lambda snapshot: Segment.from_snapshot(snapshot).model_dump(mode="json"),
     )
     return ApiResponse(200, page)
 
@@ -117,32 +102,26 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     updated = segment.model_copy(
         update={**fields.model_dump(), "updated_at": context.clock()}
     )
-    segment_ref(context, segment.id).update(
-        updated.model_dump(include={"name", "definition", "updated_at"})
-    )
+    update_segment(context.db, updated)
     return ApiResponse(200, updated.model_dump(mode="json"))
 
 
 @router.add("DELETE", "/v1/segments/{segment_id}")
 def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Delete unless a campaign that is not final uses the segment (409)."""
-    ref = segment_ref(context, request.path_params["segment_id"])
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> list[dict[str, Any]]:
-        if not ref.get(transaction=transaction).exists:
-            raise not_found("segment")
-        in_use = [
+    segment_id = request.path_params["segment_id"]
+    in_use = delete_segment_unless_used(
+        context.db,
+        segment_id,
+        lambda transaction: [
             {"campaign_id": campaign_id, "status": status}
             for campaign_id, status in unfinished_campaigns_using(
-                context.db, transaction, "segment_id", ref.id
+                context.db, transaction, "segment_id", segment_id
             )
-        ]
-        if not in_use:
-            transaction.delete(ref)
-        return in_use
-
-    in_use = apply(context.db.transaction())
+        ],
+    )
+    if in_use is None:
+        raise not_found("segment")
     if in_use:
         raise ApiError(
             409,

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field, field_validator
 
 from shared.api.context import ApiContext
@@ -25,21 +21,27 @@ from shared.api.paging import page_limit, paged
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
-    USERS,
-    ConsentState,
-    User,
     UserErased,
     UserExists,
     UserNotFound,
     check_attributes,
-    consent_events,
     create_user,
     is_valid_timezone,
     patch_user,
-    user_ref,
 )
 from shared.platform.logging import mask_phone
 from shared.privacy.erasure import erase_phone
+from shared.store.users import (
+    ConsentState,
+    InvalidHistoryToken,
+    User,
+    consent_history,
+    every_user,
+    user_of_snapshot,
+)
+from shared.store.users import (
+    get_user as read_user,
+)
 
 router = Router()
 
@@ -110,8 +112,9 @@ def user_body(user: User) -> dict[str, Any]:
     return user.model_dump(mode="json")
 
 
-def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    return user_body(User.from_doc(snapshot.to_dict() or {}))
+def _user_from_snapshot(snapshot: Any) -> dict[str, Any]:
+    # `snapshot`: a page's document, which only the store reads.
+    return user_body(user_of_snapshot(snapshot))
 
 
 @router.add("POST", "/v1/users")
@@ -134,27 +137,22 @@ def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
 
 @router.add("GET", "/v1/users")
 def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    collection = context.db.collection(USERS)
-    query = firestore.Query(collection)
     state = request.query.get("consent_state")
-    if state:
-        if state not in ConsentState.__members__:
-            raise ApiError(
-                400,
-                "invalid_query",
-                f"consent_state must be one of {', '.join(ConsentState)}",
-            )
-        query = collection.where(
-            filter=firestore.FieldFilter("consent.state", "==", state)
+    if state and state not in ConsentState.__members__:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"consent_state must be one of {', '.join(ConsentState)}",
         )
+    query, collection = every_user(context.db, ConsentState(state) if state else None)
     return ApiResponse(200, paged(request, query, collection, _user_from_snapshot))
 
 
 def load_user(context: ApiContext, phone: str) -> User:
-    snapshot = user_ref(context.db, phone).get()
-    if not snapshot.exists:
+    user = read_user(context.db, phone)
+    if user is None:
         raise not_found("user")
-    return User.from_doc(snapshot.to_dict() or {})
+    return user
 
 
 @router.add("GET", "/v1/users/{phone}")
@@ -216,31 +214,15 @@ def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, user_body(load_user(context, phone)))
 
 
-def _history_token(snapshot: firestore.DocumentSnapshot) -> str:
-    at = (snapshot.get("at") or datetime.min).isoformat()
-    return base64.urlsafe_b64encode(json.dumps([at, snapshot.id]).encode()).decode()
-
-
-def _history_cursor(
-    events: firestore.CollectionReference, token: str
-) -> dict[str, Any]:
-    try:
-        at, event_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return {"at": datetime.fromisoformat(at), "__name__": events.document(event_id)}
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-
-
-def _event_body(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    data = snapshot.to_dict() or {}
-    at = data.get("at")
+def _event_body(entry: dict[str, Any]) -> dict[str, Any]:
+    at = entry.get("at")
     return {
-        "id": snapshot.id,
-        "from": data.get("from"),
-        "to": data.get("to"),
-        "source": data.get("source"),
+        "id": entry["id"],
+        "from": entry.get("from"),
+        "to": entry.get("to"),
+        "source": entry.get("source"),
         "at": at.isoformat() if isinstance(at, datetime) else at,
-        "evidence": data.get("evidence"),
+        "evidence": entry.get("evidence"),
     }
 
 
@@ -249,23 +231,16 @@ def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
     load_user(context, phone)
-    limit = page_limit(request)
-    events = consent_events(context.db, phone)
-    query = (
-        events.order_by("at", direction=firestore.Query.DESCENDING)
-        .order_by("__name__", direction=firestore.Query.DESCENDING)
-        .limit(limit + 1)
-    )
-    token = request.query.get("page_token")
-    if token:
-        query = query.start_after(_history_cursor(events, token))
-    snapshots = list(query.stream())
-    more = len(snapshots) > limit
-    snapshots = snapshots[:limit]
+    try:
+        page = consent_history(
+            context.db, phone, page_limit(request), request.query.get("page_token")
+        )
+    except InvalidHistoryToken as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
     return ApiResponse(
         200,
         {
-            "items": [_event_body(s) for s in snapshots],
-            "next_page_token": _history_token(snapshots[-1]) if more else None,
+            "items": [_event_body(entry) for entry in page.entries],
+            "next_page_token": page.next_token,
         },
     )

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 
 from google.cloud import firestore
 
-from shared.audience.privacy import suppression_key
-from shared.audience.users import SUPPRESSIONS, ConsentState, suppression_ref
+from shared.audience.users import ConsentState
+from shared.platform.privacy import suppression_key
+from shared.store.users import SUPPRESSIONS, suppression_ref
 
 
 def suppressed_state(db: firestore.Client, phone: str) -> ConsentState | None:

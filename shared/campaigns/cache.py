@@ -7,9 +7,9 @@ instance per TTL instead of once per message.
 
 from __future__ import annotations
 
-from shared.content.store import Template, template_ref
 from shared.platform.firestore import Database, operations
 from shared.platform.ttl_cache import TtlCache
+from shared.store.templates import Template, template_ref
 
 
 def template_cache(db: Database, ttl: float) -> TtlCache[Template]:

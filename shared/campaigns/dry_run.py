@@ -13,7 +13,6 @@ from typing import Any
 
 from shared.audience.segments import iter_segment_users
 from shared.campaigns.planning import render_for
-from shared.content.store import Template
 from shared.delivery.pipeline import (
     RECIPIENT_STEPS,
     Outcome,
@@ -27,6 +26,7 @@ from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database
 from shared.store.campaigns import Campaign
 from shared.store.messages import Message
+from shared.store.templates import Template
 
 
 def dry_run(

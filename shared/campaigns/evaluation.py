@@ -10,12 +10,10 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from shared.audience.segments import (
-    SEGMENTS,
     SegmentDefinitionError,
     iter_segment_users,
     validate_definition,
 )
-from shared.audience.users import User
 from shared.campaigns.lifecycle import IllegalTransition, transition
 from shared.campaigns.transitions import CampaignAction
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
@@ -23,6 +21,8 @@ from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
 from shared.store import campaigns as campaign_store
 from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.segments import SEGMENTS
+from shared.store.users import User
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip

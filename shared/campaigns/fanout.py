@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audience.users import USERS, User
 from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.content.store import get_template
 from shared.delivery.messages import message_id_for, send_task
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
@@ -20,6 +18,8 @@ from shared.platform.tasks import SendTask, TaskQueue
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.templates import get_template
+from shared.store.users import USERS, User
 
 log = get_logger(__name__)
 

@@ -15,7 +15,10 @@ from shared.campaigns.lifecycle import (
     start_campaign,
     transition,
 )
-from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.campaigns.replan import (
+    resume_held_messages,
+    skip_queued_messages,
+)
 from shared.campaigns.transitions import CampaignAction
 from shared.delivery.messages import message_expire_at, send_task
 from shared.platform.config import CoreSettings

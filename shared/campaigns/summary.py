@@ -23,15 +23,15 @@ from datetime import datetime
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
-from shared.audience.users import CONSENT_EVENTS, ConsentState
 from shared.delivery.errors import ERROR_MEANINGS
 from shared.delivery.messages import message_id_for
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
 from shared.store.messages import STATUS_RANK, MessageStatus
+from shared.store.users import ConsentState, consent_changes_to
 
 log = get_logger(__name__)
 
@@ -152,23 +152,10 @@ def latest_stops(
     A collection-group query over consent histories: it reads the STOP events of
     the campaign's window (a small share of any audience), never all users.
     """
-    stops = (
-        db.collection_group(CONSENT_EVENTS)
-        .where(filter=_where("to", "==", ConsentState.STOP.value))
-        .where(filter=_where("at", ">=", since))
-        .where(filter=_where("at", "<=", until))
-        .select(["at", "source"])
-    )
     latest: dict[str, tuple[datetime, str]] = {}
-    for snapshot in stops.stream():
-        operations.add("reads")
-        user = snapshot.reference.parent.parent
-        if user is None:
-            continue
-        event = snapshot.to_dict() or {}
-        at: datetime = event["at"]
-        if user.id not in latest or at > latest[user.id][0]:
-            latest[user.id] = (at, str(event.get("source") or "unknown"))
+    for phone, at, source in consent_changes_to(db, ConsentState.STOP, since, until):
+        if phone not in latest or at > latest[phone][0]:
+            latest[phone] = (at, str(source or "unknown"))
     return latest
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from pydantic_core import to_jsonable_python
 
-from shared.audience.privacy import recipient_key
 from shared.payloads import SendTaskBody
 from shared.platform.config import core_settings
+from shared.platform.privacy import recipient_key
 from shared.platform.tasks import SendTask, task_name_for
 
 

@@ -26,7 +26,6 @@ from google.api_core import exceptions as gexc
 
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import ConsentState
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import message_expire_at
 from shared.delivery.status import TWILIO_STATUS
@@ -35,6 +34,7 @@ from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger, log_context
 from shared.store import messages as message_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
+from shared.store.users import ConsentState
 from shared.webhooks.params import (
     error_code,
     message_sid,

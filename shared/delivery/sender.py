@@ -19,7 +19,6 @@ from urllib.parse import quote
 from google.api_core import exceptions as gexc
 
 from shared.audience.consent import set_consent
-from shared.audience.users import ConsentState, User, get_user
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
@@ -67,6 +66,7 @@ from shared.store.messages import (
     rank_of,
     rank_raised_to,
 )
+from shared.store.users import ConsentState, User, get_user
 
 log = get_logger(__name__)
 

@@ -6,15 +6,10 @@ from datetime import datetime
 
 from google.cloud import firestore
 
-from shared.events.ingest import (
-    EVENTS,
-    REPUBLISH_AFTER,
-    EventStatus,
-    publish_events,
-    stored_event,
-)
+from shared.events.ingest import REPUBLISH_AFTER, EventStatus, publish_events
 from shared.platform.firestore import operations
 from shared.platform.pubsub import Publisher
+from shared.store.events import EVENTS, stored_event
 
 SWEEP_LIMIT = 500
 

@@ -32,14 +32,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.segments import SEGMENTS, matches_properties, user_matches
-from shared.audience.users import User, get_user
+from shared.audience.segments import matches_properties, user_matches
 from shared.campaigns.cache import template_cache
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.content.store import Template
 from shared.delivery.messages import message_id_for, send_task
-from shared.events.ingest import EventStatus, event_ref
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database, operations
@@ -48,7 +45,11 @@ from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.events import EventStatus, event_ref
 from shared.store.messages import MessageStatus, StoredMessage, status_of
+from shared.store.segments import SEGMENTS
+from shared.store.templates import Template
+from shared.store.users import User, get_user
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
 # Templates and segments change rarely; campaigns (pause!) use the core

@@ -28,19 +28,19 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.audience.consent import SUPPRESSING_STATES
 from shared.audience.suppressions import suppressed_state
-from shared.audience.users import (
-    CONSENT_EVENTS,
-    SUPPRESSING_STATES,
-    User,
-    suppression_ref,
-    user_ref,
-)
 from shared.campaigns.summary import campaign_summary
 from shared.platform.bulk import write_in_batches
 from shared.platform.logging import get_logger, mask_phones_in_log
 from shared.store import messages as message_store
 from shared.store.messages import QUEUED_RANK, MessageStatus, rank_of
+from shared.store.users import (
+    CONSENT_EVENTS,
+    User,
+    suppression_ref,
+    user_ref,
+)
 
 log = get_logger(__name__)
 

@@ -15,12 +15,10 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.scheduler import sweep_stranded_queued
-from shared.content.store import get_template
 from shared.delivery.messages import encode_version, message_id_for
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.config import CoreSettings
@@ -28,6 +26,8 @@ from shared.platform.pubsub import Topic
 from shared.platform.tasks import task_name_for
 from shared.store.campaigns import Campaign, CampaignSettings, CampaignStatus
 from shared.store.messages import MessageStatus, rank_of
+from shared.store.templates import get_template
+from shared.store.users import ConsentState, new_user, user_doc
 from tests.conftest import RecordingTaskQueue
 
 pytestmark = pytest.mark.integration

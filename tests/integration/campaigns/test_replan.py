@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.fanout import reserve_send_window
 from shared.campaigns.lifecycle import transition
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
@@ -25,6 +24,7 @@ from shared.store.campaigns import (
     campaign_cache,
 )
 from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

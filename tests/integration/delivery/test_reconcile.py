@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from local.twilio_simulator import SimulatorConfig, SimulatorServer
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.scheduler import is_finished
 from shared.campaigns.summary import compute_summary
 from shared.delivery import sender as sender_module
@@ -40,6 +39,7 @@ from shared.store.campaigns import (
     campaign_cache,
 )
 from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

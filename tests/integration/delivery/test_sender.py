@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
@@ -32,6 +31,7 @@ from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, task_name_for
 from shared.store.campaigns import CampaignSettings, CampaignStatus, campaign_cache
 from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from shared.delivery.messages import message_id_for
-from shared.events.ingest import EVENTS
 from shared.events.router import route_event
 from shared.payloads import IngestedEvent
+from shared.store.events import EVENTS
 from shared.store.messages import MessageStatus, rank_of
 from tests.integration.events.factories import (
     PHONE,

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import Consent, ConsentState, User
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
     channel_address,
@@ -25,6 +24,7 @@ from shared.delivery.pipeline import (
 from shared.delivery.sender import _outbound
 from shared.store.campaigns import Campaign, CampaignStatus
 from shared.store.messages import Message, MessageStatus, rank_of
+from shared.store.users import Consent, ConsentState, User
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 PHONE = "+14155550177"
