@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.campaigns.pacing import batch_duration, plan_send_times
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
+from shared.delivery.pacing import next_interval, plan_send_times, span_seconds
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database, operations
@@ -109,7 +109,7 @@ def reserve_send_window(
 ) -> datetime:
     """Reserve this batch's sending interval on the launch's pacing cursor.
 
-    See shared/campaigns/pacing.py for how slots are assigned.
+    See shared/delivery/pacing.py for how slots are assigned.
     """
     return reserve_interval(
         db, campaign, batch.launch_id, batch.batch_no, total_segments, now
@@ -128,13 +128,14 @@ def reserve_interval(
     launch's pacing cursor; its begin."""
     # Sends planned before the batch's tasks exist would all be overdue at
     # once and go out in a burst, so the earliest slot leaves time to finish.
+    earliest = now + FANOUT_LEAD
+    seconds = span_seconds(total_segments, campaign.rate_limit_mps)
     return campaign_store.reserve_interval(
         db,
         campaign.id,
         launch_id,
         batch_no,
-        earliest=now + FANOUT_LEAD,
-        duration=batch_duration(total_segments, campaign.rate_limit_mps),
+        take=lambda next_free: next_interval(next_free, earliest, seconds),
         segments=total_segments,
     )
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.campaigns.fanout import reserve_interval
-from shared.campaigns.pacing import plan_send_times
 from shared.delivery.messages import message_expire_at, send_task
+from shared.delivery.pacing import plan_send_times
 from shared.platform.firestore import Database
 from shared.platform.tasks import TaskQueue
 from shared.store import messages as message_store

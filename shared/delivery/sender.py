@@ -28,6 +28,7 @@ from shared.delivery.gateway import (
     channel_address,
 )
 from shared.delivery.messages import decode_version, message_expire_at, send_task
+from shared.delivery.pacing import RateGuard
 from shared.delivery.pipeline import (
     MESSAGE_STEPS,
     RECIPIENT_STEPS,
@@ -38,7 +39,6 @@ from shared.delivery.pipeline import (
     skip_reason,
 )
 from shared.delivery.quiet_hours import parse_quiet_hours
-from shared.delivery.rate_guard import RateGuard
 from shared.delivery.reconcile import (
     ClaimOutcome,
     attempt_window,

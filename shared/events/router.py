@@ -23,7 +23,6 @@ message.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -34,9 +33,9 @@ from pydantic import BaseModel
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import matches_properties, user_matches
 from shared.campaigns.cache import template_cache
-from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
+from shared.delivery.pacing import PacingLedger, span_seconds
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database, operations
@@ -68,29 +67,15 @@ class NotMatched(StrEnum):
 
 
 class CampaignPacer:
-    """Spaces this instance's sends of each campaign at the campaign's rate.
-
-    Why in memory and not on a shared cursor document: a cursor would take one
-    transaction per event on one document, and Firestore sustains about one
-    write per second per document, so a campaign answering a busy event type
-    would be throttled by its own pacing (and pay a write per event). Here each
-    instance keeps, per campaign, the first free instant and plans
-    `send_at = max(now, next_free)`, moving next_free on by segments / rate,
-    as fan-out does within its reserved interval. With N router instances a
-    campaign can reach N × its rate at most; the router's max instance count
-    bounds N and the send queue's max_dispatches_per_second caps the total.
-    """
+    """Spaces this instance's sends of each campaign at the campaign's rate, in
+    memory (why not on a cursor document: shared/delivery/pacing.py)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next_free: dict[str, datetime] = {}
+        self._ledger: PacingLedger[datetime] = PacingLedger()
 
     def reserve(self, campaign: Campaign, segments: int, now: datetime) -> datetime:
-        with self._lock:
-            begin = max(self._next_free.get(campaign.id, now), now)
-            end = begin + batch_duration(segments, campaign.rate_limit_mps)
-            self._next_free[campaign.id] = end
-        return begin
+        seconds = span_seconds(segments, campaign.rate_limit_mps)
+        return self._ledger.take(campaign.id, now, seconds)
 
 
 @dataclass

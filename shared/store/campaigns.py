@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -314,13 +314,14 @@ def reserve_interval(
     campaign_id: str,
     launch_id: str,
     batch_no: int | None,
-    earliest: datetime,
-    duration: timedelta,
+    take: Callable[[datetime | None], tuple[datetime, datetime]],
     segments: int,
 ) -> datetime:
-    """Reserve `duration` on the launch's pacing cursor, from `earliest` at the
-    soonest; its begin. With a `batch_no`, the reservation is recorded, and a
-    batch that reserved before gets its first reservation back."""
+    """Take an interval from the launch's pacing cursor, in one transaction;
+    its begin. `take` answers (begin, end) from the cursor's next free instant
+    (None before the first reservation); `end` becomes the cursor. With a
+    `batch_no`, the reservation is recorded, and a batch that reserved before
+    gets its first reservation back."""
     cursor = _cursor_ref(db, campaign_id, launch_id)
     reservation = (
         _reservation_ref(db, campaign_id, launch_id, batch_no)
@@ -336,8 +337,8 @@ def reserve_interval(
                 return (held.to_dict() or {})["begin"]
         state = cursor.get(transaction=transaction)
         next_at = (state.to_dict() or {}).get("next_at") if state.exists else None
-        begin = max(next_at or earliest, earliest)
-        transaction.set(cursor, {"next_at": begin + duration})
+        begin, end = take(next_at)
+        transaction.set(cursor, {"next_at": end})
         if reservation is not None:
             transaction.set(reservation, {"begin": begin, "segments": segments})
         return begin

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.campaigns.pacing import batch_duration, plan_send_times
+from shared.delivery.pacing import batch_duration, plan_send_times
 
 BEGIN = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 ONE_SECOND = timedelta(seconds=1)
