@@ -92,6 +92,21 @@ class FixedClock:
         return self.now
 
 
+class SleepingClock:
+    """Monotonic seconds that move only when code under test sleeps."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 26, 15, 0, tzinfo=UTC))

@@ -28,21 +28,12 @@ from local.task_dispatcher import (
     parse_args,
     retry_delay,
 )
+from tests.conftest import SleepingClock
 
 T0 = 1_900_000_000.0  # the injected wall clock's start (epoch seconds)
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+FakeClock = SleepingClock
 
 
 # --- the deployed settings ---------------------------------------------------------
@@ -184,7 +175,7 @@ def target() -> Iterator[Target]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 def start(clock: FakeClock, **settings: float) -> TaskDispatcher:

@@ -17,6 +17,7 @@ from shared.delivery.pacing import (
     plan_send_times,
     span_seconds,
 )
+from tests.conftest import SleepingClock
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
@@ -135,21 +136,8 @@ def test_take_within_accepts_a_wait_of_exactly_max_wait() -> None:
     assert ledger.take_within("c", lambda: 0.0, 1.0, max_wait=2.0) == (0.0, 2.0)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_the_guard_spaces_sends_by_segments_over_rate_with_the_margin() -> None:
-    clock = FakeClock()
+    clock = SleepingClock(100.0)
     guard = RateGuard(clock=clock, sleep=clock.sleep)
     assert guard.acquire("c", rate=2, weight=1, max_wait=10)
     assert guard.acquire("c", rate=2, weight=3, max_wait=10)
@@ -158,7 +146,7 @@ def test_the_guard_spaces_sends_by_segments_over_rate_with_the_margin() -> None:
 
 
 def test_the_guard_counts_an_empty_message_as_one_segment() -> None:
-    clock = FakeClock()
+    clock = SleepingClock(100.0)
     guard = RateGuard(clock=clock, sleep=clock.sleep)
     guard.acquire("c", rate=1, weight=0, max_wait=10)
     guard.acquire("c", rate=1, weight=0, max_wait=10)
@@ -166,7 +154,7 @@ def test_the_guard_counts_an_empty_message_as_one_segment() -> None:
 
 
 def test_the_guard_refuses_a_wait_beyond_max_wait_and_reserves_nothing() -> None:
-    clock = FakeClock()
+    clock = SleepingClock(100.0)
     guard = RateGuard(clock=clock, sleep=clock.sleep)
     assert guard.acquire("c", rate=1, weight=5, max_wait=1)
     assert not guard.acquire("c", rate=1, weight=1, max_wait=1)
@@ -177,7 +165,7 @@ def test_the_guard_refuses_a_wait_beyond_max_wait_and_reserves_nothing() -> None
 
 
 def test_the_guard_keeps_campaigns_apart() -> None:
-    clock = FakeClock()
+    clock = SleepingClock(100.0)
     guard = RateGuard(clock=clock, sleep=clock.sleep)
     guard.acquire("a", rate=1, weight=1, max_wait=10)
     guard.acquire("b", rate=1, weight=1, max_wait=10)
