@@ -15,12 +15,15 @@ from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
+    QueryParam,
     Router,
+    Tag,
     not_found,
     parse_body,
     parse_model,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, paged
 from shared.audience.segments import SEGMENTS
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
@@ -53,6 +56,26 @@ class LaunchRequest(BaseModel):
     schedule_at: datetime | None = None
 
 
+class ResumedCampaign(Campaign):
+    resumed_messages: int
+
+
+class CancelledCampaign(Campaign):
+    skipped_messages: int
+
+
+class DryRunReport(BaseModel):
+    campaign_id: str
+    targeted: int
+    eligible: int
+    skips: dict[str, int]
+    quiet_hours_deferrals_now: int
+    total_segments: int
+    rate_limit_mps: float
+    estimated_duration_seconds: float
+    estimated_duration: str
+
+
 def campaign_body(campaign: Campaign) -> dict[str, Any]:
     return campaign.model_dump(mode="json", by_alias=True)
 
@@ -64,7 +87,17 @@ def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
     return Campaign.from_snapshot(snapshot)
 
 
-@router.add("POST", "/v1/campaigns")
+@router.route(
+    "POST",
+    "/v1/campaigns",
+    Contract(
+        summary="Create a campaign in DRAFT",
+        tag=Tag.CAMPAIGNS,
+        request=CampaignSettings,
+        response=Campaign,
+        status=201,
+    ),
+)
 def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     settings = parse_body(request, CampaignSettings)
     if get_template(context.db, settings.template_id) is None:
@@ -85,7 +118,17 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(201, campaign_body(campaign))
 
 
-@router.add("GET", "/v1/campaigns")
+@router.route(
+    "GET",
+    "/v1/campaigns",
+    Contract(
+        summary="List campaigns",
+        tag=Tag.CAMPAIGNS,
+        response=Page[Campaign],
+        query=(QueryParam("status", "a campaign status"), *PAGING),
+        errors=(400,),
+    ),
+)
 def list_campaigns(request: ApiRequest, context: ApiContext) -> ApiResponse:
     collection = context.db.collection(CAMPAIGNS)
     query: firestore.Query = firestore.Query(collection)
@@ -123,7 +166,17 @@ class CampaignPatch(BaseModel):
     schedule_at: datetime | None = None
 
 
-@router.add("PATCH", "/v1/campaigns/{campaign_id}")
+@router.route(
+    "PATCH",
+    "/v1/campaigns/{campaign_id}",
+    Contract(
+        summary="Edit a DRAFT or SCHEDULED campaign",
+        tag=Tag.CAMPAIGNS,
+        request=CampaignPatch,
+        response=Campaign,
+        errors=(404, 409),
+    ),
+)
 def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     raw = request.json()
     patch = parse_model(raw, CampaignPatch)
@@ -157,7 +210,13 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, campaign_body(apply(context.db.transaction())))
 
 
-@router.add("GET", "/v1/campaigns/{campaign_id}")
+@router.route(
+    "GET",
+    "/v1/campaigns/{campaign_id}",
+    Contract(
+        summary="Read a campaign", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404,)
+    ),
+)
 def read_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(
         200, campaign_body(load_campaign(context, request.path_params["campaign_id"]))
@@ -175,7 +234,19 @@ def _lifecycle_error(exc: Exception) -> ApiError:
     return not_found("campaign")
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/launch")
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/launch",
+    Contract(
+        summary="Launch now or at schedule_at (→ RUNNING or SCHEDULED)",
+        tag=Tag.CAMPAIGNS,
+        request=LaunchRequest,
+        request_required=False,
+        response=Campaign,
+        status=202,
+        errors=(404, 409),
+    ),
+)
 def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
     body = parse_model(request.json() if request.body.strip() else {}, LaunchRequest)
     try:
@@ -202,14 +273,27 @@ def _transition(
         raise _lifecycle_error(exc) from exc
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/pause")
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/pause",
+    Contract(summary="Pause", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404, 409)),
+)
 def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Unsent messages are held by the sender when their time comes."""
     campaign = _transition(request, context, CampaignAction.PAUSE)
     return ApiResponse(200, campaign_body(campaign))
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/resume")
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/resume",
+    Contract(
+        summary="Resume; held messages are re-planned",
+        tag=Tag.CAMPAIGNS,
+        response=ResumedCampaign,
+        errors=(404, 409),
+    ),
+)
 def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
     campaign = _transition(request, context, CampaignAction.RESUME)
     resumed = 0
@@ -221,7 +305,16 @@ def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, {**campaign_body(campaign), "resumed_messages": resumed})
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/cancel")
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/cancel",
+    Contract(
+        summary="Cancel; queued messages become SKIPPED",
+        tag=Tag.CAMPAIGNS,
+        response=CancelledCampaign,
+        errors=(404, 409),
+    ),
+)
 def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Queued messages become SKIPPED(campaign_cancelled); the scheduler
     finishes what does not fit in this request's time budget."""
@@ -236,7 +329,16 @@ def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/dry-run")
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/dry-run",
+    Contract(
+        summary="Eligible count, skips by reason, segments, estimated duration",
+        tag=Tag.CAMPAIGNS,
+        response=DryRunReport,
+        errors=(404, 409, 422),
+    ),
+)
 def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     campaign = load_campaign(context, request.path_params["campaign_id"])
     if not campaign.segment_id:

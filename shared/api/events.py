@@ -9,8 +9,16 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import newest_first
+from shared.api.http import (
+    ApiError,
+    ApiRequest,
+    ApiResponse,
+    Contract,
+    Router,
+    Tag,
+    not_found,
+)
+from shared.api.paging import PAGING, newest_first
 from shared.audience.segments import SegmentDefinitionError
 from shared.campaigns.models import Trigger
 from shared.events.ingest import (
@@ -24,10 +32,48 @@ from shared.events.ingest import (
     parse_event_body,
     validate_trigger,
 )
-from shared.events.router import describe_event
+from shared.events.router import EventReport, describe_event
 from shared.platform.logging import mask_phone
 
 router = Router()
+
+
+class EventIn(BaseModel):
+    event_id: str | None = Field(
+        default=None, description="seen before → accepted, ignored"
+    )
+    type: str = Field(examples=["order_shipped"])
+    phone: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+class EventRejection(BaseModel):
+    index: int
+    error: str
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[EventRejection]
+    event_ids: list[str]
+    duplicate_ids: list[str]
+
+
+# The body is read by the ingest, not validated against EventIn up front.
+EVENT_ITEM = {"$ref": "#/components/schemas/EventIn"}
+EVENT_CONTENT = {
+    "application/json": {
+        "schema": {
+            "oneOf": [
+                EVENT_ITEM,
+                {"type": "array", "items": EVENT_ITEM, "maxItems": 500},
+            ]
+        }
+    },
+    "application/x-ndjson": {"schema": {"type": "string"}},
+}
 
 
 class EventSummary(BaseModel):
@@ -90,7 +136,19 @@ def ingest_body(result: IngestResult) -> dict[str, Any]:
     }
 
 
-@router.add("POST", "/v1/events")
+@router.route(
+    "POST",
+    "/v1/events",
+    Contract(
+        summary="Ingest one event, a list (≤ 500) or NDJSON",
+        tag=Tag.EVENTS,
+        request_content=EVENT_CONTENT,
+        request_models=(EventIn,),
+        response=EventsAccepted,
+        status=202,
+        errors=(400, 413, 503),
+    ),
+)
 def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """One event, a JSON list of at most 500, or NDJSON → 202."""
     items = _items(request)
@@ -110,7 +168,16 @@ def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(202, ingest_body(result))
 
 
-@router.add("GET", "/v1/events/{event_id}")
+@router.route(
+    "GET",
+    "/v1/events/{event_id}",
+    Contract(
+        summary="An event and the messages it caused",
+        tag=Tag.EVENTS,
+        response=EventReport,
+        errors=(404,),
+    ),
+)
 def read_event(request: ApiRequest, context: ApiContext) -> ApiResponse:
     report = describe_event(context.db, request.path_params["event_id"])
     if report is None:
@@ -131,7 +198,17 @@ def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     return summary.model_dump(mode="json")
 
 
-@router.add("GET", "/v1/events")
+@router.route(
+    "GET",
+    "/v1/events",
+    Contract(
+        summary="Recent events, newest first, phones masked",
+        tag=Tag.EVENTS,
+        response=EventPage,
+        query=PAGING,
+        errors=(400,),
+    ),
+)
 def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Recent events, newest first, phones masked."""
     collection = context.db.collection(EVENTS)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import newest_first, paged
+from shared.api.http import (
+    ApiError,
+    ApiRequest,
+    ApiResponse,
+    Contract,
+    QueryParam,
+    Router,
+    Tag,
+    not_found,
+)
+from shared.api.paging import PAGING, Page, newest_first, paged
 from shared.api.users import phone_param
 from shared.delivery.messages import MESSAGES, Message, message_ref
 from shared.delivery.status import MessageStatus, rank_of
@@ -14,7 +26,36 @@ from shared.delivery.status import MessageStatus, rank_of
 router = Router()
 
 
-@router.add("GET", "/v1/messages/{message_id}")
+def _with_message_status(schema: dict[str, Any]) -> None:
+    schema["properties"]["status"] = {
+        "type": "string",
+        "enum": [status.value for status in MessageStatus],
+        "description": "derived from status_rank",
+    }
+    schema.setdefault("required", []).append("status")
+
+
+class MessageView(Message):
+    """A message as the API shows it: its document plus the derived status."""
+
+    model_config = ConfigDict(json_schema_extra=_with_message_status)
+
+
+class Health(BaseModel):
+    ok: bool
+    firestore: str
+
+
+@router.route(
+    "GET",
+    "/v1/messages/{message_id}",
+    Contract(
+        summary="One message with its audit trail and receipts",
+        tag=Tag.MESSAGES,
+        response=MessageView,
+        errors=(404,),
+    ),
+)
 def read_message(request: ApiRequest, context: ApiContext) -> ApiResponse:
     snapshot = message_ref(context.db, request.path_params["message_id"]).get()
     if not snapshot.exists:
@@ -22,7 +63,21 @@ def read_message(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, Message.from_snapshot(snapshot).to_api())
 
 
-@router.add("GET", "/v1/campaigns/{campaign_id}/messages")
+@router.route(
+    "GET",
+    "/v1/campaigns/{campaign_id}/messages",
+    Contract(
+        summary="A campaign's messages",
+        tag=Tag.MESSAGES,
+        response=Page[MessageView],
+        query=(
+            QueryParam("status", "a message status"),
+            QueryParam("phone", "one recipient's message (E.164 or national)"),
+            *PAGING,
+        ),
+        errors=(400,),
+    ),
+)
 def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
     collection = context.db.collection(MESSAGES)
     query = collection.where(
@@ -51,7 +106,17 @@ def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiRespo
     )
 
 
-@router.add("GET", "/v1/users/{phone}/messages")
+@router.route(
+    "GET",
+    "/v1/users/{phone}/messages",
+    Contract(
+        summary="A contact's messages across campaigns, newest first",
+        tag=Tag.MESSAGES,
+        response=Page[MessageView],
+        query=PAGING,
+        errors=(400, 422),
+    ),
+)
 def list_user_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """One contact's messages across campaigns, newest first."""
     collection = context.db.collection(MESSAGES)
@@ -68,7 +133,17 @@ def list_user_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, page)
 
 
-@router.add("GET", "/healthz")
+@router.route(
+    "GET",
+    "/healthz",
+    Contract(
+        summary="Liveness and Firestore reachability",
+        tag=Tag.HEALTH,
+        response=Health,
+        errors=(503,),
+        public=True,
+    ),
+)
 def healthz(request: ApiRequest, context: ApiContext) -> ApiResponse:
     try:
         context.db.collection("_health").document("ping").get(timeout=5)

@@ -7,13 +7,25 @@ import binascii
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.cloud import firestore
+from pydantic import BaseModel
 
-from shared.api.http import ApiError, ApiRequest, is_document_id
+from shared.api.http import ApiError, ApiRequest, QueryParam, is_document_id
 
 MAX_LIMIT = 500
+PAGING = (
+    QueryParam("limit", "page size, 1..500 (default 50)", {"type": "integer"}),
+    QueryParam("page_token", "next_page_token of the previous page"),
+)
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_page_token: str | None = None
 
 
 def page_limit(request: ApiRequest, default: int = 50) -> int:

@@ -1,4 +1,4 @@
-"""Reports API: campaign summaries, recent inbound, the dashboard, the API schema."""
+"""Reports API: campaign summaries, recent inbound, the dashboard."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import page_limit
+from shared.api.http import (
+    ApiError,
+    ApiRequest,
+    ApiResponse,
+    Contract,
+    Router,
+    Tag,
+    not_found,
+)
+from shared.api.paging import PAGING, page_limit
 from shared.audience.users import USERS, ConsentState
 from shared.campaigns.models import CAMPAIGNS, CampaignStatus
-from shared.campaigns.summary import campaign_summary, count_each
+from shared.campaigns.summary import CampaignSummary, campaign_summary, count_each
 from shared.delivery.messages import MESSAGES
 from shared.delivery.status import STATUS_RANK
 from shared.inbound.keywords import Classification
@@ -58,7 +66,16 @@ class Dashboard(BaseModel):
     inbound: InboundCounts = Field(description="inbound received in the window")
 
 
-@router.add("GET", "/v1/campaigns/{campaign_id}/summary")
+@router.route(
+    "GET",
+    "/v1/campaigns/{campaign_id}/summary",
+    Contract(
+        summary="Campaign report (frozen once COMPLETED)",
+        tag=Tag.REPORTS,
+        response=CampaignSummary,
+        errors=(404,),
+    ),
+)
 def read_campaign_summary(request: ApiRequest, context: ApiContext) -> ApiResponse:
     summary = campaign_summary(
         context.db, request.path_params["campaign_id"], context.clock()
@@ -102,7 +119,17 @@ def _inbound_cursor(
         raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
 
 
-@router.add("GET", "/v1/inbound")
+@router.route(
+    "GET",
+    "/v1/inbound",
+    Contract(
+        summary="Recent inbound, newest first, phones masked",
+        tag=Tag.REPORTS,
+        response=InboundPage,
+        query=PAGING,
+        errors=(400,),
+    ),
+)
 def list_inbound(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """The most recent inbound messages first, paged by (received_at, id)."""
     limit = page_limit(request)
@@ -179,21 +206,16 @@ def build_dashboard(db: firestore.Client, now: datetime) -> Dashboard:
     )
 
 
-@router.add("GET", "/v1/dashboard")
+@router.route(
+    "GET",
+    "/v1/dashboard",
+    Contract(
+        summary="Users, campaigns, and the last 24 h of messages and inbound",
+        tag=Tag.REPORTS,
+        response=Dashboard,
+    ),
+)
 def read_dashboard(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(
         200, build_dashboard(context.db, context.clock()).model_dump(mode="json")
     )
-
-
-# ---------------------------------------------------------------- schema
-
-
-@router.add("GET", "/v1/openapi.json")
-def read_openapi(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    # Imported here, not at the top: the app and the schema table both import
-    # this module (its router, its response models).
-    from shared.api.app import api_router
-    from shared.api.openapi import openapi_document
-
-    return ApiResponse(200, openapi_document(api_router()))

@@ -14,11 +14,13 @@ from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, paged
 from shared.audience.segments import (
     SEGMENTS,
     SegmentDefinitionError,
@@ -26,7 +28,7 @@ from shared.audience.segments import (
     preview_segment,
     validate_definition,
 )
-from shared.audience.users import User
+from shared.audience.users import ConsentState, User
 from shared.campaigns.models import unfinished_campaigns_using
 from shared.platform.logging import mask_phone
 
@@ -50,6 +52,17 @@ class PreviewRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     definition: dict[str, Any]
+
+
+class SegmentSample(BaseModel):
+    phone: str = Field(description="masked")
+    consent_state: ConsentState
+
+
+class SegmentPreviewView(BaseModel):
+    count: int
+    eligible: int = Field(description="members who are OPT_IN")
+    sample: list[SegmentSample]
 
 
 def check_definition(definition: Any) -> None:
@@ -79,7 +92,17 @@ def load_segment(context: ApiContext, segment_id: str) -> Segment:
     return _segment(snapshot)
 
 
-@router.add("POST", "/v1/segments")
+@router.route(
+    "POST",
+    "/v1/segments",
+    Contract(
+        summary="Create a segment",
+        tag=Tag.SEGMENTS,
+        request=SegmentFields,
+        response=Segment,
+        status=201,
+    ),
+)
 def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
@@ -91,7 +114,17 @@ def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(201, segment.model_dump(mode="json"))
 
 
-@router.add("GET", "/v1/segments")
+@router.route(
+    "GET",
+    "/v1/segments",
+    Contract(
+        summary="List segments",
+        tag=Tag.SEGMENTS,
+        response=Page[Segment],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
 def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
     collection = context.db.collection(SEGMENTS)
     page = paged(
@@ -103,13 +136,29 @@ def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, page)
 
 
-@router.add("GET", "/v1/segments/{segment_id}")
+@router.route(
+    "GET",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Read a segment", tag=Tag.SEGMENTS, response=Segment, errors=(404,)
+    ),
+)
 def read_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     segment = load_segment(context, request.path_params["segment_id"])
     return ApiResponse(200, segment.model_dump(mode="json"))
 
 
-@router.add("PUT", "/v1/segments/{segment_id}")
+@router.route(
+    "PUT",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Replace a segment",
+        tag=Tag.SEGMENTS,
+        request=SegmentFields,
+        response=Segment,
+        errors=(404,),
+    ),
+)
 def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
@@ -123,7 +172,16 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, updated.model_dump(mode="json"))
 
 
-@router.add("DELETE", "/v1/segments/{segment_id}")
+@router.route(
+    "DELETE",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Delete a segment (409 while unfinished campaigns use it)",
+        tag=Tag.SEGMENTS,
+        status=204,
+        errors=(404, 409),
+    ),
+)
 def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Delete unless a campaign that is not final uses the segment (409)."""
     ref = segment_ref(context, request.path_params["segment_id"])
@@ -165,7 +223,16 @@ def preview_body(preview: SegmentPreview) -> dict[str, Any]:
     }
 
 
-@router.add("POST", "/v1/segments/preview")
+@router.route(
+    "POST",
+    "/v1/segments/preview",
+    Contract(
+        summary="Preview a definition: count, eligible, sample",
+        tag=Tag.SEGMENTS,
+        request=PreviewRequest,
+        response=SegmentPreviewView,
+    ),
+)
 def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
     body = parse_body(request, PreviewRequest)
     check_definition(body.definition)
@@ -173,7 +240,16 @@ def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, preview_body(preview))
 
 
-@router.add("POST", "/v1/segments/{segment_id}/preview")
+@router.route(
+    "POST",
+    "/v1/segments/{segment_id}/preview",
+    Contract(
+        summary="Preview a stored segment",
+        tag=Tag.SEGMENTS,
+        response=SegmentPreviewView,
+        errors=(404,),
+    ),
+)
 def preview_stored_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     segment = load_segment(context, request.path_params["segment_id"])
     # Stored before a rule tightened? Say so rather than fail.

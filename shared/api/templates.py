@@ -13,11 +13,13 @@ from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, paged
 from shared.api.users import phone_param
 from shared.audience.users import get_user
 from shared.campaigns.models import unfinished_campaigns_using
@@ -87,6 +89,20 @@ class DraftRenderRequest(RenderRequest):
     template: TemplateDraft
 
 
+class TemplateView(Template):
+    encoding: str = Field(examples=["GSM-7"])
+    segments: int
+
+
+class RenderView(BaseModel):
+    body: str
+    encoding: str
+    segments: int
+    characters: int
+    missing_variables: list[str]
+    content_variables: dict[str, str] | None = None
+
+
 def template_body(template: Template) -> dict[str, Any]:
     info = count_segments(template.body)
     return {
@@ -135,7 +151,17 @@ def load_template(context: ApiContext, template_id: str) -> Template:
     return template
 
 
-@router.add("POST", "/v1/templates")
+@router.route(
+    "POST",
+    "/v1/templates",
+    Contract(
+        summary="Create a template",
+        tag=Tag.TEMPLATES,
+        request=TemplateFields,
+        response=TemplateView,
+        status=201,
+    ),
+)
 def post_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     fields = parse_body(request, TemplateFields)
     template = create_template(
@@ -144,7 +170,17 @@ def post_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(201, template_body(template))
 
 
-@router.add("GET", "/v1/templates")
+@router.route(
+    "GET",
+    "/v1/templates",
+    Contract(
+        summary="List templates",
+        tag=Tag.TEMPLATES,
+        response=Page[TemplateView],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
 def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
     collection = templates_collection(context.db)
     every_template = firestore.Query(collection)
@@ -157,13 +193,32 @@ def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, page)
 
 
-@router.add("GET", "/v1/templates/{template_id}")
+@router.route(
+    "GET",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Read a template",
+        tag=Tag.TEMPLATES,
+        response=TemplateView,
+        errors=(404,),
+    ),
+)
 def read_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     template = load_template(context, request.path_params["template_id"])
     return ApiResponse(200, template_body(template))
 
 
-@router.add("PUT", "/v1/templates/{template_id}")
+@router.route(
+    "PUT",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Replace a template",
+        tag=Tag.TEMPLATES,
+        request=TemplateFields,
+        response=TemplateView,
+        errors=(404,),
+    ),
+)
 def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     template_id = _template_id(request)
     fields = parse_body(request, TemplateFields)
@@ -205,7 +260,16 @@ def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     return blocking
 
 
-@router.add("DELETE", "/v1/templates/{template_id}")
+@router.route(
+    "DELETE",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Delete a template (409 while unfinished campaigns use it)",
+        tag=Tag.TEMPLATES,
+        status=204,
+        errors=(404, 409),
+    ),
+)
 def delete_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     blocking = delete_unused_template(context.db, _template_id(request))
     if blocking:
@@ -277,13 +341,33 @@ def _rendered(
     return ApiResponse(200, body)
 
 
-@router.add("POST", "/v1/templates/{template_id}/render")
+@router.route(
+    "POST",
+    "/v1/templates/{template_id}/render",
+    Contract(
+        summary="Render for given attributes or a stored user",
+        tag=Tag.TEMPLATES,
+        request=RenderRequest,
+        response=RenderView,
+        errors=(404,),
+    ),
+)
 def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     template = load_template(context, request.path_params["template_id"])
     return _rendered(request, context, template, parse_body(request, RenderRequest))
 
 
-@router.add("POST", "/v1/templates/render")
+@router.route(
+    "POST",
+    "/v1/templates/render",
+    Contract(
+        summary="Render an unsaved template for given attributes or a stored user",
+        tag=Tag.TEMPLATES,
+        request=DraftRenderRequest,
+        response=RenderView,
+        errors=(404,),
+    ),
+)
 def render_draft(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Render a template that is not saved yet, as the editor shows it."""
     preview = parse_body(request, DraftRenderRequest)

@@ -17,11 +17,14 @@ from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
+    QueryParam,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import page_limit, paged
+from shared.api.paging import PAGING, Page, page_limit, paged
 from shared.audience.consent import set_consent
 from shared.audience.erasure import erase_phone
 from shared.audience.phones import InvalidPhone, normalize_phone
@@ -93,6 +96,34 @@ class ConsentUpdate(BaseModel):
     evidence: str | None = Field(None, max_length=500)
 
 
+class ErasedCounts(BaseModel):
+    # In the order erasure goes through the collections.
+    messages: int = Field(description="redacted: phone, body, receipts, error text")
+    inbound: int
+    events: int
+    unmatched_receipts: int
+    consent_events: int
+    users: int
+
+
+class ErasureReport(BaseModel):
+    phone: str = Field(description="masked")
+    erased: ErasedCounts
+    suppressed: bool = Field(description="an opted-out number's suppression entry")
+    summaries_frozen: int = Field(
+        description="completed campaigns' summaries frozen before erasing"
+    )
+
+
+class ConsentEventView(BaseModel):
+    id: str
+    from_: ConsentState | None = Field(None, alias="from")
+    to: ConsentState
+    source: str
+    at: datetime | None = None
+    evidence: str | None = None
+
+
 def phone_param(
     request: ApiRequest, context: ApiContext, raw: str | None = None
 ) -> str:
@@ -114,7 +145,18 @@ def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     return user_body(User.from_doc(snapshot.to_dict() or {}))
 
 
-@router.add("POST", "/v1/users")
+@router.route(
+    "POST",
+    "/v1/users",
+    Contract(
+        summary="Create a user",
+        tag=Tag.USERS,
+        request=UserCreate,
+        response=User,
+        status=201,
+        errors=(409,),
+    ),
+)
 def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     body = parse_body(request, UserCreate)
     phone = phone_param(request, context, body.phone)
@@ -132,7 +174,17 @@ def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(201, user_body(user))
 
 
-@router.add("GET", "/v1/users")
+@router.route(
+    "GET",
+    "/v1/users",
+    Contract(
+        summary="List users",
+        tag=Tag.USERS,
+        response=Page[User],
+        query=(QueryParam("consent_state", "OPT_IN, OPT_OUT or STOP"), *PAGING),
+        errors=(400,),
+    ),
+)
 def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
     collection = context.db.collection(USERS)
     query = firestore.Query(collection)
@@ -157,14 +209,28 @@ def load_user(context: ApiContext, phone: str) -> User:
     return User.from_doc(snapshot.to_dict() or {})
 
 
-@router.add("GET", "/v1/users/{phone}")
+@router.route(
+    "GET",
+    "/v1/users/{phone}",
+    Contract(summary="Read a user", tag=Tag.USERS, response=User, errors=(404, 422)),
+)
 def get_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(
         200, user_body(load_user(context, phone_param(request, context)))
     )
 
 
-@router.add("PATCH", "/v1/users/{phone}")
+@router.route(
+    "PATCH",
+    "/v1/users/{phone}",
+    Contract(
+        summary="Merge attributes (null deletes a key)",
+        tag=Tag.USERS,
+        request=UserPatch,
+        response=User,
+        errors=(404, 409),
+    ),
+)
 def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiResponse:
     phone = phone_param(request, context)
     body = parse_body(request, UserPatch)
@@ -184,7 +250,20 @@ def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiRespon
     return ApiResponse(200, user_body(user))
 
 
-@router.add("DELETE", "/v1/users/{phone}")
+@router.route(
+    "DELETE",
+    "/v1/users/{phone}",
+    Contract(
+        summary=(
+            "Erase the number everywhere (profile, consent history, messages,"
+            " inbound, events, unmatched receipts); an opted-out number keeps only"
+            " a keyed-hash suppression entry. Idempotent; says what was erased"
+        ),
+        tag=Tag.USERS,
+        response=ErasureReport,
+        errors=(404, 422),
+    ),
+)
 def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Erase the number everywhere (docs/architecture.md §3); say what went.
 
@@ -199,7 +278,17 @@ def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(200, {"phone": mask_phone(phone), **report})
 
 
-@router.add("PUT", "/v1/users/{phone}/consent")
+@router.route(
+    "PUT",
+    "/v1/users/{phone}/consent",
+    Contract(
+        summary="Set consent with its source",
+        tag=Tag.USERS,
+        request=ConsentUpdate,
+        response=User,
+        errors=(404,),
+    ),
+)
 def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
     phone = phone_param(request, context)
     body = parse_body(request, ConsentUpdate)
@@ -244,7 +333,17 @@ def _event_body(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     }
 
 
-@router.add("GET", "/v1/users/{phone}/consent")
+@router.route(
+    "GET",
+    "/v1/users/{phone}/consent",
+    Contract(
+        summary="Consent history, newest first",
+        tag=Tag.USERS,
+        response=Page[ConsentEventView],
+        query=PAGING,
+        errors=(400, 404, 422),
+    ),
+)
 def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
