@@ -98,7 +98,7 @@ def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
         status=201,
     ),
 )
-def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def create_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
     settings = parse_body(request, CampaignSettings)
     if get_template(context.db, settings.template_id) is None:
         raise ApiError(422, "unknown_template", "template_id names no template")
@@ -115,7 +115,7 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     campaign_ref(context.db, campaign.id).create(
         campaign.model_dump(mode="python", by_alias=True, exclude={"id"})
     )
-    return ApiResponse(201, campaign_body(campaign))
+    return campaign
 
 
 @router.route(
@@ -177,7 +177,7 @@ class CampaignPatch(BaseModel):
         errors=(404, 409),
     ),
 )
-def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def patch_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
     raw = request.json()
     patch = parse_model(raw, CampaignPatch)
     changes = patch.model_dump(mode="python", by_alias=True, include=set(raw))
@@ -207,7 +207,7 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         transaction.update(ref, update)
         return Campaign.model_validate(merged)
 
-    return ApiResponse(200, campaign_body(apply(context.db.transaction())))
+    return apply(context.db.transaction())
 
 
 @router.route(
@@ -217,10 +217,8 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         summary="Read a campaign", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404,)
     ),
 )
-def read_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, campaign_body(load_campaign(context, request.path_params["campaign_id"]))
-    )
+def read_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
+    return load_campaign(context, request.path_params["campaign_id"])
 
 
 def _lifecycle_error(exc: Exception) -> ApiError:
@@ -247,7 +245,7 @@ def _lifecycle_error(exc: Exception) -> ApiError:
         errors=(404, 409),
     ),
 )
-def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def launch(request: ApiRequest, context: ApiContext) -> Campaign:
     body = parse_model(request.json() if request.body.strip() else {}, LaunchRequest)
     try:
         campaign = launch_campaign(
@@ -259,7 +257,7 @@ def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
         )
     except (IllegalTransition, CampaignNotFound) as exc:
         raise _lifecycle_error(exc) from exc
-    return ApiResponse(202, campaign_body(campaign))
+    return campaign
 
 
 def _transition(
@@ -278,10 +276,9 @@ def _transition(
     "/v1/campaigns/{campaign_id}/pause",
     Contract(summary="Pause", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404, 409)),
 )
-def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def pause(request: ApiRequest, context: ApiContext) -> Campaign:
     """Unsent messages are held by the sender when their time comes."""
-    campaign = _transition(request, context, CampaignAction.PAUSE)
-    return ApiResponse(200, campaign_body(campaign))
+    return _transition(request, context, CampaignAction.PAUSE)
 
 
 @router.route(
@@ -294,7 +291,7 @@ def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404, 409),
     ),
 )
-def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def resume(request: ApiRequest, context: ApiContext) -> ResumedCampaign:
     campaign = _transition(request, context, CampaignAction.RESUME)
     resumed = 0
     # Triggered campaigns have no launch id; their held messages resume too.
@@ -302,7 +299,7 @@ def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
         resumed = resume_held_messages(
             context.db, context.tasks(), campaign, context.clock()
         )
-    return ApiResponse(200, {**campaign_body(campaign), "resumed_messages": resumed})
+    return ResumedCampaign(**campaign.model_dump(), resumed_messages=resumed)
 
 
 @router.route(
@@ -315,7 +312,7 @@ def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404, 409),
     ),
 )
-def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def cancel(request: ApiRequest, context: ApiContext) -> CancelledCampaign:
     """Queued messages become SKIPPED(campaign_cancelled); the scheduler
     finishes what does not fit in this request's time budget."""
     campaign = _transition(request, context, CampaignAction.CANCEL)
@@ -324,9 +321,7 @@ def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if outcome.finished:
         campaign_ref(context.db, campaign.id).update({"cancel_swept": True})
-    return ApiResponse(
-        200, {**campaign_body(campaign), "skipped_messages": outcome.changed}
-    )
+    return CancelledCampaign(**campaign.model_dump(), skipped_messages=outcome.changed)
 
 
 @router.route(
@@ -339,7 +334,7 @@ def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404, 409, 422),
     ),
 )
-def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def dry_run_campaign(request: ApiRequest, context: ApiContext) -> DryRunReport:
     campaign = load_campaign(context, request.path_params["campaign_id"])
     if not campaign.segment_id:
         raise ApiError(
@@ -353,4 +348,4 @@ def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
     report = dry_run(
         context.db, campaign, template, definition, context.core, context.clock()
     )
-    return ApiResponse(200, {"campaign_id": campaign.id, **report})
+    return DryRunReport(campaign_id=campaign.id, **report)

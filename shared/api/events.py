@@ -57,7 +57,9 @@ class EventsAccepted(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[EventRejection]
-    event_ids: list[str]
+    event_ids: list[str | None] = Field(
+        description="one per event sent, in order; null where it was rejected"
+    )
     duplicate_ids: list[str]
 
 
@@ -126,14 +128,16 @@ def _items(request: ApiRequest) -> list[Any]:
         raise ApiError(400, "invalid_body", str(exc)) from exc
 
 
-def ingest_body(result: IngestResult) -> dict[str, Any]:
-    return {
-        "accepted": result.accepted,
-        "duplicates": len(result.duplicate_ids),
-        "rejected": [{"index": r.index, "error": r.error} for r in result.rejected],
-        "event_ids": result.event_ids,
-        "duplicate_ids": result.duplicate_ids,
-    }
+def ingest_body(result: IngestResult) -> EventsAccepted:
+    return EventsAccepted(
+        accepted=result.accepted,
+        duplicates=len(result.duplicate_ids),
+        rejected=[
+            EventRejection(index=r.index, error=r.error) for r in result.rejected
+        ],
+        event_ids=result.event_ids,
+        duplicate_ids=result.duplicate_ids,
+    )
 
 
 @router.route(
@@ -149,7 +153,7 @@ def ingest_body(result: IngestResult) -> dict[str, Any]:
         errors=(400, 413, 503),
     ),
 )
-def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def post_events(request: ApiRequest, context: ApiContext) -> EventsAccepted:
     """One event, a JSON list of at most 500, or NDJSON → 202."""
     items = _items(request)
     try:
@@ -165,7 +169,7 @@ def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
         raise ApiError(
             503, "unavailable", f"{exc}; retry the request (it is idempotent)"
         ) from exc
-    return ApiResponse(202, ingest_body(result))
+    return ingest_body(result)
 
 
 @router.route(
@@ -178,11 +182,11 @@ def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def read_event(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def read_event(request: ApiRequest, context: ApiContext) -> EventReport:
     report = describe_event(context.db, request.path_params["event_id"])
     if report is None:
         raise not_found("event")
-    return ApiResponse(200, report.model_dump(mode="json"))
+    return report
 
 
 def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:

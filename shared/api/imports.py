@@ -186,8 +186,8 @@ def post_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def read_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def read_import(request: ApiRequest, context: ApiContext) -> ImportReport:
     report = get_import(context.db, request.path_params["import_id"])
     if report is None:
         raise not_found("import")
-    return ApiResponse(200, report.model_dump(mode="json"))
+    return report

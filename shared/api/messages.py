@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, computed_field
 
 from shared.api.context import ApiContext
 from shared.api.http import (
@@ -21,24 +19,22 @@ from shared.api.http import (
 from shared.api.paging import PAGING, Page, newest_first, paged
 from shared.api.users import phone_param
 from shared.delivery.messages import MESSAGES, Message, message_ref
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.status import MessageStatus, rank_of, status_of
 
 router = Router()
-
-
-def _with_message_status(schema: dict[str, Any]) -> None:
-    schema["properties"]["status"] = {
-        "type": "string",
-        "enum": [status.value for status in MessageStatus],
-        "description": "derived from status_rank",
-    }
-    schema.setdefault("required", []).append("status")
 
 
 class MessageView(Message):
     """A message as the API shows it: its document plus the derived status."""
 
-    model_config = ConfigDict(json_schema_extra=_with_message_status)
+    @computed_field(description="derived from status_rank")  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> MessageStatus:
+        return status_of(self.status_rank)
+
+    @classmethod
+    def of(cls, message: Message) -> MessageView:
+        return cls.model_validate(message.model_dump())
 
 
 class Health(BaseModel):
@@ -56,11 +52,11 @@ class Health(BaseModel):
         errors=(404,),
     ),
 )
-def read_message(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def read_message(request: ApiRequest, context: ApiContext) -> MessageView:
     snapshot = message_ref(context.db, request.path_params["message_id"]).get()
     if not snapshot.exists:
         raise not_found("message")
-    return ApiResponse(200, Message.from_snapshot(snapshot).to_api())
+    return MessageView.of(Message.from_snapshot(snapshot))
 
 
 @router.route(
@@ -144,9 +140,9 @@ def list_user_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
         public=True,
     ),
 )
-def healthz(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def healthz(request: ApiRequest, context: ApiContext) -> Health:
     try:
         context.db.collection("_health").document("ping").get(timeout=5)
     except Exception as exc:
         raise ApiError(503, "firestore_unreachable", str(exc)) from exc
-    return ApiResponse(200, {"ok": True, "firestore": "reachable"})
+    return Health(ok=True, firestore="reachable")

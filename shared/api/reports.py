@@ -15,7 +15,6 @@ from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
     Contract,
     Router,
     Tag,
@@ -76,13 +75,13 @@ class Dashboard(BaseModel):
         errors=(404,),
     ),
 )
-def read_campaign_summary(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def read_campaign_summary(request: ApiRequest, context: ApiContext) -> CampaignSummary:
     summary = campaign_summary(
         context.db, request.path_params["campaign_id"], context.clock()
     )
     if summary is None:
         raise not_found("campaign")
-    return ApiResponse(200, summary.model_dump(mode="json"))
+    return summary
 
 
 # ---------------------------------------------------------------- inbound
@@ -130,7 +129,7 @@ def _inbound_cursor(
         errors=(400,),
     ),
 )
-def list_inbound(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_inbound(request: ApiRequest, context: ApiContext) -> InboundPage:
     """The most recent inbound messages first, paged by (received_at, id)."""
     limit = page_limit(request)
     collection = context.db.collection(INBOUND)
@@ -145,10 +144,9 @@ def list_inbound(request: ApiRequest, context: ApiContext) -> ApiResponse:
     items = [_inbound_item(snapshot) for snapshot in query.stream()]
     more = len(items) > limit
     items = items[:limit]
-    page = InboundPage(
+    return InboundPage(
         items=items, next_page_token=_inbound_token(items[-1]) if more else None
     )
-    return ApiResponse(200, page.model_dump(mode="json"))
 
 
 # ---------------------------------------------------------------- dashboard
@@ -215,7 +213,5 @@ def build_dashboard(db: firestore.Client, now: datetime) -> Dashboard:
         response=Dashboard,
     ),
 )
-def read_dashboard(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, build_dashboard(context.db, context.clock()).model_dump(mode="json")
-    )
+def read_dashboard(request: ApiRequest, context: ApiContext) -> Dashboard:
+    return build_dashboard(context.db, context.clock())

@@ -103,7 +103,7 @@ def load_segment(context: ApiContext, segment_id: str) -> Segment:
         status=201,
     ),
 )
-def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
     now = context.clock()
@@ -111,7 +111,7 @@ def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
         **fields.model_dump(), id=uuid.uuid4().hex[:20], created_at=now, updated_at=now
     )
     segment_ref(context, segment.id).create(segment.model_dump(exclude={"id"}))
-    return ApiResponse(201, segment.model_dump(mode="json"))
+    return segment
 
 
 @router.route(
@@ -143,9 +143,8 @@ def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
         summary="Read a segment", tag=Tag.SEGMENTS, response=Segment, errors=(404,)
     ),
 )
-def read_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    segment = load_segment(context, request.path_params["segment_id"])
-    return ApiResponse(200, segment.model_dump(mode="json"))
+def read_segment(request: ApiRequest, context: ApiContext) -> Segment:
+    return load_segment(context, request.path_params["segment_id"])
 
 
 @router.route(
@@ -159,7 +158,7 @@ def read_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def replace_segment(request: ApiRequest, context: ApiContext) -> Segment:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
     segment = load_segment(context, request.path_params["segment_id"])
@@ -169,7 +168,7 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     segment_ref(context, segment.id).update(
         updated.model_dump(include={"name", "definition", "updated_at"})
     )
-    return ApiResponse(200, updated.model_dump(mode="json"))
+    return updated
 
 
 @router.route(
@@ -211,16 +210,16 @@ def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(204)
 
 
-def _sample_body(user: User) -> dict[str, Any]:
-    return {"phone": mask_phone(user.phone), "consent_state": user.consent.state}
+def _sample_body(user: User) -> SegmentSample:
+    return SegmentSample(phone=mask_phone(user.phone), consent_state=user.consent.state)
 
 
-def preview_body(preview: SegmentPreview) -> dict[str, Any]:
-    return {
-        "count": preview.count,
-        "eligible": preview.eligible,
-        "sample": [_sample_body(user) for user in preview.sample],
-    }
+def preview_body(preview: SegmentPreview) -> SegmentPreviewView:
+    return SegmentPreviewView(
+        count=preview.count,
+        eligible=preview.eligible,
+        sample=[_sample_body(user) for user in preview.sample],
+    )
 
 
 @router.route(
@@ -233,11 +232,11 @@ def preview_body(preview: SegmentPreview) -> dict[str, Any]:
         response=SegmentPreviewView,
     ),
 )
-def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def preview_definition(request: ApiRequest, context: ApiContext) -> SegmentPreviewView:
     body = parse_body(request, PreviewRequest)
     check_definition(body.definition)
     preview = preview_segment(context.db, body.definition, context.clock())
-    return ApiResponse(200, preview_body(preview))
+    return preview_body(preview)
 
 
 @router.route(
@@ -250,9 +249,11 @@ def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def preview_stored_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def preview_stored_segment(
+    request: ApiRequest, context: ApiContext
+) -> SegmentPreviewView:
     segment = load_segment(context, request.path_params["segment_id"])
     # Stored before a rule tightened? Say so rather than fail.
     check_definition(segment.definition)
     preview = preview_segment(context.db, segment.definition, context.clock())
-    return ApiResponse(200, preview_body(preview))
+    return preview_body(preview)

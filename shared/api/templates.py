@@ -100,16 +100,23 @@ class RenderView(BaseModel):
     segments: int
     characters: int
     missing_variables: list[str]
-    content_variables: dict[str, str] | None = None
+    # Only WhatsApp templates have them; an SMS preview leaves the key out.
+    content_variables: dict[str, str] | None = Field(
+        None, exclude_if=lambda value: value is None
+    )
+
+
+def template_view(template: Template) -> TemplateView:
+    info = count_segments(template.body)
+    return TemplateView(
+        **template.model_dump(),
+        encoding=info.encoding.value,
+        segments=info.segments,
+    )
 
 
 def template_body(template: Template) -> dict[str, Any]:
-    info = count_segments(template.body)
-    return {
-        **template.model_dump(mode="json"),
-        "encoding": info.encoding.value,
-        "segments": info.segments,
-    }
+    return template_view(template).model_dump(mode="json")
 
 
 def _syntax_error(field: str, exc: TemplateSyntaxError) -> ApiError:
@@ -162,12 +169,12 @@ def load_template(context: ApiContext, template_id: str) -> Template:
         status=201,
     ),
 )
-def post_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def post_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     fields = parse_body(request, TemplateFields)
     template = create_template(
         context.db, fields, check_syntax(fields), context.clock()
     )
-    return ApiResponse(201, template_body(template))
+    return template_view(template)
 
 
 @router.route(
@@ -203,9 +210,8 @@ def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def read_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    template = load_template(context, request.path_params["template_id"])
-    return ApiResponse(200, template_body(template))
+def read_template(request: ApiRequest, context: ApiContext) -> TemplateView:
+    return template_view(load_template(context, request.path_params["template_id"]))
 
 
 @router.route(
@@ -219,7 +225,7 @@ def read_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def put_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     template_id = _template_id(request)
     fields = parse_body(request, TemplateFields)
     variables = check_syntax(fields)
@@ -228,7 +234,7 @@ def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if template is None:
         raise not_found("template")
-    return ApiResponse(200, template_body(template))
+    return template_view(template)
 
 
 def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
@@ -309,20 +315,19 @@ def render_preview(
     attributes: dict[str, Any],
     phone: str,
     event: PreviewEvent | None,
-) -> dict[str, Any]:
+) -> RenderView:
     # The scope and the render are fan-out's and the router's own.
     rendered = render_content(template, template_scope(attributes, phone, event))
     info = count_segments(rendered.body)
-    preview: dict[str, Any] = {
-        "body": rendered.body,
-        "encoding": info.encoding.value,
-        "segments": info.segments,
-        "characters": info.characters,
-        "missing_variables": rendered.missing_variables,
-    }
-    if template.channel == TemplateChannel.WHATSAPP:
-        preview["content_variables"] = rendered.content_variables or {}
-    return preview
+    whatsapp = template.channel == TemplateChannel.WHATSAPP
+    return RenderView(
+        body=rendered.body,
+        encoding=info.encoding.value,
+        segments=info.segments,
+        characters=info.characters,
+        missing_variables=rendered.missing_variables,
+        content_variables=(rendered.content_variables or {}) if whatsapp else None,
+    )
 
 
 def _rendered(
@@ -330,7 +335,7 @@ def _rendered(
     context: ApiContext,
     template: Template,
     preview: RenderRequest,
-) -> ApiResponse:
+) -> RenderView:
     attributes, phone = _recipient(request, context, preview)
     try:
         body = render_preview(template, attributes, phone, preview.event)
@@ -338,7 +343,7 @@ def _rendered(
         raise ApiError(
             422, "template_render", f"template does not render: {exc}"
         ) from exc
-    return ApiResponse(200, body)
+    return body
 
 
 @router.route(
@@ -352,7 +357,7 @@ def _rendered(
         errors=(404,),
     ),
 )
-def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def render_template(request: ApiRequest, context: ApiContext) -> RenderView:
     template = load_template(context, request.path_params["template_id"])
     return _rendered(request, context, template, parse_body(request, RenderRequest))
 
@@ -368,7 +373,7 @@ def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def render_draft(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def render_draft(request: ApiRequest, context: ApiContext) -> RenderView:
     """Render a template that is not saved yet, as the editor shows it."""
     preview = parse_body(request, DraftRenderRequest)
     check_syntax(preview.template)

@@ -157,7 +157,7 @@ def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
         errors=(409,),
     ),
 )
-def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def post_user(request: ApiRequest, context: ApiContext) -> User:
     body = parse_body(request, UserCreate)
     phone = phone_param(request, context, body.phone)
     try:
@@ -171,7 +171,7 @@ def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
         )
     except UserExists as exc:
         raise ApiError(409, "already_exists", f"user {phone} already exists") from exc
-    return ApiResponse(201, user_body(user))
+    return user
 
 
 @router.route(
@@ -214,10 +214,8 @@ def load_user(context: ApiContext, phone: str) -> User:
     "/v1/users/{phone}",
     Contract(summary="Read a user", tag=Tag.USERS, response=User, errors=(404, 422)),
 )
-def get_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, user_body(load_user(context, phone_param(request, context)))
-    )
+def get_user(request: ApiRequest, context: ApiContext) -> User:
+    return load_user(context, phone_param(request, context))
 
 
 @router.route(
@@ -231,7 +229,7 @@ def get_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404, 409),
     ),
 )
-def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def patch_user_attributes(request: ApiRequest, context: ApiContext) -> User:
     phone = phone_param(request, context)
     body = parse_body(request, UserPatch)
     options = {"timezone": body.timezone} if "timezone" in body.model_fields_set else {}
@@ -247,7 +245,7 @@ def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiRespon
             "user_erased",
             "this user was erased; POST /v1/users creates the profile again",
         ) from exc
-    return ApiResponse(200, user_body(user))
+    return user
 
 
 @router.route(
@@ -264,7 +262,7 @@ def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiRespon
         errors=(404, 422),
     ),
 )
-def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def delete_user(request: ApiRequest, context: ApiContext) -> ErasureReport:
     """Erase the number everywhere (docs/architecture.md §3); say what went.
 
     Idempotent: a retry after a failure halfway erases what is left, and a
@@ -275,7 +273,7 @@ def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     report = erase_phone(context.db, phone, context.clock(), retention)
     if not any(report["erased"].values()):
         raise not_found("user")
-    return ApiResponse(200, {"phone": mask_phone(phone), **report})
+    return ErasureReport(phone=mask_phone(phone), **report)
 
 
 @router.route(
@@ -289,7 +287,7 @@ def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
         errors=(404,),
     ),
 )
-def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def put_consent(request: ApiRequest, context: ApiContext) -> User:
     phone = phone_param(request, context)
     body = parse_body(request, ConsentUpdate)
     change = set_consent(
@@ -302,7 +300,7 @@ def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if change is None:
         raise not_found("user")
-    return ApiResponse(200, user_body(load_user(context, phone)))
+    return load_user(context, phone)
 
 
 def _history_token(snapshot: firestore.DocumentSnapshot) -> str:
