@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from google.cloud import firestore
 from pydantic import BaseModel, Field
@@ -14,7 +14,6 @@ from shared.api.events import check_trigger
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
     Contract,
     QueryParam,
     Router,
@@ -76,10 +75,6 @@ class DryRunReport(BaseModel):
     estimated_duration: str
 
 
-def campaign_body(campaign: Campaign) -> dict[str, Any]:
-    return campaign.model_dump(mode="json", by_alias=True)
-
-
 def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
     snapshot = campaign_ref(context.db, campaign_id).get()
     if not snapshot.exists:
@@ -129,7 +124,7 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
         errors=(400,),
     ),
 )
-def list_campaigns(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_campaigns(request: ApiRequest, context: ApiContext) -> Page[Campaign]:
     collection = context.db.collection(CAMPAIGNS)
     query: firestore.Query = firestore.Query(collection)
     status = request.query.get("status")
@@ -139,15 +134,7 @@ def list_campaigns(request: ApiRequest, context: ApiContext) -> ApiResponse:
         query = query.where(
             filter=firestore.FieldFilter("status", "==", status.upper())
         )
-    return ApiResponse(
-        200,
-        paged(
-            request,
-            query,
-            collection,
-            lambda s: campaign_body(Campaign.from_snapshot(s)),
-        ),
-    )
+    return paged(request, query, collection, Campaign.from_snapshot)
 
 
 class CampaignPatch(BaseModel):

@@ -12,13 +12,12 @@ from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
     Contract,
     Router,
     Tag,
     not_found,
 )
-from shared.api.paging import PAGING, newest_first
+from shared.api.paging import PAGING, Page, newest_first
 from shared.audience.segments import SegmentDefinitionError
 from shared.campaigns.models import Trigger
 from shared.events.ingest import (
@@ -93,11 +92,6 @@ class EventSummary(BaseModel):
     not_matched: list[dict[str, str]] = Field(
         default_factory=list, description="campaign_id and reason of each miss"
     )
-
-
-class EventPage(BaseModel):
-    items: list[EventSummary]
-    next_page_token: str | None = None
 
 
 def check_trigger(trigger: Trigger | None) -> None:
@@ -189,17 +183,16 @@ def read_event(request: ApiRequest, context: ApiContext) -> EventReport:
     return report
 
 
-def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+def _event_summary(snapshot: firestore.DocumentSnapshot) -> EventSummary:
     data = snapshot.to_dict() or {}
     phone = data.get("phone")
-    summary = EventSummary.model_validate(
+    return EventSummary.model_validate(
         {
             **data,
             "event_id": snapshot.id,
             "phone": mask_phone(phone) if isinstance(phone, str) else None,
         }
     )
-    return summary.model_dump(mode="json")
 
 
 @router.route(
@@ -208,15 +201,14 @@ def _event_summary(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     Contract(
         summary="Recent events, newest first, phones masked",
         tag=Tag.EVENTS,
-        response=EventPage,
+        response=Page[EventSummary],
         query=PAGING,
         errors=(400,),
     ),
 )
-def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_events(request: ApiRequest, context: ApiContext) -> Page[EventSummary]:
     """Recent events, newest first, phones masked."""
     collection = context.db.collection(EVENTS)
-    page = newest_first(
+    return newest_first(
         request, firestore.Query(collection), collection, "received_at", _event_summary
     )
-    return ApiResponse(200, page)

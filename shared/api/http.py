@@ -199,7 +199,7 @@ class Route:
         if isinstance(answer, ApiResponse):
             return answer
         declared = self.contract.response
-        if not (isinstance(declared, type) and isinstance(answer, declared)):
+        if not (isinstance(declared, type) and isinstance(answer, _origin(declared))):
             raise TypeError(
                 f"{self.method} {self.pattern} answered a {type(answer).__name__}"
                 f", not the {declared!r} its contract declares"
@@ -207,6 +207,11 @@ class Route:
         return ApiResponse(
             self.contract.status, answer.model_dump(mode="json", by_alias=True)
         )
+
+
+def _origin(model: type[BaseModel]) -> type[BaseModel]:
+    """Page for Page[User]: a page's items are checked by their own models."""
+    return model.__pydantic_generic_metadata__["origin"] or model
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -9,7 +9,6 @@ from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
     Contract,
     QueryParam,
     Router,
@@ -34,7 +33,12 @@ class MessageView(Message):
 
     @classmethod
     def of(cls, message: Message) -> MessageView:
-        return cls.model_validate(message.model_dump())
+        # The same fields, already validated: only the view's status is added.
+        return cls.model_construct(message.model_fields_set, **dict(message))
+
+    @classmethod
+    def read(cls, snapshot: firestore.DocumentSnapshot) -> MessageView:
+        return cls.of(Message.from_snapshot(snapshot))
 
 
 class Health(BaseModel):
@@ -74,7 +78,9 @@ def read_message(request: ApiRequest, context: ApiContext) -> MessageView:
         errors=(400,),
     ),
 )
-def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_campaign_messages(
+    request: ApiRequest, context: ApiContext
+) -> Page[MessageView]:
     collection = context.db.collection(MESSAGES)
     query = collection.where(
         filter=firestore.FieldFilter(
@@ -96,10 +102,7 @@ def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiRespo
                 "phone", "==", phone_param(request, context, phone)
             )
         )
-    return ApiResponse(
-        200,
-        paged(request, query, collection, lambda s: Message.from_snapshot(s).to_api()),
-    )
+    return paged(request, query, collection, MessageView.read)
 
 
 @router.route(
@@ -113,20 +116,13 @@ def list_campaign_messages(request: ApiRequest, context: ApiContext) -> ApiRespo
         errors=(400, 422),
     ),
 )
-def list_user_messages(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_user_messages(request: ApiRequest, context: ApiContext) -> Page[MessageView]:
     """One contact's messages across campaigns, newest first."""
     collection = context.db.collection(MESSAGES)
     query = collection.where(
         filter=firestore.FieldFilter("phone", "==", phone_param(request, context))
     )
-    page = newest_first(
-        request,
-        query,
-        collection,
-        "created_at",
-        lambda s: Message.from_snapshot(s).to_api(),
-    )
-    return ApiResponse(200, page)
+    return newest_first(request, query, collection, "created_at", MessageView.read)
 
 
 @router.route(

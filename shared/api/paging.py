@@ -21,11 +21,17 @@ PAGING = (
 )
 
 ItemT = TypeVar("ItemT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
     next_page_token: str | None = None
+
+
+def _page(items: list[ModelT], next_token: str | None) -> Page[ModelT]:
+    # Items are sent as their own models (aliases included) whatever they are.
+    return Page[Any](items=items, next_page_token=next_token)
 
 
 def page_limit(request: ApiRequest, default: int = 50) -> int:
@@ -53,8 +59,8 @@ def paged(
     request: ApiRequest,
     query: firestore.Query,
     collection: firestore.CollectionReference,
-    render: Callable[[firestore.DocumentSnapshot], dict[str, Any]],
-) -> dict[str, Any]:
+    render: Callable[[firestore.DocumentSnapshot], ModelT],
+) -> Page[ModelT]:
     """One page of `query`, ordered by document id, with the next page's token."""
     limit = page_limit(request)
     page = query.order_by("__name__").limit(limit + 1)
@@ -69,7 +75,7 @@ def paged(
         if more and snapshots
         else None
     )
-    return {"items": [render(s) for s in snapshots], "next_page_token": next_token}
+    return _page([render(s) for s in snapshots], next_token)
 
 
 def _newest_token(snapshot: firestore.DocumentSnapshot, field: str) -> str:
@@ -98,8 +104,8 @@ def newest_first(
     query: firestore.Query,
     collection: firestore.CollectionReference,
     field: str,
-    render: Callable[[firestore.DocumentSnapshot], dict[str, Any]],
-) -> dict[str, Any]:
+    render: Callable[[firestore.DocumentSnapshot], ModelT],
+) -> Page[ModelT]:
     """One page of `query`, newest `field` first (ties by id), with its token."""
     limit = page_limit(request)
     page = (
@@ -114,4 +120,4 @@ def newest_first(
     more = len(snapshots) > limit
     snapshots = snapshots[:limit]
     next_token = _newest_token(snapshots[-1], field) if more and snapshots else None
-    return {"items": [render(s) for s in snapshots], "next_page_token": next_token}
+    return _page([render(s) for s in snapshots], next_token)

@@ -125,15 +125,9 @@ def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
         errors=(400,),
     ),
 )
-def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_segments(request: ApiRequest, context: ApiContext) -> Page[Segment]:
     collection = context.db.collection(SEGMENTS)
-    page = paged(
-        request,
-        firestore.Query(collection),
-        collection,
-        lambda snapshot: _segment(snapshot).model_dump(mode="json"),
-    )
-    return ApiResponse(200, page)
+    return paged(request, firestore.Query(collection), collection, _segment)
 
 
 @router.route(

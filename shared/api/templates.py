@@ -115,10 +115,6 @@ def template_view(template: Template) -> TemplateView:
     )
 
 
-def template_body(template: Template) -> dict[str, Any]:
-    return template_view(template).model_dump(mode="json")
-
-
 def _syntax_error(field: str, exc: TemplateSyntaxError) -> ApiError:
     return ApiError(
         422,
@@ -188,16 +184,15 @@ def post_template(request: ApiRequest, context: ApiContext) -> TemplateView:
         errors=(400,),
     ),
 )
-def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_templates(request: ApiRequest, context: ApiContext) -> Page[TemplateView]:
     collection = templates_collection(context.db)
     every_template = firestore.Query(collection)
-    page = paged(
+    return paged(
         request,
         every_template,
         collection,
-        lambda snapshot: template_body(Template.from_snapshot(snapshot)),
+        lambda snapshot: template_view(Template.from_snapshot(snapshot)),
     )
-    return ApiResponse(200, page)
 
 
 @router.route(

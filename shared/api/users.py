@@ -137,12 +137,8 @@ def phone_param(
         ) from exc
 
 
-def user_body(user: User) -> dict[str, Any]:
-    return user.model_dump(mode="json")
-
-
-def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    return user_body(User.from_doc(snapshot.to_dict() or {}))
+def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> User:
+    return User.from_doc(snapshot.to_dict() or {})
 
 
 @router.route(
@@ -185,7 +181,7 @@ def post_user(request: ApiRequest, context: ApiContext) -> User:
         errors=(400,),
     ),
 )
-def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def list_users(request: ApiRequest, context: ApiContext) -> Page[User]:
     collection = context.db.collection(USERS)
     query = firestore.Query(collection)
     state = request.query.get("consent_state")
@@ -199,7 +195,7 @@ def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
         query = collection.where(
             filter=firestore.FieldFilter("consent.state", "==", state)
         )
-    return ApiResponse(200, paged(request, query, collection, _user_from_snapshot))
+    return paged(request, query, collection, _user_from_snapshot)
 
 
 def load_user(context: ApiContext, phone: str) -> User:
