@@ -10,13 +10,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from google.cloud import firestore
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
     Contract,
     QueryParam,
     Router,
@@ -116,12 +115,19 @@ class ErasureReport(BaseModel):
 
 
 class ConsentEventView(BaseModel):
+    model_config = {"populate_by_name": True}
+
     id: str
     from_: ConsentState | None = Field(None, alias="from")
     to: ConsentState
     source: str
-    at: datetime | None = None
+    at: datetime | None = Field(None, json_schema_extra={"format": "date-time"})
     evidence: str | None = None
+
+    @field_serializer("at")
+    def _at(self, at: datetime | None) -> str | None:
+        # Python's ISO form ("+00:00"), as the history has always been sent.
+        return at.isoformat() if at else None
 
 
 def phone_param(
@@ -314,17 +320,10 @@ def _history_cursor(
         raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
 
 
-def _event_body(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    data = snapshot.to_dict() or {}
-    at = data.get("at")
-    return {
-        "id": snapshot.id,
-        "from": data.get("from"),
-        "to": data.get("to"),
-        "source": data.get("source"),
-        "at": at.isoformat() if isinstance(at, datetime) else at,
-        "evidence": data.get("evidence"),
-    }
+def _event_body(snapshot: firestore.DocumentSnapshot) -> ConsentEventView:
+    return ConsentEventView.model_validate(
+        {**(snapshot.to_dict() or {}), "id": snapshot.id}
+    )
 
 
 @router.route(
@@ -338,7 +337,9 @@ def _event_body(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
         errors=(400, 404, 422),
     ),
 )
-def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse:
+def get_consent_history(
+    request: ApiRequest, context: ApiContext
+) -> Page[ConsentEventView]:
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
     load_user(context, phone)
@@ -355,10 +356,7 @@ def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse
     snapshots = list(query.stream())
     more = len(snapshots) > limit
     snapshots = snapshots[:limit]
-    return ApiResponse(
-        200,
-        {
-            "items": [_event_body(s) for s in snapshots],
-            "next_page_token": _history_token(snapshots[-1]) if more else None,
-        },
+    return Page[ConsentEventView](
+        items=[_event_body(s) for s in snapshots],
+        next_page_token=_history_token(snapshots[-1]) if more else None,
     )
