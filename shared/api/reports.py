@@ -20,7 +20,7 @@ from shared.api.http import (
     Tag,
     not_found,
 )
-from shared.api.paging import PAGING, page_limit
+from shared.api.paging import PAGING, Page, page_limit
 from shared.audience.users import USERS, ConsentState
 from shared.campaigns.models import CAMPAIGNS, CampaignStatus
 from shared.campaigns.summary import CampaignSummary, campaign_summary, count_each
@@ -42,11 +42,6 @@ class InboundMessage(BaseModel):
     classification: Classification
     received_at: datetime | None = None
     processed_at: datetime | None = None
-
-
-class InboundPage(BaseModel):
-    items: list[InboundMessage]
-    next_page_token: str | None = None
 
 
 class InboundCounts(BaseModel):
@@ -124,12 +119,12 @@ def _inbound_cursor(
     Contract(
         summary="Recent inbound, newest first, phones masked",
         tag=Tag.REPORTS,
-        response=InboundPage,
+        response=Page[InboundMessage],
         query=PAGING,
         errors=(400,),
     ),
 )
-def list_inbound(request: ApiRequest, context: ApiContext) -> InboundPage:
+def list_inbound(request: ApiRequest, context: ApiContext) -> Page[InboundMessage]:
     """The most recent inbound messages first, paged by (received_at, id)."""
     limit = page_limit(request)
     collection = context.db.collection(INBOUND)
@@ -144,7 +139,7 @@ def list_inbound(request: ApiRequest, context: ApiContext) -> InboundPage:
     items = [_inbound_item(snapshot) for snapshot in query.stream()]
     more = len(items) > limit
     items = items[:limit]
-    return InboundPage(
+    return Page[InboundMessage](
         items=items, next_page_token=_inbound_token(items[-1]) if more else None
     )
 
