@@ -199,7 +199,7 @@ class Route:
         if isinstance(answer, ApiResponse):
             return answer
         declared = self.contract.response
-        if not (isinstance(declared, type) and isinstance(answer, _origin(declared))):
+        if not (isinstance(declared, type) and _answers(declared, answer)):
             raise TypeError(
                 f"{self.method} {self.pattern} answered a {type(answer).__name__}"
                 f", not the {declared!r} its contract declares"
@@ -209,9 +209,20 @@ class Route:
         )
 
 
-def _origin(model: type[BaseModel]) -> type[BaseModel]:
-    """Page for Page[User]: a page's items are checked by their own models."""
-    return model.__pydantic_generic_metadata__["origin"] or model
+def _answers(declared: type[BaseModel], answer: BaseModel) -> bool:
+    """Whether `answer` is what `declared` promises.
+
+    A page declared as Page[User] is built at run time as a page of any items
+    (each sent as its own model), so its items are checked one by one.
+    """
+    generic = declared.__pydantic_generic_metadata__
+    if generic["origin"] is None:
+        return isinstance(answer, declared)
+    (item_type,) = generic["args"]
+    items = getattr(answer, "items", [])
+    return isinstance(answer, generic["origin"]) and all(
+        isinstance(item, item_type) for item in items
+    )
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

@@ -58,6 +58,12 @@ def test_a_model_the_contract_does_not_declare_is_refused() -> None:
         post(router_with(Other(size=1), Thing))
 
 
+def test_a_page_of_models_the_contract_does_not_declare_is_refused() -> None:
+    page = Page[Any](items=[Thing(name="a"), Other(size=1)], next_page_token=None)
+    with pytest.raises(TypeError, match=r"Page\[Thing\]"):
+        post(router_with(page, Page[Thing]))
+
+
 def test_an_api_response_passes_as_it_is() -> None:
     response = post(router_with(ApiResponse(204), None, status=204))
     assert response == ApiResponse(204)
