@@ -73,7 +73,7 @@ def write_csv(rows: int) -> Path:
 
 
 def raw_documents(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    from shared.audience.users import ConsentState, consent_event, new_user, user_doc
+    from shared.store.users import ConsentState, consent_event, new_user, user_doc
 
     state = ConsentState.STOP if index % 50 == 0 else ConsentState.OPT_IN
     attributes = {
@@ -91,7 +91,7 @@ def child_raw(rows: int, chunk: int, in_flight: int) -> dict[str, Any]:
     """The same documents in plain batches: a user and its event per row."""
     from google.cloud import firestore
 
-    from shared.audience.users import record_consent_change, user_ref
+    from shared.store.users import record_consent_change, user_ref
 
     db = firestore.Client(project=os.environ["GCP_PROJECT"])
 

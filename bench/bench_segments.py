@@ -54,7 +54,7 @@ SEGMENTS: dict[str, dict[str, Any]] = {
 
 
 def user_document(index: int) -> dict[str, Any]:
-    from shared.audience.users import ConsentState, new_user, user_doc
+    from shared.store.users import ConsentState, new_user, user_doc
 
     state = ConsentState.STOP if index % 50 == 0 else ConsentState.OPT_IN
     attributes = {
@@ -72,7 +72,7 @@ def user_document(index: int) -> dict[str, Any]:
 def seed(host: str, start: int, stop: int) -> None:
     from google.cloud import firestore
 
-    from shared.audience.users import user_ref
+    from shared.store.users import user_ref
 
     os.environ["FIRESTORE_EMULATOR_HOST"] = host
     db = firestore.Client(project=PROJECT)

@@ -16,7 +16,7 @@
 # status) and imports documents (with their chunk markers) after their
 # expire_at; the TTL fields are exempted from indexing too (monotonic
 # timestamps would hotspot the index).
-# Erasure (shared/audience/erasure.py) queries messages.phone, inbound.phone,
+# Erasure (shared/privacy/erasure.py) queries messages.phone, inbound.phone,
 # events.phone and receipts.params.To: those stay indexed.
 
 locals {

@@ -91,11 +91,11 @@ locals {
 
   # Secret env var -> the Secret Manager secret (secrets.tf) and its version.
   secret_env = {
-    TWILIO_AUTH_TOKEN     = { secret = google_secret_manager_secret.twilio_auth_token.secret_id, version = var.twilio_auth_token_version }
-    TWILIO_API_KEY_SID    = { secret = google_secret_manager_secret.twilio_api_key_sid.secret_id, version = var.twilio_api_key_version }
-    TWILIO_API_KEY_SECRET = { secret = google_secret_manager_secret.twilio_api_key_secret.secret_id, version = var.twilio_api_key_version }
-    RECIPIENT_KEY         = { secret = google_secret_manager_secret.recipient_key.secret_id, version = var.recipient_key_version }
-    API_KEYS              = { secret = google_secret_manager_secret.api_keys.secret_id, version = var.api_keys_version }
+    TWILIO_AUTH_TOKEN     = { secret = local.secret_ids["twilio_auth_token"], version = var.twilio_auth_token_version }
+    TWILIO_API_KEY_SID    = { secret = local.secret_ids["twilio_api_key_sid"], version = var.twilio_api_key_version }
+    TWILIO_API_KEY_SECRET = { secret = local.secret_ids["twilio_api_key_secret"], version = var.twilio_api_key_version }
+    RECIPIENT_KEY         = { secret = local.secret_ids["recipient_key"], version = var.recipient_key_version }
+    API_KEYS              = { secret = local.secret_ids["api_keys"], version = var.api_keys_version }
   }
 }
 
@@ -109,7 +109,7 @@ resource "google_cloudfunctions2_function" "fn" {
   build_config {
     runtime         = "python312"
     entry_point     = each.key
-    service_account = google_service_account.builder.id
+    service_account = google_service_account.identity["builder"].id
     environment_variables = {
       GOOGLE_FUNCTION_SOURCE = "functions/${each.key}/main.py"
     }
@@ -237,14 +237,14 @@ resource "google_cloud_run_service_iam_member" "scheduler_invoker" {
   location = google_cloudfunctions2_function.fn["campaign_scheduler"].location
   service  = google_cloudfunctions2_function.fn["campaign_scheduler"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.scheduler_invoker.member
+  member   = google_service_account.identity["scheduler_invoker"].member
 }
 
 resource "google_cloud_run_service_iam_member" "tasks_invoker" {
   location = google_cloudfunctions2_function.fn["message_sender"].location
   service  = google_cloudfunctions2_function.fn["message_sender"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.tasks_invoker.member
+  member   = google_service_account.identity["tasks_invoker"].member
 }
 
 resource "google_cloud_run_service_iam_member" "pubsub_push_invoker" {
@@ -253,5 +253,5 @@ resource "google_cloud_run_service_iam_member" "pubsub_push_invoker" {
   location = google_cloudfunctions2_function.fn[each.value].location
   service  = google_cloudfunctions2_function.fn[each.value].name
   role     = "roles/run.invoker"
-  member   = google_service_account.pubsub_push.member
+  member   = google_service_account.identity["pubsub_push"].member
 }

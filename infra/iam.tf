@@ -16,32 +16,55 @@ resource "google_service_account" "fn" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_service_account" "scheduler_invoker" {
-  account_id   = "ese-scheduler-invoker"
-  display_name = "Event Stream Engine: Cloud Scheduler -> campaign_scheduler (OIDC)"
+# The identities that call functions, and the one that builds them.
+locals {
+  service_identities = {
+    scheduler_invoker = {
+      account_id   = "ese-scheduler-invoker"
+      display_name = "Event Stream Engine: Cloud Scheduler -> campaign_scheduler (OIDC)"
+    }
+    tasks_invoker = {
+      account_id   = "ese-tasks-invoker"
+      display_name = "Event Stream Engine: Cloud Tasks -> message_sender (OIDC)"
+    }
+    pubsub_push = {
+      account_id   = "ese-pubsub-push"
+      display_name = "Event Stream Engine: Pub/Sub push -> consumers (OIDC)"
+    }
+    builder = {
+      account_id   = "ese-function-builder"
+      display_name = "Event Stream Engine: Cloud Functions builds"
+    }
+  }
+}
+
+resource "google_service_account" "identity" {
+  for_each = local.service_identities
+
+  account_id   = each.value.account_id
+  display_name = each.value.display_name
 
   depends_on = [google_project_service.apis]
 }
 
-resource "google_service_account" "tasks_invoker" {
-  account_id   = "ese-tasks-invoker"
-  display_name = "Event Stream Engine: Cloud Tasks -> message_sender (OIDC)"
-
-  depends_on = [google_project_service.apis]
+moved {
+  from = google_service_account.scheduler_invoker
+  to   = google_service_account.identity["scheduler_invoker"]
 }
 
-resource "google_service_account" "pubsub_push" {
-  account_id   = "ese-pubsub-push"
-  display_name = "Event Stream Engine: Pub/Sub push -> consumers (OIDC)"
-
-  depends_on = [google_project_service.apis]
+moved {
+  from = google_service_account.tasks_invoker
+  to   = google_service_account.identity["tasks_invoker"]
 }
 
-resource "google_service_account" "builder" {
-  account_id   = "ese-function-builder"
-  display_name = "Event Stream Engine: Cloud Functions builds"
+moved {
+  from = google_service_account.pubsub_push
+  to   = google_service_account.identity["pubsub_push"]
+}
 
-  depends_on = [google_project_service.apis]
+moved {
+  from = google_service_account.builder
+  to   = google_service_account.identity["builder"]
 }
 
 locals {
@@ -100,7 +123,7 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
 resource "google_service_account_iam_member" "enqueuer_acts_as_tasks_invoker" {
   for_each = toset(local.task_enqueuers)
 
-  service_account_id = google_service_account.tasks_invoker.name
+  service_account_id = google_service_account.identity["tasks_invoker"].name
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.fn[each.value].member
 }
@@ -112,7 +135,7 @@ resource "google_service_account_iam_member" "enqueuer_acts_as_tasks_invoker" {
 # Needed by projects created before April 2021 to sign push tokens; scoped to
 # the push identity only.
 resource "google_service_account_iam_member" "pubsub_agent_push_token" {
-  service_account_id = google_service_account.pubsub_push.name
+  service_account_id = google_service_account.identity["pubsub_push"].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
 }
@@ -126,11 +149,11 @@ resource "google_service_account_iam_member" "pubsub_agent_push_token" {
 resource "google_project_iam_member" "builder" {
   project = var.project
   role    = "roles/cloudbuild.builds.builder"
-  member  = google_service_account.builder.member
+  member  = google_service_account.identity["builder"].member
 }
 
 resource "google_storage_bucket_iam_member" "builder_reads_source" {
   bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"
-  member = google_service_account.builder.member
+  member = google_service_account.identity["builder"].member
 }

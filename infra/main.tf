@@ -86,7 +86,7 @@ locals {
     TASKS_QUEUE           = google_cloud_tasks_queue.message_sends.name
     TASKS_LOCATION        = var.region
     MESSAGE_SENDER_URL    = local.message_sender_url
-    TASKS_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
+    TASKS_SERVICE_ACCOUNT = google_service_account.identity["tasks_invoker"].email
   }
 
   # Least privilege, derived from what each function does (docs/architecture.md §2).

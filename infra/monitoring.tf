@@ -136,65 +136,71 @@ locals {
   alert_channels = [for channel in google_monitoring_notification_channel.email : channel.id]
 }
 
-resource "google_monitoring_alert_policy" "signature_rejections" {
-  display_name          = "ESE: webhook signature rejections"
-  combiner              = "OR"
-  notification_channels = local.alert_channels
-
-  conditions {
-    display_name = "More than ${var.signature_rejection_alert_threshold} signature rejections in 5 min"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.engine["ese_webhook_signature_rejections"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.signature_rejection_alert_threshold
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
+locals {
+  # One entry per alert: a threshold over 5 minutes on one metric (optionally
+  # a ratio to a second metric), with the runbook text it notifies with.
+  alert_policies = {
+    signature_rejections = {
+      display_name       = "ESE: webhook signature rejections"
+      condition          = "More than ${var.signature_rejection_alert_threshold} signature rejections in 5 min"
+      filter             = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.engine["ese_webhook_signature_rejections"].name}\""
+      denominator_filter = null
+      threshold          = var.signature_rejection_alert_threshold
+      group_by_fields    = []
+      auto_close         = "1800s"
+      documentation      = "Twilio webhooks are failing signature validation. Usual causes: PUBLIC_BASE_URL differs from the URL configured in Twilio, or the twilio-auth-token secret was rotated without promoting the token in Twilio (or the reverse). Also possible: someone is probing the public endpoint."
     }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "Twilio webhooks are failing signature validation. Usual causes: PUBLIC_BASE_URL differs from the URL configured in Twilio, or the twilio-auth-token secret was rotated without promoting the token in Twilio (or the reverse). Also possible: someone is probing the public endpoint."
-  }
-
-  # The filter names a log-based metric: Monitoring refuses the policy until
-  # the metric exists.
-  depends_on = [google_logging_metric.engine]
-}
-
-resource "google_monitoring_alert_policy" "failure_rate" {
-  display_name          = "ESE: send failure rate"
-  combiner              = "OR"
-  notification_channels = local.alert_channels
-
-  conditions {
-    display_name = "Permanent failures / sends above ${var.failure_rate_alert_threshold} over 5 min"
-    condition_threshold {
+    failure_rate = {
+      display_name       = "ESE: send failure rate"
+      condition          = "Permanent failures / sends above ${var.failure_rate_alert_threshold} over 5 min"
       filter             = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.engine["ese_message_failures"].name}\""
       denominator_filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.engine["ese_messages_sent"].name}\""
+      threshold          = var.failure_rate_alert_threshold
+      group_by_fields    = []
+      auto_close         = "1800s"
+      documentation      = "Twilio rejects a growing share of sends. Check the failures-by-error-code chart: 21610 (recipient opted out at the carrier), 21211 (invalid number), 21408/21612 (region or route not enabled), 30007 (carrier filtering). GET /v1/campaigns/{id}/summary shows errors per code per campaign."
+    }
+    dead_letters = {
+      display_name       = "ESE: messages dead-lettered"
+      condition          = "A subscription forwarded messages to its -dlq topic"
+      filter             = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\""
+      denominator_filter = null
+      threshold          = 0
+      group_by_fields    = ["resource.label.subscription_id"]
+      auto_close         = "3600s"
+      documentation      = "A Pub/Sub consumer failed a message ${var.pubsub_max_delivery_attempts} times and it went to <topic>-dlq. Read it from the <topic>-dlq-sub pull subscription (`gcloud pubsub subscriptions pull <topic>-dlq-sub --limit=10`), check the consumer's error logs, fix, then republish the payloads to <topic> (handlers are idempotent). See infra/README.md."
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "engine" {
+  for_each = local.alert_policies
+
+  display_name          = each.value.display_name
+  combiner              = "OR"
+  notification_channels = local.alert_channels
+
+  conditions {
+    display_name = each.value.condition
+    condition_threshold {
+      filter             = each.value.filter
+      denominator_filter = each.value.denominator_filter
       comparison         = "COMPARISON_GT"
-      threshold_value    = var.failure_rate_alert_threshold
+      threshold_value    = each.value.threshold
       duration           = "0s"
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_SUM"
         cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = each.value.group_by_fields
       }
-      denominator_aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
+      dynamic "denominator_aggregations" {
+        for_each = each.value.denominator_filter == null ? [] : [1]
+        content {
+          alignment_period     = "300s"
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+        }
       }
       trigger {
         count = 1
@@ -203,51 +209,32 @@ resource "google_monitoring_alert_policy" "failure_rate" {
   }
 
   alert_strategy {
-    auto_close = "1800s"
+    auto_close = each.value.auto_close
   }
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Twilio rejects a growing share of sends. Check the failures-by-error-code chart: 21610 (recipient opted out at the carrier), 21211 (invalid number), 21408/21612 (region or route not enabled), 30007 (carrier filtering). GET /v1/campaigns/{id}/summary shows errors per code per campaign."
+    content   = each.value.documentation
   }
 
-  # The filter names a log-based metric: Monitoring refuses the policy until
-  # the metric exists.
+  # Filters name log-based metrics: Monitoring refuses a policy until its
+  # metric exists, and the reference inside a local does not order creation.
   depends_on = [google_logging_metric.engine]
 }
 
-resource "google_monitoring_alert_policy" "dead_letters" {
-  display_name          = "ESE: messages dead-lettered"
-  combiner              = "OR"
-  notification_channels = local.alert_channels
+moved {
+  from = google_monitoring_alert_policy.signature_rejections
+  to   = google_monitoring_alert_policy.engine["signature_rejections"]
+}
 
-  conditions {
-    display_name = "A subscription forwarded messages to its -dlq topic"
-    condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND resource.type=\"pubsub_subscription\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.subscription_id"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
+moved {
+  from = google_monitoring_alert_policy.failure_rate
+  to   = google_monitoring_alert_policy.engine["failure_rate"]
+}
 
-  alert_strategy {
-    auto_close = "3600s"
-  }
-
-  documentation {
-    mime_type = "text/markdown"
-    content   = "A Pub/Sub consumer failed a message ${var.pubsub_max_delivery_attempts} times and it went to <topic>-dlq. Read it from the <topic>-dlq-sub pull subscription (`gcloud pubsub subscriptions pull <topic>-dlq-sub --limit=10`), check the consumer's error logs, fix, then republish the payloads to <topic> (handlers are idempotent). See infra/README.md."
-  }
+moved {
+  from = google_monitoring_alert_policy.dead_letters
+  to   = google_monitoring_alert_policy.engine["dead_letters"]
 }
 
 # Cloud Run's request log records each URL as is, outside the application's

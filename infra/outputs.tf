@@ -55,10 +55,10 @@ output "service_accounts" {
   value = merge(
     { for key, sa in google_service_account.fn : key => sa.email },
     {
-      scheduler_invoker = google_service_account.scheduler_invoker.email
-      tasks_invoker     = google_service_account.tasks_invoker.email
-      pubsub_push       = google_service_account.pubsub_push.email
-      builder           = google_service_account.builder.email
+      scheduler_invoker = google_service_account.identity["scheduler_invoker"].email
+      tasks_invoker     = google_service_account.identity["tasks_invoker"].email
+      pubsub_push       = google_service_account.identity["pubsub_push"].email
+      builder           = google_service_account.identity["builder"].email
     },
   )
 }

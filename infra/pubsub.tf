@@ -58,7 +58,7 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = "${google_cloudfunctions2_function.fn[each.value].service_config[0].uri}/projects/${var.project}/topics/${each.key}"
 
     oidc_token {
-      service_account_email = google_service_account.pubsub_push.email
+      service_account_email = google_service_account.identity["pubsub_push"].email
       audience              = google_cloudfunctions2_function.fn[each.value].service_config[0].uri
     }
   }

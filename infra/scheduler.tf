@@ -24,7 +24,7 @@ resource "google_cloud_scheduler_job" "campaign_tick" {
     body = base64encode("{}")
 
     oidc_token {
-      service_account_email = google_service_account.scheduler_invoker.email
+      service_account_email = google_service_account.identity["scheduler_invoker"].email
       audience              = google_cloudfunctions2_function.fn["campaign_scheduler"].service_config[0].uri
     }
   }

@@ -7,64 +7,56 @@
 #   openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add recipient-key --data-file=-
 # See infra/README.md for rotation.
 
-resource "google_secret_manager_secret" "twilio_auth_token" {
-  secret_id = "twilio-auth-token"
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-resource "google_secret_manager_secret" "api_keys" {
-  secret_id = "api-keys"
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-resource "google_secret_manager_secret" "twilio_api_key_sid" {
-  secret_id = "twilio-api-key-sid"
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-resource "google_secret_manager_secret" "twilio_api_key_secret" {
-  secret_id = "twilio-api-key-secret"
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
-resource "google_secret_manager_secret" "recipient_key" {
-  secret_id = "recipient-key"
-
-  replication {
-    auto {}
-  }
-
-  depends_on = [google_project_service.apis]
-}
-
 locals {
-  secret_ids = {
-    twilio_auth_token     = google_secret_manager_secret.twilio_auth_token.secret_id
-    api_keys              = google_secret_manager_secret.api_keys.secret_id
-    twilio_api_key_sid    = google_secret_manager_secret.twilio_api_key_sid.secret_id
-    twilio_api_key_secret = google_secret_manager_secret.twilio_api_key_secret.secret_id
-    recipient_key         = google_secret_manager_secret.recipient_key.secret_id
+  # Terraform key (used by secret_env in functions.tf and secret_readers in
+  # main.tf) -> the Secret Manager secret id.
+  secrets = {
+    twilio_auth_token     = "twilio-auth-token"
+    api_keys              = "api-keys"
+    twilio_api_key_sid    = "twilio-api-key-sid"
+    twilio_api_key_secret = "twilio-api-key-secret"
+    recipient_key         = "recipient-key"
   }
+
+  secret_ids = { for key, secret in google_secret_manager_secret.secret : key => secret.secret_id }
+}
+
+resource "google_secret_manager_secret" "secret" {
+  for_each = local.secrets
+
+  secret_id = each.value
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# The secrets were one resource each before; their state moves in place.
+moved {
+  from = google_secret_manager_secret.twilio_auth_token
+  to   = google_secret_manager_secret.secret["twilio_auth_token"]
+}
+
+moved {
+  from = google_secret_manager_secret.api_keys
+  to   = google_secret_manager_secret.secret["api_keys"]
+}
+
+moved {
+  from = google_secret_manager_secret.twilio_api_key_sid
+  to   = google_secret_manager_secret.secret["twilio_api_key_sid"]
+}
+
+moved {
+  from = google_secret_manager_secret.twilio_api_key_secret
+  to   = google_secret_manager_secret.secret["twilio_api_key_secret"]
+}
+
+moved {
+  from = google_secret_manager_secret.recipient_key
+  to   = google_secret_manager_secret.secret["recipient_key"]
 }
 
 # secretAccessor per secret, only for the functions whose settings read it.

@@ -69,6 +69,8 @@ def static_checks() -> list[str]:
         ("ruff check", [str(BIN / "ruff"), "check", "."]),
         ("ruff format", [str(BIN / "ruff"), "format", "--check", "."]),
         ("mypy", [str(BIN / "mypy")]),
+        # The package layering of docs/architecture.md, in .importlinter.
+        ("import contracts", [str(BIN / "lint-imports"), "--no-cache"]),
     ]
     terraform = shutil.which("terraform")
     if terraform:

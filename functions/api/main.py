@@ -12,7 +12,7 @@ from shared.api.app import handle_request
 from shared.api.http import ApiRequest
 from shared.api.imports import STREAMED_ROUTES, upload_fully_read
 from shared.api.static_site import StaticSite
-from shared.platform.runtime import api_context, start_function
+from shared.wiring import api_context, start_function
 
 start_function()
 # Found from this file, so the console ships in the deploy archive with the

@@ -9,12 +9,15 @@ from cloudevents.http import CloudEvent
 
 from shared.campaigns.fanout import fan_out_batch
 from shared.payloads import RecipientBatch
-from shared.platform.clock import utcnow
-from shared.platform.config import core_settings
-from shared.platform.firestore import firestore_client
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import parse_pubsub_payload
-from shared.platform.runtime import start_function, task_queue
+from shared.wiring import (
+    core_settings,
+    firestore_client,
+    start_function,
+    task_queue,
+    utcnow,
+)
 
 start_function()
 log = get_logger("campaign_fanout")

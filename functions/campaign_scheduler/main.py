@@ -9,12 +9,15 @@ failure shows in Cloud Scheduler's job log, and the next tick tries again.
 import flask
 import functions_framework
 
-from shared.campaigns.scheduler import run_tick
-from shared.platform.clock import utcnow
-from shared.platform.config import core_settings
-from shared.platform.firestore import firestore_client
-from shared.platform.pubsub import pubsub_publisher
-from shared.platform.runtime import start_function, task_queue
+from shared.scheduler.tick import run_tick
+from shared.wiring import (
+    core_settings,
+    firestore_client,
+    pubsub_publisher,
+    start_function,
+    task_queue,
+    utcnow,
+)
 
 start_function()
 

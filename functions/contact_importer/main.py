@@ -9,11 +9,9 @@ from cloudevents.http import CloudEvent
 
 from shared.audience.import_chunks import import_chunk
 from shared.payloads import ImportChunk
-from shared.platform.clock import utcnow
-from shared.platform.firestore import firestore_client
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import parse_pubsub_payload
-from shared.platform.runtime import start_function
+from shared.wiring import firestore_client, start_function, utcnow
 
 start_function()
 log = get_logger("contact_importer")

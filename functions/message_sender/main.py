@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.delivery.sender import send_message
 from shared.payloads import SendTaskBody
 from shared.platform.logging import get_logger, log_context
-from shared.platform.runtime import sender_deps, start_function
+from shared.wiring import sender_deps, start_function
 
 start_function()
 log = get_logger("message_sender")

@@ -10,11 +10,8 @@ from cloudevents.http import CloudEvent
 
 from shared.delivery.receipts import apply_status_callback
 from shared.payloads import StatusCallback
-from shared.platform.clock import utcnow
-from shared.platform.config import core_settings
-from shared.platform.firestore import firestore_client
 from shared.platform.pubsub import parse_pubsub_payload
-from shared.platform.runtime import start_function
+from shared.wiring import core_settings, firestore_client, start_function, utcnow
 
 start_function()
 

@@ -9,12 +9,15 @@ from cloudevents.http import CloudEvent
 
 from shared.campaigns.evaluation import evaluate_launch
 from shared.payloads import CampaignLaunch
-from shared.platform.clock import utcnow
-from shared.platform.config import core_settings
-from shared.platform.firestore import firestore_client
 from shared.platform.logging import get_logger, log_context
-from shared.platform.pubsub import parse_pubsub_payload, pubsub_publisher
-from shared.platform.runtime import start_function
+from shared.platform.pubsub import parse_pubsub_payload
+from shared.wiring import (
+    core_settings,
+    firestore_client,
+    pubsub_publisher,
+    start_function,
+    utcnow,
+)
 
 start_function()
 log = get_logger("segment_evaluator")

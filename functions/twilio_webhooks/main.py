@@ -8,10 +8,6 @@ import flask
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.platform.clock import utcnow
-from shared.platform.config import twilio_settings
-from shared.platform.pubsub import pubsub_publisher
-from shared.platform.runtime import request_validator, start_function
 from shared.webhooks.intake import (
     MAX_WEBHOOK_BODY_BYTES,
     TOO_LARGE,
@@ -19,6 +15,13 @@ from shared.webhooks.intake import (
     WebhookRequest,
     accept_webhook,
     declared_too_large,
+)
+from shared.wiring import (
+    pubsub_publisher,
+    request_validator,
+    start_function,
+    twilio_settings,
+    utcnow,
 )
 
 start_function()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
@@ -23,7 +22,6 @@ from shared.api.http import (
     parse_model,
 )
 from shared.api.paging import PAGING, Page, paged
-from shared.audience.segments import SEGMENTS
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -31,20 +29,19 @@ from shared.campaigns.lifecycle import (
     launch_campaign,
     transition,
 )
-from shared.campaigns.models import (
-    CAMPAIGNS,
-    EDITABLE_STATUSES,
+from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.campaigns.transitions import EDITABLE_STATUSES, CampaignAction
+from shared.store import campaigns as campaign_store
+from shared.store.campaigns import (
     Campaign,
-    CampaignAction,
     CampaignSettings,
     CampaignStatus,
     FrequencyCap,
     QuietHours,
     Sender,
-    campaign_ref,
 )
-from shared.campaigns.replan import resume_held_messages, skip_queued_messages
-from shared.content.store import get_template
+from shared.store.segments import SEGMENTS
+from shared.store.templates import get_template
 
 router = Router()
 
@@ -76,10 +73,10 @@ class DryRunReport(BaseModel):
 
 
 def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
-    snapshot = campaign_ref(context.db, campaign_id).get()
-    if not snapshot.exists:
+    campaign = campaign_store.get_campaign(context.db, campaign_id)
+    if campaign is None:
         raise not_found("campaign")
-    return Campaign.from_snapshot(snapshot)
+    return campaign
 
 
 @router.route(
@@ -107,9 +104,7 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
         created_at=now,
         updated_at=now,
     )
-    campaign_ref(context.db, campaign.id).create(
-        campaign.model_dump(mode="python", by_alias=True, exclude={"id"})
-    )
+    campaign_store.create_campaign(context.db, campaign)
     return campaign
 
 
@@ -125,15 +120,12 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
     ),
 )
 def list_campaigns(request: ApiRequest, context: ApiContext) -> Page[Campaign]:
-    collection = context.db.collection(CAMPAIGNS)
-    query: firestore.Query = firestore.Query(collection)
     status = request.query.get("status")
-    if status:
-        if status.upper() not in CampaignStatus.__members__:
-            raise ApiError(400, "invalid_status", f"unknown status {status}")
-        query = query.where(
-            filter=firestore.FieldFilter("status", "==", status.upper())
-        )
+    if status and status.upper() not in CampaignStatus.__members__:
+        raise ApiError(400, "invalid_status", f"unknown status {status}")
+    query, collection = campaign_store.page_query(
+        context.db, CampaignStatus(status.upper()) if status else None
+    )
     return paged(request, query, collection, Campaign.from_snapshot)
 
 
@@ -173,14 +165,8 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
         and get_template(context.db, changes["template_id"]) is None
     ):
         raise ApiError(422, "unknown_template", "template_id names no template")
-    ref = campaign_ref(context.db, request.path_params["campaign_id"])
 
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> Campaign:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise not_found("campaign")
-        campaign = Campaign.from_snapshot(snapshot)
+    def change(campaign: Campaign, stored: dict[str, Any]) -> dict[str, Any]:
         if campaign.status not in EDITABLE_STATUSES:
             raise ApiError(
                 409,
@@ -189,12 +175,15 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
                 [{"current_status": campaign.status.value}],
             )
         update = {**changes, "updated_at": context.clock()}
-        merged = {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}
-        parse_model(merged, Campaign)
-        transaction.update(ref, update)
-        return Campaign.model_validate(merged)
+        parse_model({**stored, **update}, Campaign)
+        return update
 
-    return apply(context.db.transaction())
+    return campaign_store.update_in_transaction(
+        context.db,
+        request.path_params["campaign_id"],
+        change,
+        lambda: not_found("campaign"),
+    )
 
 
 @router.route(
@@ -307,7 +296,7 @@ def cancel(request: ApiRequest, context: ApiContext) -> CancelledCampaign:
         context.db, campaign.id, "campaign_cancelled", context.clock(), budget_s=15
     )
     if outcome.finished:
-        campaign_ref(context.db, campaign.id).update({"cancel_swept": True})
+        campaign_store.mark_cancel_swept(context.db, campaign.id)
     return CancelledCampaign(**campaign.model_dump(), skipped_messages=outcome.changed)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
@@ -19,9 +18,7 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, newest_first
 from shared.audience.segments import SegmentDefinitionError
-from shared.campaigns.models import Trigger
 from shared.events.ingest import (
-    EVENTS,
     MAX_BODY_BYTES,
     EventBodyError,
     EventsUnavailable,
@@ -33,6 +30,8 @@ from shared.events.ingest import (
 )
 from shared.events.router import EventReport, describe_event
 from shared.platform.logging import mask_phone
+from shared.store.campaigns import Trigger
+from shared.store.events import event_fields, every_event
 
 router = Router()
 
@@ -183,15 +182,12 @@ def read_event(request: ApiRequest, context: ApiContext) -> EventReport:
     return report
 
 
-def _event_summary(snapshot: firestore.DocumentSnapshot) -> EventSummary:
-    data = snapshot.to_dict() or {}
+def _event_summary(snapshot: Any) -> EventSummary:
+    # `snapshot`: a page's document, which only the store reads.
+    data = event_fields(snapshot)
     phone = data.get("phone")
     return EventSummary.model_validate(
-        {
-            **data,
-            "event_id": snapshot.id,
-            "phone": mask_phone(phone) if isinstance(phone, str) else None,
-        }
+        {**data, "phone": mask_phone(phone) if isinstance(phone, str) else None}
     )
 
 
@@ -208,7 +204,5 @@ def _event_summary(snapshot: firestore.DocumentSnapshot) -> EventSummary:
 )
 def list_events(request: ApiRequest, context: ApiContext) -> Page[EventSummary]:
     """Recent events, newest first, phones masked."""
-    collection = context.db.collection(EVENTS)
-    return newest_first(
-        request, firestore.Query(collection), collection, "received_at", _event_summary
-    )
+    query, collection = every_event(context.db)
+    return newest_first(request, query, collection, "received_at", _event_summary)

@@ -16,6 +16,7 @@ from shared.api.http import (
     Tag,
     not_found,
 )
+from shared.api.multipart import unwrap_upload
 from shared.audience.import_files import (
     ImportFileError,
     NestedTooDeep,
@@ -23,11 +24,10 @@ from shared.audience.import_files import (
 )
 from shared.audience.imports import (
     ImportNotQueued,
-    ImportReport,
-    get_import,
     queue_import,
     validate_upload,
 )
+from shared.store.imports import ImportReport, get_import
 
 router = Router()
 # Routes whose body the handler reads as a stream (functions/api/main.py).
@@ -142,11 +142,15 @@ def post_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
     limit = context.api.max_upload_bytes
     upload = _upload(request, limit)
     try:
+        source, content_type, filename = unwrap_upload(
+            io.BufferedReader(upload, READ_SIZE), request.header("Content-Type") or ""
+        )
         report, rows = validate_upload(
-            io.BufferedReader(upload, READ_SIZE),
-            request.header("Content-Type") or "",
+            source,
+            content_type,
             default_region=context.core.default_region,
             now=context.clock(),
+            filename=filename,
         )
     except UploadTooLarge as exc:
         raise _too_large(limit) from exc

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from google.cloud import firestore
+from typing import Any
+
 from pydantic import BaseModel, computed_field
 
 from shared.api.context import ApiContext
@@ -17,8 +18,8 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, newest_first, paged
 from shared.api.users import phone_param
-from shared.delivery.messages import MESSAGES, Message, message_ref
-from shared.delivery.status import MessageStatus, rank_of, status_of
+from shared.store import messages as message_store
+from shared.store.messages import Message, MessageStatus, status_of
 
 router = Router()
 
@@ -37,7 +38,8 @@ class MessageView(Message):
         return cls.model_construct(message.model_fields_set, **dict(message))
 
     @classmethod
-    def read(cls, snapshot: firestore.DocumentSnapshot) -> MessageView:
+    def read(cls, snapshot: Any) -> MessageView:
+        # `snapshot`: a page's document, which only the store reads.
         return cls.of(Message.from_snapshot(snapshot))
 
 
@@ -57,10 +59,10 @@ class Health(BaseModel):
     ),
 )
 def read_message(request: ApiRequest, context: ApiContext) -> MessageView:
-    snapshot = message_ref(context.db, request.path_params["message_id"]).get()
-    if not snapshot.exists:
+    message = message_store.get_message(context.db, request.path_params["message_id"])
+    if message is None:
         raise not_found("message")
-    return MessageView.of(Message.from_snapshot(snapshot))
+    return MessageView.of(message)
 
 
 @router.route(
@@ -81,27 +83,21 @@ def read_message(request: ApiRequest, context: ApiContext) -> MessageView:
 def list_campaign_messages(
     request: ApiRequest, context: ApiContext
 ) -> Page[MessageView]:
-    collection = context.db.collection(MESSAGES)
-    query = collection.where(
-        filter=firestore.FieldFilter(
-            "campaign_id", "==", request.path_params["campaign_id"]
-        )
-    )
     status = request.query.get("status")
+    wanted: MessageStatus | None = None
     if status:
         try:
-            rank = rank_of(MessageStatus(status.upper()))
+            wanted = MessageStatus(status.upper())
         except ValueError as exc:
             raise ApiError(400, "invalid_status", f"unknown status {status}") from exc
-        query = query.where(filter=firestore.FieldFilter("status_rank", "==", rank))
     phone = request.query.get("phone")
-    if phone:
+    query, collection = message_store.page_query(
+        context.db,
+        campaign_id=request.path_params["campaign_id"],
+        status=wanted,
         # Ids carry no readable phone, so one recipient is found by this filter.
-        query = query.where(
-            filter=firestore.FieldFilter(
-                "phone", "==", phone_param(request, context, phone)
-            )
-        )
+        phone=phone_param(request, context, phone) if phone else None,
+    )
     return paged(request, query, collection, MessageView.read)
 
 
@@ -118,9 +114,8 @@ def list_campaign_messages(
 )
 def list_user_messages(request: ApiRequest, context: ApiContext) -> Page[MessageView]:
     """One contact's messages across campaigns, newest first."""
-    collection = context.db.collection(MESSAGES)
-    query = collection.where(
-        filter=firestore.FieldFilter("phone", "==", phone_param(request, context))
+    query, collection = message_store.page_query(
+        context.db, phone=phone_param(request, context)
     )
     return newest_first(request, query, collection, "created_at", MessageView.read)
 

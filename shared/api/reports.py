@@ -21,14 +21,14 @@ from shared.api.http import (
     not_found,
 )
 from shared.api.paging import PAGING, Page, page_limit
-from shared.audience.users import USERS, ConsentState
-from shared.campaigns.models import CAMPAIGNS, CampaignStatus
-from shared.campaigns.summary import CampaignSummary, campaign_summary, count_each
-from shared.delivery.messages import MESSAGES
-from shared.delivery.status import STATUS_RANK
+from shared.campaigns.summary import CampaignSummary, campaign_summary
 from shared.inbound.keywords import Classification
-from shared.inbound.processor import INBOUND
+from shared.platform.firestore import count_each
 from shared.platform.logging import mask_phone
+from shared.store import campaigns as campaign_store
+from shared.store import messages as message_store
+from shared.store.inbound import INBOUND
+from shared.store.users import USERS, ConsentState
 
 router = Router()
 
@@ -155,10 +155,7 @@ def dashboard_queries(
     db: firestore.Client, since: datetime
 ) -> dict[tuple[str, str], firestore.Query]:
     """(panel, key) → the query whose count() fills that cell."""
-    users, campaigns = db.collection(USERS), db.collection(CAMPAIGNS)
-    recent_messages = db.collection(MESSAGES).where(
-        filter=_where("created_at", ">=", since)
-    )
+    users = db.collection(USERS)
     recent_inbound = db.collection(INBOUND).where(
         filter=_where("received_at", ">=", since)
     )
@@ -167,14 +164,10 @@ def dashboard_queries(
         queries["users", state.value] = users.where(
             filter=_where("consent.state", "==", state.value)
         )
-    for status in CampaignStatus:
-        queries["campaigns", status.value] = campaigns.where(
-            filter=_where("status", "==", status.value)
-        )
-    for message_status, rank in STATUS_RANK.items():
-        queries["messages", message_status.value] = recent_messages.where(
-            filter=_where("status_rank", "==", rank)
-        )
+    for status, query in campaign_store.by_status_queries(db).items():
+        queries["campaigns", status] = query
+    for status, query in message_store.recent_by_status_queries(db, since).items():
+        queries["messages", status] = query
     for classification in Classification:
         queries["inbound", classification.value] = recent_inbound.where(
             filter=_where("classification", "==", classification.value)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
@@ -22,30 +19,26 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, paged
 from shared.audience.segments import (
-    SEGMENTS,
     SegmentDefinitionError,
     SegmentPreview,
     preview_segment,
     validate_definition,
 )
-from shared.audience.users import ConsentState, User
-from shared.campaigns.models import unfinished_campaigns_using
 from shared.platform.logging import mask_phone
+from shared.store.campaigns import unfinished_campaigns_using
+from shared.store.segments import (
+    Segment,
+    SegmentFields,
+    delete_segment_unless_used,
+    every_segment,
+    get_segment,
+    new_segment_id,
+    store_new_segment,
+    update_segment,
+)
+from shared.store.users import ConsentState, User
 
 router = Router()
-
-
-class SegmentFields(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    name: str = Field(min_length=1, max_length=200)
-    definition: dict[str, Any]
-
-
-class Segment(SegmentFields):
-    id: str
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class PreviewRequest(BaseModel):
@@ -77,19 +70,11 @@ def check_definition(definition: Any) -> None:
         ) from exc
 
 
-def segment_ref(context: ApiContext, segment_id: str) -> firestore.DocumentReference:
-    return context.db.collection(SEGMENTS).document(segment_id)
-
-
-def _segment(snapshot: firestore.DocumentSnapshot) -> Segment:
-    return Segment.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
-
-
 def load_segment(context: ApiContext, segment_id: str) -> Segment:
-    snapshot = segment_ref(context, segment_id).get()
-    if not snapshot.exists:
+    segment = get_segment(context.db, segment_id)
+    if segment is None:
         raise not_found("segment")
-    return _segment(snapshot)
+    return segment
 
 
 @router.route(
@@ -108,9 +93,9 @@ def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
     check_definition(fields.definition)
     now = context.clock()
     segment = Segment(
-        **fields.model_dump(), id=uuid.uuid4().hex[:20], created_at=now, updated_at=now
+        **fields.model_dump(), id=new_segment_id(), created_at=now, updated_at=now
     )
-    segment_ref(context, segment.id).create(segment.model_dump(exclude={"id"}))
+    store_new_segment(context.db, segment)
     return segment
 
 
@@ -126,8 +111,8 @@ def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
     ),
 )
 def list_segments(request: ApiRequest, context: ApiContext) -> Page[Segment]:
-    collection = context.db.collection(SEGMENTS)
-    return paged(request, firestore.Query(collection), collection, _segment)
+    query, collection = every_segment(context.db)
+    return paged(request, query, collection, Segment.from_snapshot)
 
 
 @router.route(
@@ -159,9 +144,7 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> Segment:
     updated = segment.model_copy(
         update={**fields.model_dump(), "updated_at": context.clock()}
     )
-    segment_ref(context, segment.id).update(
-        updated.model_dump(include={"name", "definition", "updated_at"})
-    )
+    update_segment(context.db, updated)
     return updated
 
 
@@ -177,23 +160,19 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> Segment:
 )
 def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Delete unless a campaign that is not final uses the segment (409)."""
-    ref = segment_ref(context, request.path_params["segment_id"])
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> list[dict[str, Any]]:
-        if not ref.get(transaction=transaction).exists:
-            raise not_found("segment")
-        in_use = [
+    segment_id = request.path_params["segment_id"]
+    in_use = delete_segment_unless_used(
+        context.db,
+        segment_id,
+        lambda transaction: [
             {"campaign_id": campaign_id, "status": status}
             for campaign_id, status in unfinished_campaigns_using(
-                context.db, transaction, "segment_id", ref.id
+                context.db, transaction, "segment_id", segment_id
             )
-        ]
-        if not in_use:
-            transaction.delete(ref)
-        return in_use
-
-    in_use = apply(context.db.transaction())
+        ],
+    )
+    if in_use is None:
+        raise not_found("segment")
     if in_use:
         raise ApiError(
             409,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field, model_validator
 
 from shared.api.context import ApiContext
@@ -21,26 +20,26 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, paged
 from shared.api.users import phone_param
-from shared.audience.users import get_user
-from shared.campaigns.models import unfinished_campaigns_using
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
-from shared.content.store import (
-    Template,
-    TemplateFields,
-    create_template,
-    get_template,
-    is_template_id,
-    replace_template,
-    template_ref,
-    templates_collection,
-)
 from shared.content.templates import (
     TemplateChannel,
     TemplateRenderError,
     TemplateSyntaxError,
     template_variables,
 )
+from shared.store.campaigns import unfinished_campaigns_using
+from shared.store.templates import (
+    Template,
+    TemplateFields,
+    create_template,
+    delete_template_unless_used,
+    every_template,
+    get_template,
+    is_template_id,
+    replace_template,
+)
+from shared.store.users import get_user
 
 router = Router()
 
@@ -185,11 +184,10 @@ def post_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     ),
 )
 def list_templates(request: ApiRequest, context: ApiContext) -> Page[TemplateView]:
-    collection = templates_collection(context.db)
-    every_template = firestore.Query(collection)
+    query, collection = every_template(context.db)
     return paged(
         request,
-        every_template,
+        query,
         collection,
         lambda snapshot: template_view(Template.from_snapshot(snapshot)),
     )
@@ -232,7 +230,7 @@ def put_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     return template_view(template)
 
 
-def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
+def delete_unused_template(context: ApiContext, template_id: str) -> list[str]:
     """Delete the template unless campaigns use it; returns those campaigns.
 
     The campaign query and the delete share a transaction, so no campaign joins
@@ -241,23 +239,19 @@ def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     name a deleted template; fan-out stops it with `template_not_found`.
     Raises 404 when there is no template.
     """
-    ref = template_ref(db, template_id)
-
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> list[str]:
-        if not ref.get(transaction=transaction).exists:
-            raise not_found("template")
-        blocking = sorted(
+    db = context.db
+    blocking = delete_template_unless_used(
+        db,
+        template_id,
+        lambda transaction: sorted(
             campaign_id
             for campaign_id, _ in unfinished_campaigns_using(
                 db, transaction, "template_id", template_id
             )
-        )
-        if not blocking:
-            transaction.delete(ref)
-        return blocking
-
-    blocking: list[str] = apply(db.transaction())
+        ),
+    )
+    if blocking is None:
+        raise not_found("template")
     return blocking
 
 
@@ -272,7 +266,7 @@ def delete_unused_template(db: firestore.Client, template_id: str) -> list[str]:
     ),
 )
 def delete_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    blocking = delete_unused_template(context.db, _template_id(request))
+    blocking = delete_unused_template(context, _template_id(request))
     if blocking:
         raise ApiError(
             409,

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from shared.api.context import ApiContext
@@ -25,23 +21,29 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, page_limit, paged
 from shared.audience.consent import set_consent
-from shared.audience.erasure import erase_phone
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
-    USERS,
-    ConsentState,
-    User,
     UserErased,
     UserExists,
     UserNotFound,
     check_attributes,
-    consent_events,
     create_user,
     is_valid_timezone,
     patch_user,
-    user_ref,
 )
 from shared.platform.logging import mask_phone
+from shared.privacy.erasure import erase_phone
+from shared.store.users import (
+    ConsentState,
+    InvalidHistoryToken,
+    User,
+    consent_history,
+    every_user,
+    user_of_snapshot,
+)
+from shared.store.users import (
+    get_user as read_user,
+)
 
 router = Router()
 
@@ -143,10 +145,6 @@ def phone_param(
         ) from exc
 
 
-def _user_from_snapshot(snapshot: firestore.DocumentSnapshot) -> User:
-    return User.from_doc(snapshot.to_dict() or {})
-
-
 @router.route(
     "POST",
     "/v1/users",
@@ -188,27 +186,22 @@ def post_user(request: ApiRequest, context: ApiContext) -> User:
     ),
 )
 def list_users(request: ApiRequest, context: ApiContext) -> Page[User]:
-    collection = context.db.collection(USERS)
-    query = firestore.Query(collection)
     state = request.query.get("consent_state")
-    if state:
-        if state not in ConsentState.__members__:
-            raise ApiError(
-                400,
-                "invalid_query",
-                f"consent_state must be one of {', '.join(ConsentState)}",
-            )
-        query = collection.where(
-            filter=firestore.FieldFilter("consent.state", "==", state)
+    if state and state not in ConsentState.__members__:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"consent_state must be one of {', '.join(ConsentState)}",
         )
-    return paged(request, query, collection, _user_from_snapshot)
+    query, collection = every_user(context.db, ConsentState(state) if state else None)
+    return paged(request, query, collection, user_of_snapshot)
 
 
 def load_user(context: ApiContext, phone: str) -> User:
-    snapshot = user_ref(context.db, phone).get()
-    if not snapshot.exists:
+    user = read_user(context.db, phone)
+    if user is None:
         raise not_found("user")
-    return User.from_doc(snapshot.to_dict() or {})
+    return user
 
 
 @router.route(
@@ -305,25 +298,8 @@ def put_consent(request: ApiRequest, context: ApiContext) -> User:
     return load_user(context, phone)
 
 
-def _history_token(snapshot: firestore.DocumentSnapshot) -> str:
-    at = (snapshot.get("at") or datetime.min).isoformat()
-    return base64.urlsafe_b64encode(json.dumps([at, snapshot.id]).encode()).decode()
-
-
-def _history_cursor(
-    events: firestore.CollectionReference, token: str
-) -> dict[str, Any]:
-    try:
-        at, event_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return {"at": datetime.fromisoformat(at), "__name__": events.document(event_id)}
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-
-
-def _event_body(snapshot: firestore.DocumentSnapshot) -> ConsentEventView:
-    return ConsentEventView.model_validate(
-        {**(snapshot.to_dict() or {}), "id": snapshot.id}
-    )
+def _event_body(entry: dict[str, Any]) -> ConsentEventView:
+    return ConsentEventView.model_validate(entry)
 
 
 @router.route(
@@ -343,20 +319,13 @@ def get_consent_history(
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
     load_user(context, phone)
-    limit = page_limit(request)
-    events = consent_events(context.db, phone)
-    query = (
-        events.order_by("at", direction=firestore.Query.DESCENDING)
-        .order_by("__name__", direction=firestore.Query.DESCENDING)
-        .limit(limit + 1)
-    )
-    token = request.query.get("page_token")
-    if token:
-        query = query.start_after(_history_cursor(events, token))
-    snapshots = list(query.stream())
-    more = len(snapshots) > limit
-    snapshots = snapshots[:limit]
+    try:
+        page = consent_history(
+            context.db, phone, page_limit(request), request.query.get("page_token")
+        )
+    except InvalidHistoryToken as exc:
+        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
     return Page[ConsentEventView](
-        items=[_event_body(s) for s in snapshots],
-        next_page_token=_history_token(snapshots[-1]) if more else None,
+        items=[_event_body(entry) for entry in page.entries],
+        next_page_token=page.next_token,
     )

@@ -1,4 +1,4 @@
-"""Contact files: CSV, JSON array, NDJSON or a multipart `file`, read as a stream.
+"""Contact files: CSV, JSON array or NDJSON, read as a stream.
 
 Each reader takes the bytes or a binary stream and yields (row number, fields)
 records, or (row number, reason) for a row that cannot be read; a file that
@@ -26,17 +26,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser
-from enum import StrEnum
 from typing import IO, Any
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import (
-    ConsentState,
-    InvalidAttributes,
-    check_attributes,
-    is_valid_timezone,
-)
+from shared.audience.users import InvalidAttributes, check_attributes, is_valid_timezone
+from shared.store.imports import ImportFormat
+from shared.store.users import ConsentState
 
 PHONE_FIELDS = ("phone", "phone_number")
 CONSENT_FIELD = "consent_state"
@@ -68,12 +63,6 @@ _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})\.[0-9]{1,15}")
 _BOOLEANS = {"true": True, "false": False}
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
-
-
-class ImportFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"
-    NDJSON = "ndjson"
 
 
 class ImportFileError(ValueError):
@@ -153,7 +142,6 @@ EXTENSIONS: dict[str, ImportFormat] = {
     ".ndjson": ImportFormat.NDJSON,
     ".jsonl": ImportFormat.NDJSON,
 }
-MULTIPART = "multipart/form-data"
 
 
 def _header_params(content_type: str) -> Message:
@@ -178,41 +166,12 @@ def detect_format(head: bytes, content_type: str, filename: str = "") -> ImportF
     return EXTENSIONS.get(suffix) or sniff_format(head)
 
 
-def multipart_file(body: bytes, content_type: str) -> tuple[bytes, str, str]:
-    """The `file` part of a multipart/form-data body: (bytes, type, filename)."""
-    boundary = _header_params(content_type).get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
-        raise ImportFileError("multipart body without a boundary parameter")
-    delimiter = b"--" + boundary.encode("latin-1")
-    position = body.find(delimiter)
-    while position >= 0:
-        start = position + len(delimiter)
-        if body[start : start + 2] == b"--":
-            break
-        head_end = body.find(b"\r\n\r\n", start)
-        end = body.find(b"\r\n" + delimiter, head_end)
-        if head_end < 0 or end < 0:
-            break
-        headers = BytesHeaderParser().parsebytes(body[start:head_end].lstrip())
-        if headers.get_param("name", header="content-disposition") == "file":
-            filename = headers.get_filename() or ""
-            part_type = headers.get("content-type", "")
-            return body[head_end + 4 : end], part_type, filename
-        position = end + 2
-    raise ImportFileError("multipart body has no 'file' part")
-
-
-def open_upload(source: Source, content_type: str) -> tuple[ImportFormat, IO[bytes]]:
-    """The format and a stream of the bytes to import, unwrapping a multipart
-    upload (whose part is cut out of the body read whole: at most the upload
-    limit)."""
-    media = _header_params(content_type).get_content_type() if content_type else ""
-    if media == MULTIPART:
-        body = source if isinstance(source, bytes) else source.read()
-        payload, part_type, filename = multipart_file(body, content_type)
-        return detect_format(payload, part_type, filename), io.BytesIO(payload)
+def open_upload(
+    source: Source, content_type: str, filename: str = ""
+) -> tuple[ImportFormat, IO[bytes]]:
+    """The format and a stream of the bytes to import."""
     head, stream = peek(source)
-    return detect_format(head, content_type), stream
+    return detect_format(head, content_type, filename), stream
 
 
 # ---------------------------------------------------------------- parsing
@@ -413,18 +372,26 @@ def json_records(source: Source) -> Iterator[Record]:
     return ndjson_records(stream)
 
 
+def _row_at(window: _TextWindow, number: int) -> tuple[Record, bool]:
+    """The row at the window's position, and whether the rows may go on."""
+    try:
+        value = window.value()
+    except NestedTooDeep:
+        raise
+    except ValueError as exc:
+        error = f"invalid JSON, the rest of the file was not read: {exc}"
+        return (number, error), False
+    return (number, _as_fields(value)), True
+
+
 def _json_objects(window: _TextWindow) -> Iterator[Record]:
     number = 0
     while window.skip_space():
         number += 1
-        try:
-            value = window.value()
-        except NestedTooDeep:
-            raise
-        except ValueError as exc:
-            yield number, f"invalid JSON, the rest of the file was not read: {exc}"
+        record, more = _row_at(window, number)
+        yield record
+        if not more:
             return
-        yield number, _as_fields(value)
 
 
 def _json_array(window: _TextWindow) -> Iterator[Record]:
@@ -433,14 +400,10 @@ def _json_array(window: _TextWindow) -> Iterator[Record]:
         return
     while True:
         number += 1
-        try:
-            value = window.value()
-        except NestedTooDeep:
-            raise
-        except ValueError as exc:
-            yield number, f"invalid JSON, the rest of the file was not read: {exc}"
+        record, more = _row_at(window, number)
+        yield record
+        if not more:
             return
-        yield number, _as_fields(value)
         separator = window.skip_space()
         window.position += 1
         if separator == "]":

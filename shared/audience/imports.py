@@ -22,26 +22,30 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import IO, Any
 
-from google.cloud import firestore
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import TypeAdapter
 
 from shared.audience.import_files import (
     READERS,
     Contact,
-    ImportFormat,
     RowError,
     open_upload,
     parse_contact,
 )
-from shared.audience.users import ConsentState
 from shared.payloads import IMPORT_CHUNK_ROWS, ImportChunk, ImportRow
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.imports import (
+    ImportReport,
+    ImportRowError,
+    ImportStatus,
+    create_report,
+    fail_report,
+)
+from shared.store.users import ConsentState
 
-IMPORTS = "imports"
 SOURCE = "import"
 MAX_REPORTED_ERRORS = 1000
 CHUNK_ROWS = IMPORT_CHUNK_ROWS
@@ -49,16 +53,9 @@ CHUNK_ROWS = IMPORT_CHUNK_ROWS
 CHUNK_BYTES = 4 << 20
 # Chunks published per round trip: bounds the chunk objects held at once.
 PUBLISH_GROUP = 8
-RETENTION = timedelta(days=30)
 _MAX_TEXT = 200
 _DIGIT_RUN = re.compile(r"\d{8,}")
 _ROWS = TypeAdapter(list[ImportRow])
-
-
-class ImportStatus(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
 
 
 class ImportNotQueued(RuntimeError):
@@ -71,40 +68,17 @@ def masked(raw: object) -> str:
     return _DIGIT_RUN.sub(lambda m: f"{m[0][:4]}***{m[0][-4:]}", text)
 
 
-class ImportRowError(BaseModel):
-    row: int
-    phone: str | None = None
-    error: str
-
-
 def row_error(row: int, phone: object, reason: str) -> ImportRowError:
     shown = None if phone is None else masked(phone)
     return ImportRowError(row=row, phone=shown, error=reason[:_MAX_TEXT])
 
 
-class ImportReport(BaseModel):
-    id: str
-    status: ImportStatus = ImportStatus.RUNNING
-    format: ImportFormat
-    total: int = 0
-    created: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    failed: int = 0
-    chunks_planned: int = 0
-    chunks_done: int = 0
-    errors: list[ImportRowError] = Field(default_factory=list)
-    errors_omitted: int = 0
-    started_at: datetime
-    finished_at: datetime | None = None
-    reason: str | None = None
-
-    def add_error(self, row: int, phone: object, reason: str) -> None:
-        if len(self.errors) >= MAX_REPORTED_ERRORS:
-            self.errors_omitted += 1
-            return
-        self.errors.append(row_error(row, phone, reason))
+def add_row_error(report: ImportReport, row: int, phone: object, reason: str) -> None:
+    """Report a row's error; past MAX_REPORTED_ERRORS only count it."""
+    if len(report.errors) >= MAX_REPORTED_ERRORS:
+        report.errors_omitted += 1
+        return
+    report.errors.append(row_error(row, phone, reason))
 
 
 # ---------------------------------------------------------------- valid rows
@@ -197,7 +171,7 @@ def _validate_row(
         rows.add(parse_contact(row, fields, default_region))
     except RowError as exc:
         report.invalid += 1
-        report.add_error(row, exc.phone, exc.reason)
+        add_row_error(report, row, exc.phone, exc.reason)
 
 
 def validate_upload(
@@ -207,13 +181,14 @@ def validate_upload(
     default_region: str,
     now: datetime,
     import_id: str | None = None,
+    filename: str = "",
 ) -> tuple[ImportReport, ContactRows]:
     """Read and validate the whole file, writing nothing.
 
     Raises UnsupportedFormat or ImportFileError (NestedTooDeep for hostile
     JSON) when the file as a whole cannot be imported.
     """
-    import_format, stream = open_upload(source, content_type)
+    import_format, stream = open_upload(source, content_type, filename)
     report = ImportReport(
         id=import_id or uuid.uuid4().hex[:20], format=import_format, started_at=now
     )
@@ -231,18 +206,8 @@ def validate_upload(
 # ---------------------------------------------------------------- the report
 
 
-def import_ref(db: firestore.Client, import_id: str) -> firestore.DocumentReference:
-    return db.collection(IMPORTS).document(import_id)
-
-
-def report_doc(report: ImportReport) -> dict[str, Any]:
-    doc = report.model_dump(mode="python", exclude={"id"})
-    doc["expire_at"] = report.started_at + RETENTION
-    return doc
-
-
 def queue_import(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     report: ImportReport,
     rows: ContactRows,
@@ -251,7 +216,7 @@ def queue_import(
 
     Raises ImportNotQueued, the report then FAILED, when publishing fails.
     """
-    import_ref(db, report.id).create(report_doc(report))
+    create_report(db, report)
     group: list[ImportChunk] = []
     try:
         for chunk in rows.chunks(report.id, report.started_at):
@@ -265,18 +230,5 @@ def queue_import(
         # The chunks already published still load (an upsert, safe to repeat):
         # the caller is told to send the file again.
         reason = "the rows could not all be queued; send the file again"
-        import_ref(db, report.id).update(
-            {
-                "status": ImportStatus.FAILED.value,
-                "finished_at": report.started_at,
-                "reason": reason,
-            }
-        )
+        fail_report(db, report.id, report.started_at, reason)
         raise ImportNotQueued(reason) from exc
-
-
-def get_import(db: firestore.Client, import_id: str) -> ImportReport | None:
-    snapshot = import_ref(db, import_id).get()
-    if not snapshot.exists:
-        return None
-    return ImportReport.model_validate({**(snapshot.to_dict() or {}), "id": import_id})

@@ -48,17 +48,19 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from google.cloud import firestore
-from pydantic import ValidationError
 
+from shared.audience.consent import may_receive
 from shared.audience.phones import phone_region
-from shared.audience.users import USERS, ConsentState, User, attribute_field
-from shared.platform.firestore import operations
-from shared.platform.logging import get_logger, mask_phone
+from shared.platform.firestore import Database
+from shared.store.users import (
+    DOCUMENT_ID,
+    ConsentState,
+    Filter,
+    User,
+    attribute_field,
+    scan_users,
+)
 
-log = get_logger(__name__)
-
-SEGMENTS = "segments"
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
 MAX_LIST_VALUES = 500
@@ -535,7 +537,6 @@ def _validate_builtin(
 
 # ---------------------------------------------------------------- pushdown
 
-DOCUMENT_ID = "__name__"
 BUILTIN_FIELD_PATHS = {
     "consent_state": "consent.state",
     "timezone": "timezone",
@@ -545,8 +546,6 @@ RANGE_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # Lower ranks are pushed first: attribute equality is usually the most
 # selective, consent_state the least (most users are OPT_IN).
 RANK_EQUALS, RANK_IN, RANK_RANGE, RANK_COUNTRY, RANK_CONSENT, RANK_CONSENT_IN = range(6)
-
-Filter = tuple[str, str, Any]
 
 
 @dataclass(frozen=True)
@@ -702,73 +701,19 @@ def plan_query(definition: Mapping[str, Any], now: datetime) -> QueryPlan:
     return QueryPlan(tuple(equalities.values()))
 
 
-def build_query(db: firestore.Client, plan: QueryPlan) -> firestore.Query:
-    users = db.collection(USERS)
-    query = firestore.Query(users)
-    for path, symbol, value in plan.filters:
-        if path == DOCUMENT_ID:
-            value = users.document(value)
-        query = query.where(filter=firestore.FieldFilter(path, symbol, value))
-    for path in plan.order_by:
-        query = query.order_by(path)
-    return query.order_by(DOCUMENT_ID)
-
-
 # ---------------------------------------------------------------- evaluation
 
 
-def scan_users(
-    query: firestore.Query, page_size: int = SCAN_PAGE_SIZE
-) -> Iterator[User]:
-    """Every user the query returns, in pages of `page_size` cut by cursors.
-
-    Each page is consumed as a stream, so memory holds one document at a time
-    whatever the page size; the page size only bounds how long one query runs.
-    """
-    cursor: firestore.DocumentSnapshot | None = None
-    while True:
-        page = query.limit(page_size)
-        if cursor is not None:
-            page = page.start_after(cursor)
-        read = 0
-        for snapshot in page.stream():
-            read += 1
-            cursor = snapshot
-            user = _user_of(snapshot)
-            if user is not None:
-                yield user
-        operations.add("reads", max(read, 1))
-        if read < page_size:
-            return
-
-
-def _snapshot_data(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    # to_dict() deep-copies the document, which costs more than reading it
-    # (~0.2 ms a user, mostly copying timestamps); the scan only reads it, so
-    # it takes the decoded data in place when the client exposes it.
-    data = getattr(snapshot, "_data", None)
-    return data if isinstance(data, dict) else (snapshot.to_dict() or {})
-
-
-def _user_of(snapshot: firestore.DocumentSnapshot) -> User | None:
-    try:
-        return User.from_doc(_snapshot_data(snapshot))
-    except ValidationError:
-        # A document no writer of ours produces; skipping it beats failing a launch.
-        log.warning("skipping malformed user document %s", mask_phone(snapshot.id))
-        return None
-
-
 def iter_segment_users(
-    db: firestore.Client,
+    db: Database,
     definition: Mapping[str, Any],
     now: datetime,
     page_size: int = SCAN_PAGE_SIZE,
 ) -> Iterator[User]:
     """Yield matching users, paging with cursors so memory stays flat."""
     validate_definition(definition)
-    query = build_query(db, plan_query(definition, now))
-    for user in scan_users(query, page_size):
+    plan = plan_query(definition, now)
+    for user in scan_users(db, plan.filters, plan.order_by, page_size):
         if user_matches(definition, user, now):
             yield user
 
@@ -781,7 +726,7 @@ class SegmentPreview:
 
 
 def preview_segment(
-    db: firestore.Client,
+    db: Database,
     definition: Mapping[str, Any],
     now: datetime,
     sample_size: int = 10,
@@ -790,7 +735,7 @@ def preview_segment(
     preview = SegmentPreview()
     for user in iter_segment_users(db, definition, now):
         preview.count += 1
-        if user.consent.state == ConsentState.OPT_IN:
+        if may_receive(user.consent.state):
             preview.eligible += 1
         if len(preview.sample) < sample_size:
             preview.sample.append(user)

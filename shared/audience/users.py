@@ -1,4 +1,8 @@
-"""Users and their consent: the model and the Firestore repository."""
+"""Users: attribute and timezone rules, and user create/patch (CRUD only).
+
+Consent rules live in `shared.audience.consent`; the stored shape in
+`shared.store.users`.
+"""
 
 from __future__ import annotations
 
@@ -7,86 +11,26 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
-from pydantic import BaseModel, Field
+from shared.audience.consent import upserted_consent
+from shared.platform.firestore import Database
+from shared.store.users import (
+    SUPPRESSION,
+    ConsentState,
+    User,
+    UserTransaction,
+    consent_event,
+    in_user_transaction,
+    new_user,
+)
 
-from shared.audience.privacy import suppression_key
-
-USERS = "users"
-CONSENT_EVENTS = "consent_events"
-SUPPRESSIONS = "suppressions"
 # Firestore allows 20 levels of nested maps; attributes stay well inside that.
 MAX_ATTRIBUTE_DEPTH = 10
 MAX_ATTRIBUTE_NAME = 200
 _INT64 = 2**63
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
-
-
-class ConsentState(StrEnum):
-    OPT_IN = "OPT_IN"
-    OPT_OUT = "OPT_OUT"
-    STOP = "STOP"
-
-
-class Consent(BaseModel):
-    state: ConsentState = ConsentState.OPT_IN
-    updated_at: datetime | None = None
-    source: str = "api"
-
-
-# Consent states that keep a suppression entry when the profile is erased.
-SUPPRESSING_STATES = frozenset({ConsentState.OPT_OUT, ConsentState.STOP})
-
-
-class User(BaseModel):
-    phone: str
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    timezone: str | None = None
-    consent: Consent = Field(default_factory=Consent)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    last_inbound_at: datetime | None = None
-    # An erased profile of an opted-out number: only phone and consent remain,
-    # so that no later import or POST can opt the number back in silently.
-    suppressed: bool = False
-    erased_at: datetime | None = None
-
-    @classmethod
-    def from_doc(cls, data: dict[str, Any]) -> User:
-        return cls.model_validate(data)
-
-
-def new_user(
-    phone: str,
-    attributes: dict[str, Any],
-    timezone: str | None,
-    state: ConsentState,
-    source: str,
-    now: datetime,
-) -> User:
-    return User(
-        phone=phone,
-        attributes=attributes,
-        timezone=timezone,
-        consent=Consent(state=state, updated_at=now, source=source),
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def user_doc(user: User) -> dict[str, Any]:
-    """The Firestore document of a live user (no suppression fields)."""
-    return user.model_dump(exclude={"suppressed", "erased_at"})
-
-
-def attribute_field(*names: str) -> str:
-    """The escaped Firestore field path of `attributes.<names…>`."""
-    return str(FieldPath("attributes", *names).to_api_repr())
 
 
 class InvalidAttributes(ValueError):
@@ -142,92 +86,6 @@ def is_valid_timezone(name: str) -> bool:
     return True
 
 
-def suppression_ref(db: firestore.Client, phone: str) -> firestore.DocumentReference:
-    """The entry an erased, opted-out number leaves: keyed by a keyed hash."""
-    return db.collection(SUPPRESSIONS).document(suppression_key(phone))
-
-
-def user_ref(db: firestore.Client, phone: str) -> firestore.DocumentReference:
-    return db.collection(USERS).document(phone)
-
-
-def get_user(db: firestore.Client, phone: str) -> User | None:
-    snapshot = user_ref(db, phone).get()
-    return User.from_doc(snapshot.to_dict() or {}) if snapshot.exists else None
-
-
-def consent_event(
-    previous: ConsentState | None,
-    new: ConsentState,
-    source: str,
-    at: datetime,
-    evidence: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "from": previous.value if previous else None,
-        "to": new.value,
-        "source": source,
-        "at": at,
-        "evidence": evidence,
-    }
-
-
-def consent_events(db: firestore.Client, phone: str) -> firestore.CollectionReference:
-    return user_ref(db, phone).collection(CONSENT_EVENTS)
-
-
-def record_consent_change(
-    writer: firestore.WriteBatch | firestore.Transaction,
-    db: firestore.Client,
-    phone: str,
-    event: dict[str, Any],
-) -> None:
-    """Append to the user's consent history inside the caller's batch."""
-    ref = user_ref(db, phone).collection(CONSENT_EVENTS).document()
-    writer.set(ref, event)
-
-
-def upserted_consent(
-    current: User | None, requested: ConsentState | None
-) -> ConsentState | None:
-    """The consent an import or a POST sets; None leaves the stored one alone.
-
-    A new user gets the requested state (OPT_IN by default). STOP is never
-    changed this way, and an erased (suppressed) number only ever becomes
-    stricter: opting back in takes an explicit consent change.
-    """
-    if current is None:
-        return requested or ConsentState.OPT_IN
-    held = current.consent.state
-    if requested is None or requested == held or held == ConsentState.STOP:
-        return None
-    if current.suppressed and requested == ConsentState.OPT_IN:
-        return None
-    return requested
-
-
-# Consent source of a profile re-created over an erased number's suppression.
-SUPPRESSION = "suppression"
-
-
-def suppressed_user(
-    db: firestore.Client,
-    phone: str,
-    transaction: firestore.Transaction | None = None,
-) -> User | None:
-    """An erased, opted-out number as a suppressed profile (consent only)."""
-    snapshot = suppression_ref(db, phone).get(transaction=transaction)
-    if not snapshot.exists:
-        return None
-    data = snapshot.to_dict() or {}
-    consent = Consent(
-        state=ConsentState(data["state"]),
-        updated_at=data.get("opted_out_at"),
-        source=SUPPRESSION,
-    )
-    return User(phone=phone, consent=consent, suppressed=True)
-
-
 class UserNotFound(LookupError):
     pass
 
@@ -241,7 +99,7 @@ class UserErased(ValueError):
 
 
 def create_user(
-    db: firestore.Client,
+    db: Database,
     phone: str,
     attributes: dict[str, Any],
     timezone: str | None,
@@ -254,39 +112,37 @@ def create_user(
     Raises UserExists when a live profile holds the phone.
     """
 
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> User:
-        ref = user_ref(db, phone)
-        snapshot = ref.get(transaction=transaction)
-        current = User.from_doc(snapshot.to_dict() or {}) if snapshot.exists else None
+    def apply(stored: UserTransaction) -> User:
+        current = stored.read()
+        exists = current is not None
         if current is not None and not current.suppressed:
             raise UserExists(phone)
         if current is None:
-            current = suppressed_user(db, phone, transaction)
+            current = stored.read_suppression()
         decided = upserted_consent(current, state)
         user = new_user(phone, attributes, timezone, decided or state, source, now)
         if decided is None and current is not None:
             user.consent = current.consent
-        if current is not None and not snapshot.exists:
+        if current is not None and not exists:
             # The history was erased with the profile: say where consent came from.
             at = current.consent.updated_at or now
-            event = consent_event(None, current.consent.state, SUPPRESSION, at)
-            record_consent_change(transaction, db, phone, event)
-        transaction.set(ref, user_doc(user))
+            stored.record_consent_change(
+                consent_event(None, current.consent.state, SUPPRESSION, at)
+            )
+        stored.set(user)
         if decided is not None:
             previous = current.consent.state if current else None
-            event = consent_event(previous, decided, source, now)
-            record_consent_change(transaction, db, phone, event)
+            stored.record_consent_change(consent_event(previous, decided, source, now))
         return user
 
-    return apply(db.transaction())
+    return in_user_transaction(db, phone, apply)
 
 
 _UNSET: Any = object()
 
 
 def patch_user(
-    db: firestore.Client,
+    db: Database,
     phone: str,
     attributes: Mapping[str, Any],
     now: datetime,
@@ -294,28 +150,22 @@ def patch_user(
 ) -> User:
     """Merge attributes (None deletes a key) and optionally set the timezone."""
 
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> User:
-        ref = user_ref(db, phone)
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
+    def apply(stored: UserTransaction) -> User:
+        user = stored.read()
+        if user is None:
             raise UserNotFound(phone)
-        user = User.from_doc(snapshot.to_dict() or {})
         if user.suppressed:
             raise UserErased(phone)
-        changes: dict[str, Any] = {"updated_at": now}
         for name, value in attributes.items():
-            changes[attribute_field(name)] = (
-                firestore.DELETE_FIELD if value is None else value
-            )
             if value is None:
                 user.attributes.pop(name, None)
             else:
                 user.attributes[name] = value
-        if timezone is not _UNSET:
-            changes["timezone"] = user.timezone = timezone
+        set_timezone = timezone is not _UNSET
+        if set_timezone:
+            user.timezone = timezone
         user.updated_at = now
-        transaction.update(ref, changes)
+        stored.update_profile(attributes, now, user.timezone, set_timezone)
         return user
 
-    return apply(db.transaction())
+    return in_user_transaction(db, phone, apply)

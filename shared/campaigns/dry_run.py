@@ -11,13 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.audience.segments import iter_segment_users
-from shared.campaigns.models import Campaign
 from shared.campaigns.planning import render_for
-from shared.content.store import Template
-from shared.delivery.messages import Message
 from shared.delivery.pipeline import (
     RECIPIENT_STEPS,
     Outcome,
@@ -28,10 +23,14 @@ from shared.delivery.pipeline import (
 from shared.delivery.quiet_hours import parse_quiet_hours
 from shared.delivery.sender import count_recent_sends, parse_cap
 from shared.platform.config import CoreSettings
+from shared.platform.firestore import Database
+from shared.store.campaigns import Campaign
+from shared.store.messages import Message
+from shared.store.templates import Template
 
 
 def dry_run(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     template: Template,
     definition: Mapping[str, Any],

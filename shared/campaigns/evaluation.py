@@ -7,25 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
 from pydantic_core import to_jsonable_python
 
 from shared.audience.segments import (
-    SEGMENTS,
     SegmentDefinitionError,
     iter_segment_users,
     validate_definition,
 )
-from shared.audience.users import User
 from shared.campaigns.lifecycle import IllegalTransition, transition
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-)
+from shared.campaigns.transitions import CampaignAction
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
+from shared.store import campaigns as campaign_store
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.segments import SEGMENTS
+from shared.store.users import User
 
 BATCH_SIZE = 500
 PUBLISH_EVERY = 20  # batches per publish_many round trip
@@ -97,9 +94,7 @@ def _definition_problem(definition: Any) -> str | None:
     return None
 
 
-def _fail_campaign(
-    db: firestore.Client, campaign_id: str, reason: str, now: datetime
-) -> None:
+def _fail_campaign(db: Database, campaign_id: str, reason: str, now: datetime) -> None:
     try:
         transition(
             db, campaign_id, CampaignAction.FAIL, now, {"failure_reason": reason}
@@ -109,7 +104,7 @@ def _fail_campaign(
 
 
 def evaluate_launch(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     launch: CampaignLaunch,
     now: datetime,
@@ -122,8 +117,7 @@ def evaluate_launch(
     half way publishes its batches again, which fan-out absorbs (messages are
     created with create(), task names repeat).
     """
-    snapshot = campaign_ref(db, launch.campaign_id).get()
-    campaign = Campaign.from_snapshot(snapshot) if snapshot.exists else None
+    campaign = campaign_store.get_campaign(db, launch.campaign_id)
     problem = _launch_problem(campaign, launch)
     if problem or campaign is None:
         return EvaluationResult(False, reason=problem)
@@ -144,9 +138,11 @@ def evaluate_launch(
         if len(pending) == PUBLISH_EVERY:
             publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
             pending = []
-            campaign_ref(db, campaign.id).update({"batches_published": batches})
+            campaign_store.update_campaign(
+                db, campaign.id, {"batches_published": batches}
+            )
     publisher.publish_many(Topic.RECIPIENT_BATCHES, pending)
-    campaign_ref(db, campaign.id).update(
-        {"batches_planned": batches, "recipients_planned": recipients}
+    campaign_store.update_campaign(
+        db, campaign.id, {"batches_planned": batches, "recipients_planned": recipients}
     )
     return EvaluationResult(True, batches, recipients)

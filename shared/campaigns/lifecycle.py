@@ -6,17 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
-
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-    transitions_for,
-)
+from shared.campaigns.transitions import CampaignAction, transitions_for
 from shared.payloads import CampaignLaunch
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
+from shared.store import campaigns as campaign_store
+from shared.store.campaigns import Campaign, CampaignStatus
 
 
 class CampaignNotFound(LookupError):
@@ -40,21 +35,15 @@ def next_status(campaign: Campaign, action: CampaignAction) -> CampaignStatus:
 
 
 def transition(
-    db: firestore.Client,
+    db: Database,
     campaign_id: str,
     action: CampaignAction,
     now: datetime,
     changes: dict[str, Any] | None = None,
 ) -> Campaign:
     """Apply `action` atomically; raises IllegalTransition with the status."""
-    ref = campaign_ref(db, campaign_id)
 
-    @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> Campaign:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            raise CampaignNotFound(campaign_id)
-        campaign = Campaign.from_snapshot(snapshot)
+    def change(campaign: Campaign, _: dict[str, Any]) -> dict[str, Any]:
         update: dict[str, Any] = {
             "status": next_status(campaign, action).value,
             "updated_at": now,
@@ -64,26 +53,24 @@ def transition(
             update["paused_from"] = campaign.status.value
         if action is CampaignAction.CANCEL:
             update["cancel_swept"] = False
-        transaction.update(ref, update)
-        return Campaign.model_validate(
-            {**(snapshot.to_dict() or {}), **update, "id": snapshot.id}
-        )
+        return update
 
-    return apply(db.transaction())
+    return campaign_store.update_in_transaction(
+        db, campaign_id, change, lambda: CampaignNotFound(campaign_id)
+    )
 
 
 def launch_campaign(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     campaign_id: str,
     now: datetime,
     schedule_at: datetime | None = None,
 ) -> Campaign:
     """DRAFT → ACTIVE (triggered), SCHEDULED (future schedule_at) or RUNNING."""
-    snapshot = campaign_ref(db, campaign_id).get()
-    if not snapshot.exists:
+    campaign = campaign_store.get_campaign(db, campaign_id)
+    if campaign is None:
         raise CampaignNotFound(campaign_id)
-    campaign = Campaign.from_snapshot(snapshot)
     if campaign.is_triggered:
         return transition(db, campaign_id, CampaignAction.ACTIVATE, now)
     when = schedule_at or campaign.schedule_at
@@ -95,7 +82,7 @@ def launch_campaign(
 
 
 def start_campaign(
-    db: firestore.Client, publisher: Publisher, campaign_id: str, now: datetime
+    db: Database, publisher: Publisher, campaign_id: str, now: datetime
 ) -> Campaign:
     """→ RUNNING with a fresh launch id, then publish the launch.
 

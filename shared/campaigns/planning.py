@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.audience.users import User
-from shared.campaigns.models import Campaign
 from shared.content.encoding import count_segments
-from shared.content.store import Template
 from shared.content.templates import (
     TemplateRenderError,
     TemplateSyntaxError,
@@ -31,8 +28,11 @@ from shared.content.templates import (
 )
 from shared.content.validation import with_opt_out_footer
 from shared.delivery.messages import message_expire_at
-from shared.delivery.status import QUEUED_RANK, MessageStatus, rank_of
 from shared.platform.config import CoreSettings
+from shared.store.campaigns import Campaign
+from shared.store.messages import QUEUED_RANK, MessageStatus, rank_of
+from shared.store.templates import Template
+from shared.store.users import User
 
 SKIPPED_RANK = rank_of(MessageStatus.SKIPPED)
 

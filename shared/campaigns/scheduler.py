@@ -1,15 +1,13 @@
-"""The minute tick: an ordered list of named sweeps (launch due campaigns,
-complete finished ones, sweep stuck sends and stranded queued messages, finish
-cancellations, republish events never routed), each reported by name."""
+"""The campaign and message sweeps the scheduler tick runs (shared.scheduler):
+launch due campaigns, complete finished ones, resume held messages, sweep
+stuck sends and stranded queued messages, finish cancellations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-from google.cloud import firestore
 
 from shared.campaigns.lifecycle import (
     IllegalTransition,
@@ -17,32 +15,21 @@ from shared.campaigns.lifecycle import (
     start_campaign,
     transition,
 )
-from shared.campaigns.models import (
-    CAMPAIGNS,
-    Campaign,
-    CampaignAction,
-    CampaignStatus,
-    campaign_ref,
-)
 from shared.campaigns.replan import (
     resume_held_messages,
     skip_queued_messages,
-    write_if_unchanged,
 )
-from shared.delivery.messages import MESSAGES, message_expire_at, send_task
-from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
-from shared.events.ingest import (
-    EVENTS,
-    REPUBLISH_AFTER,
-    EventStatus,
-    publish_events,
-    stored_event,
-)
+from shared.campaigns.transitions import CampaignAction
+from shared.delivery.messages import message_expire_at, send_task
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import count_of, operations
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue, TaskQueueError
+from shared.store import campaigns as campaign_store
+from shared.store import messages as message_store
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.messages import MessageStatus, audit_append, rank_of
 
 log = get_logger(__name__)
 
@@ -53,194 +40,61 @@ MAX_STRANDED_REQUEUES = 2
 SEND_ATTEMPTS_EXHAUSTED = "send_attempts_exhausted"
 
 
-@dataclass
-class TickReport:
-    launched: list[str] = field(default_factory=list)
-    relaunched: list[str] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)
-    swept: int = 0
-    stranded_requeued: int = 0
-    stranded_failed: int = 0
-    republished_events: int = 0
-    # Sweep name -> "ok" or "failed", in the order the sweeps ran.
-    sweeps: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def failed_sweeps(self) -> list[str]:
-        return [name for name, outcome in self.sweeps.items() if outcome != "ok"]
-
-
 @dataclass(frozen=True)
-class TickContext:
-    db: firestore.Client
+class SweepDeps:
+    db: Database
     publisher: Publisher
     tasks: TaskQueue
     core: CoreSettings
     now: datetime
-    report: TickReport
 
 
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    run: Callable[[TickContext], None]
-
-
-def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
-    return firestore.FieldFilter(field_path, op, value)
-
-
-def run_sweeps(ctx: TickContext, sweeps: Sequence[Sweep]) -> TickReport:
-    """Run every sweep in order; one that raises is logged and reported as
-    failed, and the next still runs: the sweeps are independent, and one
-    broken query must not stall launches or the stranded-message rescue.
-    """
-    for sweep in sweeps:
-        try:
-            sweep.run(ctx)
-        except Exception:
-            log.exception(
-                "sweep %s failed",
-                sweep.name,
-                extra={"labels": {"event": "sweep_failed", "sweep": sweep.name}},
-            )
-            ctx.report.sweeps[sweep.name] = "failed"
-        else:
-            ctx.report.sweeps[sweep.name] = "ok"
-    return ctx.report
-
-
-def _launch_due(ctx: TickContext) -> None:
-    launch_due(ctx.db, ctx.publisher, ctx.now, ctx.report)
-
-
-def _check_running_campaigns(ctx: TickContext) -> None:
-    for campaign in _with_status(ctx.db, CampaignStatus.RUNNING):
+def check_running_campaigns(
+    deps: SweepDeps, relaunched: list[str], completed: list[str]
+) -> None:
+    """Relaunch lost launches, and complete the running campaigns that finished."""
+    for campaign in campaign_store.with_status(deps.db, CampaignStatus.RUNNING):
         with log_context(campaign_id=campaign.id):
-            _check_running(ctx, campaign)
+            _check_running(deps, campaign, relaunched, completed)
 
 
-def _resume_held_of_active(ctx: TickContext) -> None:
-    for campaign in _with_status(ctx.db, CampaignStatus.ACTIVE):
+def resume_held_of_active(db: Database, tasks: TaskQueue, now: datetime) -> None:
+    for campaign in campaign_store.with_status(db, CampaignStatus.ACTIVE):
         # Triggered campaigns never complete, but a message held just after
         # a resume must still go out.
-        resume_held_messages(ctx.db, ctx.tasks, campaign, ctx.now)
+        resume_held_messages(db, tasks, campaign, now)
 
 
-def _sweep_stuck_sends(ctx: TickContext) -> None:
-    ctx.report.swept = sweep_stuck_sends(ctx.db, ctx.tasks, ctx.now)
-
-
-def _sweep_stranded_queued(ctx: TickContext) -> None:
-    sweep_stranded_queued(ctx.db, ctx.tasks, ctx.core, ctx.now, ctx.report)
-
-
-def _finish_cancellations(ctx: TickContext) -> None:
-    finish_cancellations(ctx.db, ctx.now)
-
-
-def _republish_stranded_events(ctx: TickContext) -> None:
-    ctx.report.republished_events = republish_stranded_events(
-        ctx.db, ctx.publisher, ctx.now
-    )
-
-
-TICK_SWEEPS: tuple[Sweep, ...] = (
-    Sweep("launch_due", _launch_due),
-    Sweep("check_running", _check_running_campaigns),
-    Sweep("resume_held_active", _resume_held_of_active),
-    Sweep("stuck_sends", _sweep_stuck_sends),
-    Sweep("stranded_queued", _sweep_stranded_queued),
-    Sweep("finish_cancellations", _finish_cancellations),
-    Sweep("republish_events", _republish_stranded_events),
-)
-
-
-def run_tick(
-    db: firestore.Client,
-    publisher: Publisher,
-    tasks: TaskQueue,
-    core: CoreSettings,
-    now: datetime,
-    sweeps: Sequence[Sweep] = TICK_SWEEPS,
-) -> TickReport:
-    ctx = TickContext(db, publisher, tasks, core, now, TickReport())
-    return run_sweeps(ctx, sweeps)
-
-
-def republish_stranded_events(
-    db: firestore.Client, publisher: Publisher, now: datetime
-) -> int:
-    """Publish again events stored but never routed (their publish was lost
-    and the caller did not retry); the router is idempotent per event.
-
-    Each is due again only REPUBLISH_AFTER later, so an event that is merely
-    queued behind a router backlog gets one more copy per interval rather
-    than one per tick: copies per tick grew the backlog they sat in.
-    """
-    due = (
-        db.collection(EVENTS)
-        .where(filter=_where("status", "==", EventStatus.RECEIVED.value))
-        .where(filter=_where("republish_at", "<=", now))
-        .limit(SWEEP_LIMIT)
-    )
-    snapshots = list(due.stream())
-    if not snapshots:
-        return 0
-    publish_events(publisher, [stored_event(snapshot) for snapshot in snapshots])
-    # After the publish: if this write fails, the next tick publishes again,
-    # which the router absorbs; the other order could lose the republish.
-    batch = db.batch()
-    for snapshot in snapshots:
-        batch.update(snapshot.reference, {"republish_at": now + REPUBLISH_AFTER})
-    batch.commit()
-    operations.add("writes", len(snapshots))
-    return len(snapshots)
-
-
-def finish_cancellations(db: firestore.Client, now: datetime) -> None:
+def finish_cancellations(db: Database, now: datetime) -> None:
     """Skip what a cancel request could not reach within its time budget."""
-    unfinished = (
-        db.collection(CAMPAIGNS)
-        .where(filter=_where("status", "==", CampaignStatus.CANCELLED.value))
-        .where(filter=_where("cancel_swept", "==", False))
-    )
-    for snapshot in unfinished.stream():
+    for campaign_id in campaign_store.ids_cancelled_unswept(db):
         outcome = skip_queued_messages(
-            db, snapshot.id, "campaign_cancelled", now, budget_s=20
+            db, campaign_id, "campaign_cancelled", now, budget_s=20
         )
         if outcome.finished:
-            campaign_ref(db, snapshot.id).update({"cancel_swept": True})
+            campaign_store.mark_cancel_swept(db, campaign_id)
 
 
 def launch_due(
-    db: firestore.Client, publisher: Publisher, now: datetime, report: TickReport
+    db: Database, publisher: Publisher, now: datetime, launched: list[str]
 ) -> None:
-    due = (
-        db.collection(CAMPAIGNS)
-        .where(filter=_where("status", "==", CampaignStatus.SCHEDULED.value))
-        .where(filter=_where("schedule_at", "<=", now))
-    )
-    for snapshot in due.stream():
+    for campaign_id in campaign_store.ids_scheduled_by(db, now):
         try:
-            start_campaign(db, publisher, snapshot.id, now)
+            start_campaign(db, publisher, campaign_id, now)
         except IllegalTransition:
             continue  # another tick (or an operator) got there first
-        report.launched.append(snapshot.id)
+        launched.append(campaign_id)
 
 
-def _with_status(db: firestore.Client, status: CampaignStatus) -> list[Campaign]:
-    query = db.collection(CAMPAIGNS).where(filter=_where("status", "==", status.value))
-    return [Campaign.from_snapshot(s) for s in query.stream()]
-
-
-def _check_running(ctx: TickContext, campaign: Campaign) -> None:
-    db, tasks, now, report = ctx.db, ctx.tasks, ctx.now, ctx.report
+def _check_running(
+    ctx: SweepDeps, campaign: Campaign, relaunched: list[str], completed: list[str]
+) -> None:
+    db, tasks, now = ctx.db, ctx.tasks, ctx.now
     if campaign.batches_planned is None:
         launched = campaign.launched_at or now
         if campaign.launch_id and now - launched > LOST_LAUNCH_AFTER:
             publish_launch(ctx.publisher, campaign.id, campaign.launch_id)
-            report.relaunched.append(campaign.id)
+            relaunched.append(campaign.id)
         return
     # A message held by a sender that still saw the pause after a resume.
     if resume_held_messages(db, tasks, campaign, now):
@@ -256,77 +110,39 @@ def _check_running(ctx: TickContext, campaign: Campaign) -> None:
             )
         except IllegalTransition:
             return
-        report.completed.append(campaign.id)
+        completed.append(campaign.id)
         log.info("campaign completed")
 
 
-def _messages_of(db: firestore.Client, campaign_id: str) -> firestore.Query:
-    return db.collection(MESSAGES).where(
-        filter=_where("campaign_id", "==", campaign_id)
-    )
-
-
-def batches_done(db: firestore.Client, campaign: Campaign) -> int:
-    reservations = (
-        campaign_ref(db, campaign.id)
-        .collection("pacing")
-        .document(campaign.launch_id or "-")
-        .collection("batches")
-        .where(filter=_where("done", "==", True))
-    )
-    return count_of(reservations)
+def batches_done(db: Database, campaign: Campaign) -> int:
+    return campaign_store.count_batches_done(db, campaign.id, campaign.launch_id or "-")
 
 
 def is_finished(
-    db: firestore.Client, campaign: Campaign, core: CoreSettings, now: datetime
+    db: Database, campaign: Campaign, core: CoreSettings, now: datetime
 ) -> bool:
     """Every batch fanned out and every message final (SENT counts once settled)."""
     if batches_done(db, campaign) < (campaign.batches_planned or 0):
         return False
-    unsent = _messages_of(db, campaign.id).where(
-        filter=_where(
-            "status_rank",
-            "in",
-            [rank_of(MessageStatus.QUEUED), rank_of(MessageStatus.SENDING)],
-        )
-    )
-    if count_of(unsent) > 0:
+    if message_store.count_unsent(db, campaign.id) > 0:
         return False
-    unsettled = (
-        _messages_of(db, campaign.id)
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENT)))
-        .where(
-            filter=_where("sent_at", ">", now - timedelta(seconds=core.settle_seconds))
-        )
-    )
-    return count_of(unsettled) == 0
+    settled_before = now - timedelta(seconds=core.settle_seconds)
+    return message_store.count_sent_after(db, campaign.id, settled_before) == 0
 
 
-def status_counts(db: firestore.Client, campaign_id: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status, rank in STATUS_RANK.items():
-        query = _messages_of(db, campaign_id).where(
-            filter=_where("status_rank", "==", rank)
-        )
-        counts[status.value] = count_of(query)
-    return counts
+def status_counts(db: Database, campaign_id: str) -> dict[str, int]:
+    return message_store.count_by_status(db, campaign_id)
 
 
-def sweep_stuck_sends(db: firestore.Client, tasks: TaskQueue, now: datetime) -> int:
+def sweep_stuck_sends(db: Database, tasks: TaskQueue, now: datetime) -> int:
     """Re-enqueue SENDING messages whose lease expired, for reconciliation."""
-    stuck = (
-        db.collection(MESSAGES)
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENDING)))
-        .where(filter=_where("lease_until", "<", now))
-        .limit(SWEEP_LIMIT)
-    )
     batch = []
-    for snapshot in stuck.stream():
-        data = {**(snapshot.to_dict() or {}), "send_at": now}
+    for message in message_store.stuck_sending(db, now, SWEEP_LIMIT):
+        data = {**message.data, "send_at": now}
         # A new name per attempt: the original task name is already used.
         suffix = f"-r{data.get('attempts', 0)}"
         batch.append(
-            send_task(snapshot.id, data, None, reconcile=True, name_suffix=suffix)
+            send_task(message.id, data, None, reconcile=True, name_suffix=suffix)
         )
     if batch:
         tasks.enqueue(batch)
@@ -351,7 +167,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
             "send_at": now,
             "generation": int(data.get("generation", 0)) + 1,
             "requeues": requeues + 1,
-            "audit": firestore.ArrayUnion(
+            "audit": audit_append(
                 [
                     {
                         "step": "stranded",
@@ -369,7 +185,7 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "failed_at": now,
         "expire_at": message_expire_at(now),
         "lease_until": None,
-        "audit": firestore.ArrayUnion(
+        "audit": audit_append(
             [
                 {
                     "step": "stranded",
@@ -383,12 +199,11 @@ def stranded_change(data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def sweep_stranded_queued(
-    db: firestore.Client,
+    db: Database,
     tasks: TaskQueue,
     core: CoreSettings,
     now: datetime,
-    report: TickReport,
-) -> None:
+) -> tuple[int, int]:
     """Give a new send task to QUEUED messages that no task will ever send.
 
     A send task that ran out of attempts, or a resume or fan-out whose enqueue
@@ -396,26 +211,17 @@ def sweep_stranded_queued(
     campaign RUNNING forever. Such a message is found by its send time alone,
     once that is further past than the queue's whole retry budget, so the
     happy path pays no extra write. Held messages wait for a resume instead.
+    Returns how many were requeued and how many failed.
     """
     cutoff = now - timedelta(seconds=core.stranded_queued_seconds)
-    stranded = (
-        db.collection(MESSAGES)
-        .where(filter=_where("held", "==", False))
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.QUEUED)))
-        .where(filter=_where("send_at", "<", cutoff))
-        .limit(SWEEP_LIMIT)
-    )
-    page = list(stranded.stream())
-    operations.add("reads", max(1, len(page)))
+    page = message_store.stranded_queued(db, cutoff, SWEEP_LIMIT)
     if not page:
-        return
-    data = {s.id: s.to_dict() or {} for s in page}
-    changes = {s.id: stranded_change(data[s.id], now) for s in page}
+        return 0, 0
+    data = {m.id: m.data for m in page}
+    changes = {m.id: stranded_change(data[m.id], now) for m in page}
     # Conditional on the read: a message a sender claimed meanwhile is left be.
-    versions = write_if_unchanged(db, page, changes)
+    versions = message_store.write_if_unchanged(db, page, changes)
     requeued = [i for i in versions if "generation" in changes[i]]
-    report.stranded_requeued += len(requeued)
-    report.stranded_failed += len(versions) - len(requeued)
     sends = [send_task(i, {**data[i], **changes[i]}, versions[i]) for i in requeued]
     log.warning(
         "stranded queued messages: %d requeued, %d failed",
@@ -428,3 +234,4 @@ def sweep_stranded_queued(
     except TaskQueueError:
         # Their send_at is now: the sweep finds them again after the cutoff.
         log.exception("enqueue of requeued stranded messages failed")
+    return len(requeued), len(versions) - len(requeued)

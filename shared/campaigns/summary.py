@@ -17,26 +17,23 @@ may still settle.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
-from shared.audience.users import CONSENT_EVENTS, ConsentState
-from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.delivery.errors import ERROR_MEANINGS
-from shared.delivery.messages import MESSAGES, message_id_for
-from shared.delivery.status import STATUS_RANK, MessageStatus, rank_of
-from shared.platform.firestore import count_of, operations
+from shared.delivery.messages import message_id_for
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
+from shared.store import campaigns as campaign_store
+from shared.store import messages as message_store
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.messages import STATUS_RANK, MessageStatus
+from shared.store.users import ConsentState, consent_changes_to
 
 log = get_logger(__name__)
-
-KeyT = TypeVar("KeyT")
 
 # Every reason a message is SKIPPED with (fan-out, compliance pipeline, cancel
 # sweep). A reason that is not listed still shows, in the `other` bucket.
@@ -54,12 +51,6 @@ SKIP_REASONS = (
 OTHER = "other"
 DELIVERED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ)
 FAILED_STATUSES = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
-# Below every timestamp: `sent_at >= EPOCH` selects the messages Twilio accepted.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-REPORTS = "reports"
-FROZEN_SUMMARY = "summary"
-# Aggregation queries run side by side; each is one short RPC.
-COUNT_WORKERS = 8
 # Message documents per batched read when matching opt-outs to sends.
 LOOKUP_BATCH = 300
 
@@ -109,58 +100,6 @@ def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
     return firestore.FieldFilter(field_path, op, value)
 
 
-def messages_of(db: firestore.Client, campaign_id: str) -> firestore.Query:
-    return db.collection(MESSAGES).where(
-        filter=_where("campaign_id", "==", campaign_id)
-    )
-
-
-def count_each(queries: Mapping[KeyT, firestore.Query]) -> dict[KeyT, int]:
-    """count() of each query, run side by side."""
-    if not queries:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(COUNT_WORKERS, len(queries))) as pool:
-        counts = pool.map(count_of, queries.values())
-        return dict(zip(queries, counts, strict=True))
-
-
-def status_queries(
-    db: firestore.Client, campaign_id: str
-) -> dict[str, firestore.Query]:
-    return {
-        status.value: messages_of(db, campaign_id).where(
-            filter=_where("status_rank", "==", rank)
-        )
-        for status, rank in STATUS_RANK.items()
-    }
-
-
-def skip_queries(db: firestore.Client, campaign_id: str) -> dict[str, firestore.Query]:
-    return {
-        reason: messages_of(db, campaign_id).where(
-            filter=_where("skip_reason", "==", reason)
-        )
-        for reason in SKIP_REASONS
-    }
-
-
-def failure_queries(
-    db: firestore.Client, campaign_id: str
-) -> dict[str, firestore.Query]:
-    """Failed or undelivered messages per error code of Twilio's common codes.
-
-    `error_code` stays on a message that was delivered later, so the status
-    filter keeps only the messages that did fail.
-    """
-    failed_ranks = [rank_of(status) for status in FAILED_STATUSES]
-    return {
-        code: messages_of(db, campaign_id)
-        .where(filter=_where("status_rank", "in", failed_ranks))
-        .where(filter=_where("error_code", "==", code))
-        for code in ERROR_MEANINGS
-    }
-
-
 def with_other(counts: Mapping[str, int], total: int) -> dict[str, int]:
     """The non-zero counts, and what `total` holds beyond them as `other`."""
     shown = {key: count for key, count in counts.items() if count}
@@ -196,62 +135,27 @@ class SendWindow:
         return round(self.sent / minutes, 2) if minutes > 0 else None
 
 
-def _sent_messages(db: firestore.Client, campaign_id: str) -> firestore.Query:
-    return messages_of(db, campaign_id).where(filter=_where("sent_at", ">=", EPOCH))
-
-
-def _edge_send(query: firestore.Query, direction: str) -> datetime | None:
-    operations.add("reads")
-    edge = query.order_by("sent_at", direction=direction).limit(1)
-    for snapshot in edge.select(["sent_at"]).stream():
-        sent_at: datetime = snapshot.get("sent_at")
-        return sent_at
-    return None
-
-
-def send_window(db: firestore.Client, campaign_id: str) -> SendWindow:
+def send_window(db: Database, campaign_id: str) -> SendWindow:
     """Messages sent and their segments (one aggregation), first and last send."""
-    sent = _sent_messages(db, campaign_id)
-    operations.add("reads")
-    aggregation: Any = sent.count(alias="sent")
-    aggregation = aggregation.sum("segments", alias="segments")
-    values = {result.alias: result.value for result in aggregation.get()[0]}
-    return SendWindow(
-        sent=int(values["sent"]),
-        segments=int(values["segments"] or 0),
-        first=_edge_send(sent, firestore.Query.ASCENDING),
-        last=_edge_send(sent, firestore.Query.DESCENDING),
-    )
+    totals = message_store.sent_totals(db, campaign_id)
+    return SendWindow(totals.sent, totals.segments, totals.first, totals.last)
 
 
 # ---------------------------------------------------------------- opt-outs
 
 
 def latest_stops(
-    db: firestore.Client, since: datetime, until: datetime
+    db: Database, since: datetime, until: datetime
 ) -> dict[str, tuple[datetime, str]]:
     """The latest STOP in [since, until] per phone, with its source.
 
     A collection-group query over consent histories: it reads the STOP events of
     the campaign's window (a small share of any audience), never all users.
     """
-    stops = (
-        db.collection_group(CONSENT_EVENTS)
-        .where(filter=_where("to", "==", ConsentState.STOP.value))
-        .where(filter=_where("at", ">=", since))
-        .where(filter=_where("at", "<=", until))
-        .select(["at", "source"])
-    )
     latest: dict[str, tuple[datetime, str]] = {}
-    for snapshot in stops.stream():
-        operations.add("reads")
-        user = snapshot.reference.parent.parent
-        if user is None:
-            continue
-        event = snapshot.to_dict() or {}
-        at: datetime = event["at"]
-        if user.id not in latest or at > latest[user.id][0]:
-            latest[user.id] = (at, str(event.get("source") or "unknown"))
+    for phone, at, source in consent_changes_to(db, ConsentState.STOP, since, until):
+        if phone not in latest or at > latest[phone][0]:
+            latest[phone] = (at, str(source or "unknown"))
     return latest
 
 
@@ -261,35 +165,24 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def broadcast_send_times(
-    db: firestore.Client, campaign_id: str, phones: Iterable[str]
+    db: Database, campaign_id: str, phones: Iterable[str]
 ) -> dict[str, datetime]:
     """The send time of each phone's message, read by its deterministic id."""
     phone_by_id = {message_id_for(campaign_id, phone): phone for phone in phones}
     sent: dict[str, datetime] = {}
     for ids in _chunks(list(phone_by_id), LOOKUP_BATCH):
-        refs = [db.collection(MESSAGES).document(i) for i in ids]
-        for snapshot in db.get_all(refs, field_paths=["sent_at"]):
-            operations.add("reads")
-            sent_at = (snapshot.to_dict() or {}).get("sent_at")
-            if sent_at is not None:
-                sent[phone_by_id[snapshot.id]] = sent_at
+        for message_id, sent_at in message_store.sent_at_of(db, ids).items():
+            sent[phone_by_id[message_id]] = sent_at
     return sent
 
 
-def _sent_to_before(
-    db: firestore.Client, campaign_id: str, phone: str, at: datetime
-) -> bool:
+def _sent_to_before(db: Database, campaign_id: str, phone: str, at: datetime) -> bool:
     """A triggered campaign may message a phone many times: any send counts."""
-    query = (
-        messages_of(db, campaign_id)
-        .where(filter=_where("phone", "==", phone))
-        .where(filter=_where("sent_at", "<=", at))
-    )
-    return count_of(query) > 0
+    return message_store.sent_to_by(db, campaign_id, phone, at)
 
 
 def opted_out_after_send(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     stops: Mapping[str, tuple[datetime, str]],
 ) -> dict[str, str]:
@@ -308,9 +201,7 @@ def opted_out_after_send(
     }
 
 
-def opt_outs(
-    db: firestore.Client, campaign: Campaign, until: datetime, sent: int
-) -> OptOuts:
+def opt_outs(db: Database, campaign: Campaign, until: datetime, sent: int) -> OptOuts:
     if campaign.launched_at is None or sent == 0:
         return OptOuts()
     opted_out = opted_out_after_send(
@@ -334,21 +225,23 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _status_counts(
-    db: firestore.Client, campaign_id: str, final_counts: Mapping[str, int] | None
+    db: Database, campaign_id: str, final_counts: Mapping[str, int] | None
 ) -> dict[str, int]:
-    counts = final_counts or count_each(status_queries(db, campaign_id))
+    counts = final_counts or message_store.count_by_status(db, campaign_id)
     return {status.value: int(counts.get(status.value, 0)) for status in STATUS_RANK}
 
 
 def compute_summary(
-    db: firestore.Client,
+    db: Database,
     campaign: Campaign,
     now: datetime,
     final_counts: Mapping[str, int] | None = None,
 ) -> CampaignSummary:
     counts = _status_counts(db, campaign.id, final_counts)
-    by_reason = count_each(skip_queries(db, campaign.id))
-    by_code = count_each(failure_queries(db, campaign.id))
+    by_reason = message_store.count_by_skip_reason(db, campaign.id, SKIP_REASONS)
+    by_code = message_store.count_by_error_code(
+        db, campaign.id, FAILED_STATUSES, ERROR_MEANINGS
+    )
     window = send_window(db, campaign.id)
     delivered = sum(counts[status.value] for status in DELIVERED_STATUSES)
     failed = sum(counts[status.value] for status in FAILED_STATUSES)
@@ -375,40 +268,31 @@ def compute_summary(
     )
 
 
-def frozen_summary_ref(
-    db: firestore.Client, campaign_id: str
-) -> firestore.DocumentReference:
-    return campaign_ref(db, campaign_id).collection(REPORTS).document(FROZEN_SUMMARY)
-
-
-def _freeze(
-    ref: firestore.DocumentReference, summary: CampaignSummary
-) -> CampaignSummary:
-    try:
-        ref.create(summary.model_dump(mode="python"))
-    except gexc.AlreadyExists:
+def _freeze(db: Database, summary: CampaignSummary) -> CampaignSummary:
+    existing = campaign_store.freeze_summary(
+        db, summary.campaign_id, summary.model_dump(mode="python")
+    )
+    if existing is not None:
         # A concurrent first read froze it a moment ago: that one stands.
-        return CampaignSummary.model_validate(ref.get().to_dict() or {})
-    operations.add("writes")
+        return CampaignSummary.model_validate(existing)
     log.info("campaign summary frozen", extra={"labels": {"event": "summary_frozen"}})
     return summary
 
 
 def campaign_summary(
-    db: firestore.Client, campaign_id: str, now: datetime
+    db: Database, campaign_id: str, now: datetime
 ) -> CampaignSummary | None:
     """The campaign's summary (None if there is no such campaign)."""
-    snapshot = campaign_ref(db, campaign_id).get()
-    if not snapshot.exists:
+    found = campaign_store.get_campaign_doc(db, campaign_id)
+    if found is None:
         return None
-    campaign = Campaign.from_snapshot(snapshot)
+    campaign, stored_fields = found
     if campaign.status is not CampaignStatus.COMPLETED:
         return compute_summary(db, campaign, now)
-    ref = frozen_summary_ref(db, campaign_id)
-    stored = ref.get()
-    if stored.exists:
-        return CampaignSummary.model_validate(stored.to_dict() or {})
-    final_counts = (snapshot.to_dict() or {}).get("final_counts") or None
+    stored = campaign_store.frozen_summary(db, campaign_id)
+    if stored is not None:
+        return CampaignSummary.model_validate(stored)
+    final_counts = stored_fields.get("final_counts") or None
     with log_context(campaign_id=campaign_id):
         summary = compute_summary(db, campaign, now, final_counts)
-        return _freeze(ref, summary.model_copy(update={"frozen": True}))
+        return _freeze(db, summary.model_copy(update={"frozen": True}))

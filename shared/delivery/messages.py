@@ -1,4 +1,4 @@
-"""The message document and its repository boundary."""
+"""Message ids, retention and the send task that carries a message."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
-from google.cloud import firestore
-from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from shared.audience.privacy import recipient_key
-from shared.delivery.status import MessageStatus, status_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import core_settings
+from shared.platform.privacy import recipient_key
 from shared.platform.tasks import SendTask, task_name_for
-
-MESSAGES = "messages"
 
 
 def message_expire_at(final_at: datetime) -> datetime:
@@ -36,53 +31,6 @@ def message_id_for(campaign_id: str, phone: str, event_id: str | None = None) ->
     """
     base = f"{campaign_id}_{recipient_key(phone)}"
     return f"{base}_{event_id}" if event_id else base
-
-
-class Message(BaseModel):
-    id: str
-    campaign_id: str
-    phone: str
-    body: str
-    encoding: str
-    segments: int
-    status_rank: int
-    send_at: datetime
-    generation: int = 0
-    channel: str = "sms"
-    content_sid: str | None = None
-    content_variables: dict[str, str] | None = None
-    event_id: str | None = None
-    first_in_campaign: bool = True
-    provider_sid: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    attempts: int = 0
-    attempt_id: str | None = None
-    claimed_at: datetime | None = None
-    lease_until: datetime | None = None
-    held: bool = False
-    skip_reason: str | None = None
-    audit: list[dict[str, Any]] = Field(default_factory=list)
-    receipts: list[dict[str, Any]] = Field(default_factory=list)
-    created_at: datetime | None = None
-    sent_at: datetime | None = None
-
-    @property
-    def status(self) -> MessageStatus:
-        return status_of(self.status_rank)
-
-    @classmethod
-    def from_snapshot(cls, snapshot: firestore.DocumentSnapshot) -> Message:
-        return cls.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
-
-    def to_api(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data["status"] = self.status.value
-        return data
-
-
-def message_ref(db: firestore.Client, message_id: str) -> firestore.DocumentReference:
-    return db.collection(MESSAGES).document(message_id)
 
 
 # What a send task carries of its message, so the sender need not read it.

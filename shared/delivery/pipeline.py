@@ -14,17 +14,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.audience.users import ConsentState, User
-from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap, QuietHours
+from shared.audience.consent import may_receive
 from shared.content.templates import TemplateChannel
 from shared.content.validation import validate_content
-from shared.delivery.messages import Message
 from shared.delivery.quiet_hours import (
     next_allowed_time,
     quiet_zones,
     recipient_zones,
 )
-from shared.delivery.status import MessageStatus
+from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap, QuietHours
+from shared.store.messages import Message, MessageStatus
+from shared.store.users import User
 
 # WhatsApp's customer-service window: free-form messages only this long after
 # the user's last inbound message; outside it only approved content templates.
@@ -105,7 +105,7 @@ def check_campaign_state(ctx: SendContext) -> Decision:
 def check_consent(ctx: SendContext) -> Decision:
     if ctx.user is None:
         return Decision("consent", Outcome.SKIP, "no_consent")
-    if ctx.user.consent.state is not ConsentState.OPT_IN:
+    if not may_receive(ctx.user.consent.state):
         return Decision("consent", Outcome.SKIP, "no_consent")
     return Decision("consent", Outcome.PASS)
 

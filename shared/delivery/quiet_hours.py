@@ -7,8 +7,8 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.audience.phones import phone_time_zones
-from shared.audience.users import User
-from shared.campaigns.models import QuietHours
+from shared.store.campaigns import QuietHours
+from shared.store.users import User
 
 UTC_ZONE = ZoneInfo("UTC")
 

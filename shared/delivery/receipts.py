@@ -23,17 +23,18 @@ from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import ConsentState
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
-from shared.delivery.messages import MESSAGES, message_expire_at, message_ref
-from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
+from shared.delivery.messages import message_expire_at
+from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger, log_context
+from shared.store import messages as message_store
+from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
+from shared.store.users import ConsentState
 from shared.webhooks.params import (
     error_code,
     message_sid,
@@ -96,8 +97,8 @@ def receipt_entry(callback: StatusCallback) -> dict[str, Any]:
 def status_update(callback: StatusCallback, status: MessageStatus) -> dict[str, Any]:
     """The blind update for one callback: every field either rises or is set."""
     update: dict[str, Any] = {
-        "status_rank": firestore.Maximum(rank_of(status)),
-        "receipts": firestore.ArrayUnion([receipt_entry(callback)]),
+        "status_rank": rank_raised_to(status),
+        "receipts": receipts_append([receipt_entry(callback)]),
         # Every callback reports SENT or later: the clock of retention restarts
         # at the latest one, in the same blind write.
         "expire_at": message_expire_at(callback.received_at),
@@ -126,7 +127,7 @@ def _url_message_id(callback: StatusCallback) -> str | None:
     return message_id
 
 
-def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | None:
+def find_message_id(db: Database, callback: StatusCallback) -> str | None:
     """By the id in the callback URL, else by the indexed `provider_sid`."""
     from_url = _url_message_id(callback)
     if from_url:
@@ -134,18 +135,11 @@ def find_message_id(db: firestore.Client, callback: StatusCallback) -> str | Non
     sid = message_sid(callback.params)
     if not sid:
         return None
-    operations.add("reads")
-    query = (
-        db.collection(MESSAGES)
-        .where(filter=firestore.FieldFilter("provider_sid", "==", sid))
-        .limit(1)
-    )
-    found = list(query.stream())
-    return found[0].id if found else None
+    return message_store.id_by_provider_sid(db, sid)
 
 
 def apply_status_callback(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     now: datetime,
     retention: timedelta = UNMATCHED_RETENTION,
@@ -164,7 +158,7 @@ def apply_status_callback(
 
 
 def _apply_to_message(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     status: MessageStatus,
     expire_at: datetime,
@@ -174,9 +168,8 @@ def _apply_to_message(
         store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
         return ReceiptResult(ReceiptOutcome.UNMATCHED)
     with log_context(campaign_id=campaign_id_of(message_id), message_id=message_id):
-        operations.add("writes")
         try:
-            message_ref(db, message_id).update(status_update(callback, status))
+            message_store.update(db, message_id, status_update(callback, status))
         except gexc.NotFound:
             store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
             return ReceiptResult(ReceiptOutcome.UNMATCHED, message_id)
@@ -193,9 +186,7 @@ def _is_carrier_opt_out(callback: StatusCallback) -> bool:
     return code.isdigit() and int(code) in OPT_OUT_CODES
 
 
-def _carrier_opt_out(
-    db: firestore.Client, callback: StatusCallback, now: datetime
-) -> None:
+def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> None:
     """The carrier says the recipient replied STOP: suppress the number."""
     code = error_code(callback.params)
     try:
@@ -223,7 +214,7 @@ def _carrier_opt_out(
 
 
 def store_unmatched(
-    db: firestore.Client,
+    db: Database,
     callback: StatusCallback,
     expire_at: datetime,
     outcome: ReceiptOutcome,

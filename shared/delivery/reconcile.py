@@ -30,25 +30,24 @@ given by Twilio directly, and stays within its write budget.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.delivery.gateway import OutboundMessage, SendAccepted
-from shared.delivery.messages import (
-    MESSAGES,
+from shared.delivery.messages import message_expire_at
+from shared.platform.firestore import Database
+from shared.store import messages as message_store
+from shared.store.messages import (
     Message,
-    message_expire_at,
-    message_ref,
+    MessageStatus,
+    audit_append,
+    rank_of,
+    rank_raised_to,
 )
-from shared.delivery.status import MessageStatus, rank_of
-from shared.platform.firestore import operations
 
-PROVIDER_SIDS = "provider_sids"
 # Our clock against Twilio's DateCreated.
 CLOCK_SKEW = timedelta(seconds=60)
 UNRECONCILED = "unreconciled"
@@ -109,38 +108,21 @@ def lookup_truncated(found: Sequence[SendAccepted], limit: int, window: Window) 
     return oldest is None or oldest >= window.start
 
 
-def _sid_ref(db: firestore.Client, sid: str) -> firestore.DocumentReference:
-    return db.collection(PROVIDER_SIDS).document(sid)
-
-
-def _holders_query(db: firestore.Client, sid: str) -> firestore.Query:
-    return (
-        db.collection(MESSAGES)
-        .where(filter=firestore.FieldFilter("provider_sid", "==", sid))
-        .limit(2)
-    )
-
-
 def _held_by_another(
-    claim: firestore.DocumentSnapshot,
-    holders: Sequence[firestore.DocumentSnapshot],
-    message_id: str,
+    claim: Mapping[str, Any] | None, holder_ids: Sequence[str], message_id: str
 ) -> bool:
-    if claim.exists and (claim.to_dict() or {}).get("message_id") != message_id:
+    if claim is not None and claim.get("message_id") != message_id:
         return True
-    return any(holder.id != message_id for holder in holders)
+    return any(holder != message_id for holder in holder_ids)
 
 
-def held_by_another(db: firestore.Client, sid: str, message_id: str) -> bool:
+def held_by_another(db: Database, sid: str, message_id: str) -> bool:
     """A read outside any transaction, to count the candidates still free."""
-    operations.add("reads", 2)
-    claim = _sid_ref(db, sid).get()
-    return _held_by_another(claim, list(_holders_query(db, sid).stream()), message_id)
+    claim = message_store.sid_claim(db, sid)
+    return _held_by_another(claim, message_store.ids_holding_sid(db, sid), message_id)
 
 
-def claim_sid(
-    db: firestore.Client, message: Message, sid: str, now: datetime
-) -> ClaimOutcome:
+def claim_sid(db: Database, message: Message, sid: str, now: datetime) -> ClaimOutcome:
     """Take `sid` for `message` and record it SENT, in one transaction.
 
     Reconcilers meet on the `provider_sids/{sid}` document, which the
@@ -150,52 +132,45 @@ def claim_sid(
     query would lock every message (the emulator locks whole ranges) and
     stall callbacks behind it.
     """
-    operations.add("reads")
-    holders = list(_holders_query(db, sid).stream())
-    if any(holder.id != message.id for holder in holders):
+    holders = message_store.ids_holding_sid(db, sid)
+    if any(holder != message.id for holder in holders):
         return ClaimOutcome.TAKEN
-    ref = message_ref(db, message.id)
-    sid_ref = _sid_ref(db, sid)
 
-    @firestore.transactional
-    def take(transaction: firestore.Transaction) -> ClaimOutcome:
-        current = ref.get(transaction=transaction)
-        claim = sid_ref.get(transaction=transaction)
-        operations.add("reads", 2)
-        data = current.to_dict() or {}
+    def refusal(
+        data: Mapping[str, Any], claim: Mapping[str, Any] | None
+    ) -> ClaimOutcome | None:
         sending = data.get("status_rank") == rank_of(MessageStatus.SENDING)
         if not sending or data.get("attempt_id") != message.attempt_id:
             return ClaimOutcome.CHANGED
         if _held_by_another(claim, [], message.id):
             return ClaimOutcome.TAKEN
-        # create(): should the transaction ever lose its read lock, the commit
-        # still fails rather than hand one SID to two messages.
-        transaction.create(
-            sid_ref,
-            {
-                "message_id": message.id,
-                "claimed_at": now,
-                "expire_at": now + SID_CLAIM_RETENTION,
-            },
-        )
-        transaction.update(ref, sent_fields(sid, "reconciled", now))
-        operations.add("writes", 2)
-        return ClaimOutcome.CLAIMED
+        return None
 
-    outcome: ClaimOutcome = take(db.transaction())
-    return outcome
+    refused = message_store.claim_sid(
+        db,
+        message.id,
+        sid,
+        refusal,
+        claim={
+            "message_id": message.id,
+            "claimed_at": now,
+            "expire_at": now + SID_CLAIM_RETENTION,
+        },
+        update=sent_fields(sid, "reconciled", now),
+    )
+    return refused or ClaimOutcome.CLAIMED
 
 
 def sent_fields(sid: str, how: str, now: datetime) -> dict[str, Any]:
     """The write that records a send Twilio accepted."""
     return {
-        "status_rank": firestore.Maximum(rank_of(MessageStatus.SENT)),
+        "status_rank": rank_raised_to(MessageStatus.SENT),
         "provider_sid": sid,
         "sent_at": now,
         # Replaced by the final callback's; kept if none ever comes (settled).
         "expire_at": message_expire_at(now),
         "lease_until": None,
-        "audit": firestore.ArrayUnion(
+        "audit": audit_append(
             [{"step": "send", "outcome": how, "reason": sid, "at": now}]
         ),
     }
@@ -207,11 +182,11 @@ def unreconciled_fields(
     """Final and never re-sent; a later delivery callback may still lift it."""
     entry = {"step": "reconcile", "outcome": UNRECONCILED, "reason": reason}
     return {
-        "status_rank": firestore.Maximum(rank_of(MessageStatus.FAILED)),
+        "status_rank": rank_raised_to(MessageStatus.FAILED),
         "error_code": UNRECONCILED,
         "error_message": f"send outcome unknown at Twilio ({reason}); not re-sent",
         "failed_at": now,
         "expire_at": message_expire_at(now),
         "lease_until": None,
-        "audit": firestore.ArrayUnion([*audit, {**entry, "at": now}]),
+        "audit": audit_append([*audit, {**entry, "at": now}]),
     }

@@ -17,12 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from shared.audience.consent import set_consent
-from shared.audience.users import ConsentState, User, get_user
-from shared.campaigns.cache import TtlCache
-from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
@@ -30,16 +26,8 @@ from shared.delivery.gateway import (
     TwilioGateway,
     TwilioSendError,
     channel_address,
-    status_callback_url,
 )
-from shared.delivery.messages import (
-    MESSAGES,
-    Message,
-    decode_version,
-    message_expire_at,
-    message_ref,
-    send_task,
-)
+from shared.delivery.messages import decode_version, message_expire_at, send_task
 from shared.delivery.pipeline import (
     MESSAGE_STEPS,
     RECIPIENT_STEPS,
@@ -61,12 +49,24 @@ from shared.delivery.reconcile import (
     sent_fields,
     unreconciled_fields,
 )
-from shared.delivery.status import MessageStatus, rank_of
+from shared.delivery.replies import addressed
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
-from shared.platform.firestore import count_of, operations
+from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
+from shared.platform.ttl_cache import TtlCache
+from shared.store import messages as message_store
+from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap
+from shared.store.messages import (
+    Message,
+    MessageStatus,
+    audit_append,
+    incremented,
+    rank_of,
+    rank_raised_to,
+)
+from shared.store.users import ConsentState, User, get_user
 
 log = get_logger(__name__)
 
@@ -83,7 +83,7 @@ class SendResult:
 
 @dataclass
 class SenderDeps:
-    db: firestore.Client
+    db: Database
     gateway: TwilioGateway
     tasks: TaskQueue
     core: CoreSettings
@@ -101,13 +101,9 @@ def parse_cap(spec: str) -> FrequencyCap | None:
     return FrequencyCap(max_messages=int(count), per_hours=int(hours))
 
 
-def count_recent_sends(db: firestore.Client) -> Callable[[str, datetime], int]:
+def count_recent_sends(db: Database) -> Callable[[str, datetime], int]:
     def count(phone: str, since: datetime) -> int:
-        return count_of(
-            db.collection(MESSAGES)
-            .where(filter=firestore.FieldFilter("phone", "==", phone))
-            .where(filter=firestore.FieldFilter("sent_at", ">=", since))
-        )
+        return message_store.count_sent_to_since(db, phone, since)
 
     return count
 
@@ -116,7 +112,7 @@ def count_recent_sends(db: firestore.Client) -> Callable[[str, datetime], int]:
 class MessageHandle:
     """A message document and the update time its writes expect to find."""
 
-    ref: firestore.DocumentReference
+    message_id: str
     version: Any
 
 
@@ -147,20 +143,17 @@ def _attempt_from_task(deps: SenderDeps, task: SendTaskBody) -> SendResult:
             "status_rank": rank_of(MessageStatus.QUEUED),
         }
     )
-    handle = MessageHandle(
-        message_ref(deps.db, message.id), decode_version(task.version or "")
-    )
+    handle = MessageHandle(message.id, decode_version(task.version or ""))
     return _run(deps, handle, message)
 
 
 def _attempt_from_store(deps: SenderDeps, message_id: str) -> SendResult:
-    operations.add("reads")
-    snapshot = message_ref(deps.db, message_id).get()
-    if not snapshot.exists:
+    stored = message_store.read_message(deps.db, message_id)
+    if stored is None:
         log.warning("send task for an unknown message")
         return SendResult(200, "unknown_message")
-    handle = MessageHandle(snapshot.reference, snapshot.update_time)
-    return _run(deps, handle, Message.from_snapshot(snapshot))
+    handle = MessageHandle(stored.id, stored.version)
+    return _run(deps, handle, Message.model_validate({**stored.data, "id": stored.id}))
 
 
 def _campaign_of(deps: SenderDeps, message: Message) -> Campaign | None:
@@ -190,7 +183,7 @@ def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResul
     return _act(deps, handle, ctx, decisions)
 
 
-def _with_user(db: firestore.Client, ctx: SendContext) -> SendContext:
+def _with_user(db: Database, ctx: SendContext) -> SendContext:
     operations.add("reads")
     user: User | None = get_user(db, ctx.message.phone)
     return replace(ctx, user=user)
@@ -219,9 +212,9 @@ def _act(
 def _update_if_unchanged(
     deps: SenderDeps, handle: MessageHandle, fields: dict[str, Any]
 ) -> Any:
-    operations.add("writes")
-    option = deps.db.write_option(last_update_time=handle.version)
-    return handle.ref.update(fields, option=option)
+    return message_store.update_if_unchanged(
+        deps.db, handle.message_id, handle.version, fields
+    )
 
 
 def _skip(
@@ -239,7 +232,7 @@ def _skip(
             "skip_reason": reason,
             "skipped_at": audit[-1]["at"],
             "expire_at": message_expire_at(audit[-1]["at"]),
-            "audit": firestore.ArrayUnion(audit),
+            "audit": audit_append(audit),
         },
     )
     log.info("message skipped: %s", reason, extra={"labels": {"skip_reason": reason}})
@@ -249,9 +242,7 @@ def _skip(
 def _hold(
     deps: SenderDeps, handle: MessageHandle, audit: list[dict[str, Any]]
 ) -> SendResult:
-    _update_if_unchanged(
-        deps, handle, {"held": True, "audit": firestore.ArrayUnion(audit)}
-    )
+    _update_if_unchanged(deps, handle, {"held": True, "audit": audit_append(audit)})
     return SendResult(200, "held")
 
 
@@ -264,17 +255,17 @@ def _defer(
 ) -> SendResult:
     until = decision.until or deps.clock()
     generation = message.generation + 1
-    written = _update_if_unchanged(
+    version = _update_if_unchanged(
         deps,
         handle,
         {
             "send_at": until,
             "generation": generation,
-            "audit": firestore.ArrayUnion(audit),
+            "audit": audit_append(audit),
         },
     )
     data = {**message.model_dump(), "send_at": until, "generation": generation}
-    deps.tasks.enqueue([send_task(message.id, data, written.update_time)])
+    deps.tasks.enqueue([send_task(message.id, data, version)])
     log.info("message deferred by quiet hours until %s", until.isoformat())
     return SendResult(200, "deferred")
 
@@ -283,21 +274,13 @@ def _outbound(
     deps: SenderDeps, message: Message, campaign: Campaign | None
 ) -> OutboundMessage:
     sender = campaign.sender if campaign else None
-    mss = sender.messaging_service_sid if sender else None
-    from_number = sender.from_ if sender else None
-    if not (mss or from_number):
-        mss = deps.twilio.messaging_service_sid or None
-        from_number = deps.twilio.from_number or None
-    if from_number:
-        from_number = channel_address(message.channel, from_number)
-    return OutboundMessage(
+    return addressed(
+        deps.twilio,
         to=channel_address(message.channel, message.phone),
         body=message.body,
-        status_callback=status_callback_url(
-            deps.twilio.public_base_url, f"message_id={quote(message.id, safe='')}"
-        ),
-        messaging_service_sid=mss,
-        from_number=from_number,
+        from_number=sender.from_ if sender else None,
+        messaging_service_sid=sender.messaging_service_sid if sender else None,
+        status_query=f"message_id={quote(message.id, safe='')}",
         content_sid=message.content_sid,
         content_variables=message.content_variables,
     )
@@ -319,8 +302,8 @@ def _claim_and_send(
             "attempt_id": attempt_id,
             "claimed_at": ctx.now,
             "lease_until": ctx.now + timedelta(seconds=deps.core.sending_lease_seconds),
-            "attempts": firestore.Increment(1),
-            "audit": firestore.ArrayUnion([*audit, claim]),
+            "attempts": incremented(1),
+            "audit": audit_append([*audit, claim]),
         },
     )
     outbound = _outbound(deps, ctx.message, ctx.campaign)
@@ -328,7 +311,7 @@ def _claim_and_send(
         _wait_for_rate(deps, ctx)
         accepted = deps.gateway.send(outbound)
     except TwilioSendError as exc:
-        return _send_failed(deps, ctx.message, claimed.update_time, exc)
+        return _send_failed(deps, ctx.message, claimed, exc)
     _record_sent(deps, ctx.message.id, accepted.sid, "sent")
     log.info("message sent", extra={"labels": {"event": "message_sent"}})
     return SendResult(200, "sent")
@@ -350,8 +333,7 @@ def _wait_for_rate(deps: SenderDeps, ctx: SendContext) -> None:
 
 
 def _record_sent(deps: SenderDeps, message_id: str, sid: str, how: str) -> None:
-    operations.add("writes")
-    message_ref(deps.db, message_id).update(sent_fields(sid, how, deps.clock()))
+    message_store.update(deps.db, message_id, sent_fields(sid, how, deps.clock()))
 
 
 def _send_failed(
@@ -364,36 +346,37 @@ def _send_failed(
         "reason": f"{exc.code or exc.http_status}: {exc}",
         "at": now,
     }
-    ref = message_ref(deps.db, message.id)
-    option = deps.db.write_option(last_update_time=claimed_at)
     if exc.outcome_unknown:
         # Twilio may have the message: keep the claim. Retries answer 503
         # until the lease expires, then reconciliation asks Twilio first.
         log.warning("Twilio outcome unknown; the claim is kept for reconciliation")
         return SendResult(503, "outcome_unknown")
-    operations.add("writes")
     if exc.retriable:
         # Release the claim so the retried task can send; nothing reached Twilio.
-        ref.update(
+        message_store.update_if_unchanged(
+            deps.db,
+            message.id,
+            claimed_at,
             {
                 "status_rank": rank_of(MessageStatus.QUEUED),
                 "lease_until": None,
-                "audit": firestore.ArrayUnion([entry]),
+                "audit": audit_append([entry]),
             },
-            option=option,
         )
         log.warning("retriable Twilio error %s", exc.code or exc.http_status)
         return SendResult(503, "retriable_error")
-    ref.update(
+    message_store.update(
+        deps.db,
+        message.id,
         {
-            "status_rank": firestore.Maximum(rank_of(MessageStatus.FAILED)),
+            "status_rank": rank_raised_to(MessageStatus.FAILED),
             "error_code": str(exc.code) if exc.code else None,
             "error_message": str(exc),
             "failed_at": now,
             "expire_at": message_expire_at(now),
             "lease_until": None,
-            "audit": firestore.ArrayUnion([entry]),
-        }
+            "audit": audit_append([entry]),
+        },
     )
     if exc.code in OPT_OUT_CODES:
         set_consent(
@@ -451,7 +434,7 @@ def _reconcile(
         {
             "status_rank": rank_of(MessageStatus.QUEUED),
             "lease_until": None,
-            "audit": firestore.ArrayUnion(audit),
+            "audit": audit_append(audit),
         },
     )
     # Retried by Cloud Tasks; the next attempt finds it QUEUED and sends.

@@ -24,17 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
-
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_document import BaseDocumentReference
-from google.cloud.firestore_v1.bulk_writer import (
-    BulkWriteFailure,
-    BulkWriter,
-    BulkWriterOptions,
-)
-from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import (
@@ -42,13 +32,19 @@ from shared.audience.segments import (
     validate_properties_definition,
 )
 from shared.audience.users import InvalidAttributes, check_attributes
-from shared.campaigns.models import Trigger
 from shared.payloads import IngestedEvent
 from shared.platform.clock import as_utc
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
+from shared.store.campaigns import Trigger
+from shared.store.events import (
+    EventStatus,
+    EventWriter,
+    EventWritesFailed,
+    events_with_status,
+    new_event_doc,
+)
 
-EVENTS = "events"
 MAX_EVENTS_PER_REQUEST = 500
 MAX_PROPERTIES_BYTES = 16 * 1024
 # A full batch of the largest events, plus room for the other fields.
@@ -66,24 +62,12 @@ NDJSON_TYPES = frozenset(
         "application/x-jsonlines",
     }
 )
-ALREADY_EXISTS = 6  # gRPC status code
 # An event still `received` at its `republish_at` counts as lost (its publish
 # failed and the caller did not retry): the scheduler publishes it again and
 # moves `republish_at` on by as much. It must be due once per interval, not
 # on every tick: an event merely waiting in the router's backlog is not lost,
 # and a copy per tick would add to that very backlog.
 REPUBLISH_AFTER = timedelta(minutes=2)
-# Events go to distinct documents (random or caller-chosen ids), which
-# Firestore spreads well; BulkWriter's default 500 ops/s would cap ingestion.
-_WRITER_OPTIONS = BulkWriterOptions(
-    initial_ops_per_second=5000, max_ops_per_second=20000
-)
-
-
-class EventStatus(StrEnum):
-    RECEIVED = "received"
-    MATCHED = "matched"
-    UNMATCHED = "unmatched"
 
 
 class InvalidEvent(ValueError):
@@ -100,10 +84,6 @@ class TooManyEvents(ValueError):
 
 class EventsUnavailable(RuntimeError):
     """Storing or publishing failed; the caller should retry the batch (503)."""
-
-
-def event_ref(db: firestore.Client, event_id: str) -> firestore.DocumentReference:
-    return db.collection(EVENTS).document(event_id)
 
 
 # ---------------------------------------------------------------- the body
@@ -302,7 +282,7 @@ class IngestResult:
 
 
 def ingest_events(
-    db: firestore.Client,
+    db: Database,
     publisher: Publisher,
     items: Sequence[Any],
     now: datetime,
@@ -349,102 +329,42 @@ def _duplicates(ids: Sequence[str | None], existing: set[str]) -> list[str]:
 def event_doc(
     event: IngestedEvent, now: datetime, retention: timedelta
 ) -> dict[str, Any]:
-    return {
-        "type": event.type,
-        "phone": event.phone,
-        "properties": event.properties,
-        "occurred_at": event.occurred_at,
-        "received_at": now,
-        "expire_at": now + retention,
-        "status": EventStatus.RECEIVED.value,
-        "republish_at": now + REPUBLISH_AFTER,
-    }
-
-
-def _failure_id(failure: BulkWriteFailure) -> str:
-    return str(getattr(failure.operation, "reference").id)  # noqa: B009
+    return new_event_doc(event, now, now + retention, now + REPUBLISH_AFTER)
 
 
 class EventStore:
-    """Creates event documents with `create()`, the duplicate check.
+    """Stores a batch of events, each created once (see the module docstring)."""
 
-    Writes go out while later events of the batch are still being validated:
-    BulkWriter sends each batch of 20 from its own threads. An id repeated
-    within one request is written once; the first one wins.
-    """
-
-    def __init__(self, db: firestore.Client, now: datetime, retention: timedelta):
-        self._db = db
+    def __init__(self, db: Database, now: datetime, retention: timedelta):
         self._now = now
         self._retention = retention
         self._added: dict[str, IngestedEvent] = {}
-        self._created: set[str] = set()
-        self._existing: set[str] = set()
-        self._failed: list[str] = []
-        self._writer = db.bulk_writer(options=_WRITER_OPTIONS)
-        self._writer.on_write_result(self._on_result)
-        self._writer.on_write_error(self._on_error)
+        self._writer = EventWriter(db)
 
     def add(self, event: IngestedEvent) -> None:
         if event.event_id in self._added:
             return
         self._added[event.event_id] = event
-        doc = event_doc(event, self._now, self._retention)
-        self._writer.create(event_ref(self._db, event.event_id), doc)
+        self._writer.create(
+            event.event_id, event_doc(event, self._now, self._retention)
+        )
 
     def close(self) -> tuple[list[IngestedEvent], set[str]]:
         """Wait for every write: the events created, and the ids that existed."""
-        self._writer.close()
-        operations.add("writes", len(self._added))
-        if self._failed:
+        try:
+            created, existing = self._writer.close()
+        except EventWritesFailed as exc:
             # Nothing is published: the retried batch publishes what was stored.
-            raise EventsUnavailable(
-                f"{len(self._failed)} event writes failed: {self._failed[:3]}"
-            )
-        created = [e for i, e in self._added.items() if i in self._created]
-        return created, set(self._existing)
-
-    def _on_result(
-        self, ref: BaseDocumentReference, _: WriteResult, __: BulkWriter
-    ) -> None:
-        self._created.add(ref.id)
-
-    def _on_error(self, failure: BulkWriteFailure, _: BulkWriter) -> bool:
-        if failure.code == ALREADY_EXISTS:
-            self._existing.add(_failure_id(failure))
-            return False
-        if failure.attempts < 5:
-            return True
-        self._failed.append(f"{_failure_id(failure)}: {failure.message}")
-        return False
+            raise EventsUnavailable(str(exc)) from exc
+        return [e for i, e in self._added.items() if i in created], existing
 
 
-def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
-    data = snapshot.to_dict() or {}
-    return IngestedEvent(
-        event_id=snapshot.id,
-        type=data["type"],
-        phone=data["phone"],
-        properties=data.get("properties") or {},
-        occurred_at=data["occurred_at"],
-    )
-
-
-def unrouted_events(db: firestore.Client, ids: Iterable[str]) -> list[IngestedEvent]:
+def unrouted_events(db: Database, ids: Iterable[str]) -> list[IngestedEvent]:
     """Stored events the router has not recorded yet: their publish may be lost.
 
     They are published again as the stored version: the first write wins.
     """
-    refs = [event_ref(db, event_id) for event_id in sorted(ids)]
-    if not refs:
-        return []
-    operations.add("reads", len(refs))
-    return [
-        stored_event(snapshot)
-        for snapshot in db.get_all(refs)
-        if snapshot.exists
-        and (snapshot.to_dict() or {}).get("status") == EventStatus.RECEIVED.value
-    ]
+    return events_with_status(db, ids, EventStatus.RECEIVED)
 
 
 def publish_events(publisher: Publisher, events: Sequence[IngestedEvent]) -> None:

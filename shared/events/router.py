@@ -29,25 +29,27 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.segments import SEGMENTS, matches_properties, user_matches
-from shared.audience.users import User, get_user
-from shared.campaigns.cache import TtlCache, template_cache
-from shared.campaigns.models import CAMPAIGNS, Campaign, CampaignStatus
+from shared.audience.segments import matches_properties, user_matches
+from shared.campaigns.cache import template_cache
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
-from shared.content.store import Template
-from shared.delivery.messages import MESSAGES, message_id_for, message_ref, send_task
-from shared.delivery.status import QUEUED_RANK, MessageStatus, status_of
-from shared.events.ingest import EventStatus, event_ref
+from shared.delivery.messages import message_id_for, send_task
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import operations
+from shared.platform.firestore import Database, operations
 from shared.platform.tasks import SendTask, TaskQueue
+from shared.platform.ttl_cache import TtlCache
+from shared.store import campaigns as campaign_store
+from shared.store import messages as message_store
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.events import EventStatus, event_ref
+from shared.store.messages import MessageStatus, StoredMessage, status_of
+from shared.store.segments import SEGMENTS
+from shared.store.templates import Template
+from shared.store.users import User, get_user
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
 # Templates and segments change rarely; campaigns (pause!) use the core
@@ -93,7 +95,7 @@ class CampaignPacer:
 
 @dataclass
 class RouterDeps:
-    db: firestore.Client
+    db: Database
     tasks: TaskQueue
     core: CoreSettings
     triggered: TtlCache[list[Campaign]]
@@ -102,28 +104,18 @@ class RouterDeps:
     pacer: CampaignPacer = field(default_factory=CampaignPacer)
 
 
-def triggered_campaigns(db: firestore.Client, event_type: str) -> list[Campaign]:
+def triggered_campaigns(db: Database, event_type: str) -> list[Campaign]:
     """The ACTIVE and PAUSED campaigns triggered by `event_type`."""
-    query = (
-        db.collection(CAMPAIGNS)
-        .where(filter=firestore.FieldFilter("trigger.event", "==", event_type))
-        .where(filter=firestore.FieldFilter("status", "in", TRIGGERED_STATUSES))
-    )
-    campaigns = [Campaign.from_snapshot(s) for s in query.stream()]
-    # A query is billed at least one read even when it finds nothing.
-    operations.add("reads", max(1, len(campaigns)))
-    return campaigns
+    return campaign_store.triggered_by(db, event_type, TRIGGERED_STATUSES)
 
 
-def segment_definition(db: firestore.Client, segment_id: str) -> dict[str, Any] | None:
+def segment_definition(db: Database, segment_id: str) -> dict[str, Any] | None:
     operations.add("reads")
     snapshot = db.collection(SEGMENTS).document(segment_id).get()
     return (snapshot.to_dict() or {}).get("definition") if snapshot.exists else None
 
 
-def build_router_deps(
-    db: firestore.Client, tasks: TaskQueue, core: CoreSettings
-) -> RouterDeps:
+def build_router_deps(db: Database, tasks: TaskQueue, core: CoreSettings) -> RouterDeps:
     return RouterDeps(
         db=db,
         tasks=tasks,
@@ -270,49 +262,34 @@ def create_and_record(
     commit fails whole and each message is taken one by one instead.
     Returns the send tasks created.
     """
-    batch = deps.db.batch()
-    for message in planned:
-        batch.create(message_ref(deps.db, message.message_id), message.doc)
-    batch.set(event_ref(deps.db, event_id), route_record(outcome, now), merge=True)
-    try:
-        results = batch.commit()
-    except gexc.AlreadyExists:
+    versions = message_store.create_all_or_none(
+        deps.db,
+        [(message.message_id, message.doc) for message in planned],
+        merge_also=(event_ref(deps.db, event_id), route_record(outcome, now)),
+    )
+    if versions is None:
         tasks = [task for p in planned if (task := _create_message(deps.db, p))]
         record_route(deps.db, event_id, outcome, now)
     else:
-        operations.add("writes", len(planned) + 1)
-        # Results come in write order; the last one is the event's record.
         tasks = [
-            send_task(p.message_id, p.doc, result.update_time)
-            for p, result in zip(planned, results, strict=False)
+            send_task(p.message_id, p.doc, version)
+            for p, version in zip(planned, versions, strict=True)
             if p.sendable
         ]
     return deps.tasks.enqueue(tasks).created if tasks else 0
 
 
-def _create_message(db: firestore.Client, message: PlannedMessage) -> SendTask | None:
-    ref = message_ref(db, message.message_id)
-    operations.add("writes")
-    try:
-        result = ref.create(message.doc)
-    except gexc.AlreadyExists:
-        return _task_for_existing(ref)
+def _create_message(db: Database, message: PlannedMessage) -> SendTask | None:
+    version = message_store.create(db, message.message_id, message.doc)
+    if version is None:
+        # A redelivery: re-enqueue only a message still waiting to be sent.
+        # The task name repeats the original, so a send already enqueued is
+        # deduped.
+        found = message_store.tasks_of_still_queued(db, [message.message_id], send_task)
+        return found[0] if found else None
     if not message.sendable:
         return None
-    return send_task(message.message_id, message.doc, result.update_time)
-
-
-def _task_for_existing(ref: firestore.DocumentReference) -> SendTask | None:
-    """A redelivery: re-enqueue only a message still waiting to be sent.
-
-    The task name repeats the original, so a send already enqueued is deduped.
-    """
-    operations.add("reads")
-    snapshot = ref.get()
-    data = snapshot.to_dict() or {}
-    if data.get("status_rank") != QUEUED_RANK or data.get("held"):
-        return None
-    return send_task(snapshot.id, data, snapshot.update_time)
+    return send_task(message.message_id, message.doc, version)
 
 
 def route_record(outcome: RouteOutcome, now: datetime) -> dict[str, Any]:
@@ -325,7 +302,7 @@ def route_record(outcome: RouteOutcome, now: datetime) -> dict[str, Any]:
 
 
 def record_route(
-    db: firestore.Client, event_id: str, outcome: RouteOutcome, now: datetime
+    db: Database, event_id: str, outcome: RouteOutcome, now: datetime
 ) -> None:
     """Merged, so an event published without its document still gets one."""
     operations.add("writes")
@@ -358,27 +335,25 @@ class EventReport(BaseModel):
     messages: list[CausedMessage] = []
 
 
-def describe_event(db: firestore.Client, event_id: str) -> EventReport | None:
+def describe_event(db: Database, event_id: str) -> EventReport | None:
     snapshot = event_ref(db, event_id).get()
     if not snapshot.exists:
         return None
     # Messages are found by their event_id, not only by the ids recorded on
     # the event, so the report holds whatever any delivery of it created.
-    query = (
-        db.collection(MESSAGES)
-        .where(filter=firestore.FieldFilter("event_id", "==", event_id))
-        .limit(MAX_REPORTED_MESSAGES)
-    )
-    messages = [_caused_message(s) for s in query.stream()]
+    messages = [
+        _caused_message(message)
+        for message in message_store.of_event(db, event_id, MAX_REPORTED_MESSAGES)
+    ]
     return EventReport.model_validate(
         {**(snapshot.to_dict() or {}), "event_id": event_id, "messages": messages}
     )
 
 
-def _caused_message(snapshot: firestore.DocumentSnapshot) -> CausedMessage:
-    data = snapshot.to_dict() or {}
+def _caused_message(message: StoredMessage) -> CausedMessage:
+    data = message.data
     return CausedMessage(
-        id=snapshot.id,
+        id=message.id,
         campaign_id=data.get("campaign_id", ""),
         status=status_of(int(data["status_rank"])),
         skip_reason=data.get("skip_reason"),

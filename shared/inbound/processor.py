@@ -17,22 +17,24 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
-from shared.audience.consent import ConsentChange, set_consent
+from shared.audience.consent import (
+    KEYWORD_SOURCE,
+    ConsentChange,
+    allows_help_reply,
+    set_consent_by_keyword,
+)
 from shared.audience.phones import InvalidPhone, normalize_phone
-from shared.audience.users import ConsentState, get_user, user_ref
 from shared.inbound.keywords import Classification, classify_inbound
 from shared.payloads import InboundWebhook
 from shared.platform.config import CoreSettings
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger
+from shared.store.inbound import claim_inbound, mark_processed, new_inbound_doc
+from shared.store.users import ConsentState, get_user, set_last_inbound
 from shared.webhooks.params import inbound_sid, params_digest, safe_document_id
 
 log = get_logger(__name__)
 
-INBOUND = "inbound"
-KEYWORD_SOURCE = "keyword"
 
 CONSENT_FOR: dict[Classification, ConsentState] = {
     Classification.STOP: ConsentState.STOP,
@@ -83,7 +85,7 @@ def sender_phone(params: dict[str, str], default_region: str) -> str | None:
 
 
 def process_inbound(
-    db: firestore.Client,
+    db: Database,
     inbound: InboundWebhook,
     core: CoreSettings,
     send_reply: ReplySender,
@@ -92,20 +94,20 @@ def process_inbound(
     params = inbound.params
     classification = classify_inbound(params.get("Body"), params.get("OptOutType"))
     phone = sender_phone(params, core.default_region)
-    ref = db.collection(INBOUND).document(inbound_doc_id(params))
+    doc_id = inbound_doc_id(params)
     record = inbound_record(inbound, phone, classification, core)
-    claim = claim_inbound(ref, record)
+    claim = claim_inbound(db, doc_id, record)
     if claim is None:
         log.info("inbound redelivery ignored")
         return InboundResult(InboundOutcome.DUPLICATE, classification)
     if phone is None:
         log.warning("inbound from an invalid number kept without action")
-        mark_processed(db, ref, claim, None, now)
+        mark_processed(db, doc_id, claim, None, now)
         return InboundResult(InboundOutcome.INVALID_SENDER, classification)
     change = apply_consent(db, phone, inbound_sid(params), classification, now)
     touch_user(db, phone, inbound.received_at)
     reply = reply_for(db, params, phone, classification, change, core)
-    if not mark_processed(db, ref, claim, reply, now):
+    if not mark_processed(db, doc_id, claim, reply.body if reply else None, now):
         log.info("inbound processed concurrently elsewhere")
         return InboundResult(InboundOutcome.DUPLICATE, classification)
     if reply:
@@ -124,53 +126,17 @@ def inbound_record(
     classification: Classification,
     core: CoreSettings,
 ) -> dict[str, Any]:
-    return {
-        "params": dict(inbound.params),
-        "phone": phone,
-        "body": inbound.params.get("Body", ""),
-        "classification": classification.value,
-        "received_at": inbound.received_at,
-        "expire_at": inbound.received_at + timedelta(days=core.raw_retention_days),
-        "processed_at": None,
-    }
-
-
-def claim_inbound(
-    ref: firestore.DocumentReference, record: dict[str, Any]
-) -> datetime | None:
-    """Store the raw message; the update time to mark it by, None if done."""
-    try:
-        return ref.create(record).update_time
-    except gexc.AlreadyExists:
-        snapshot = ref.get()
-    if (snapshot.to_dict() or {}).get("processed_at") is not None:
-        return None
-    return snapshot.update_time
-
-
-def mark_processed(
-    db: firestore.Client,
-    ref: firestore.DocumentReference,
-    claim: datetime,
-    reply: Reply | None,
-    now: datetime,
-) -> bool:
-    """Compare-and-set on the update time: only one delivery may mark it."""
-    try:
-        ref.update(
-            {
-                "processed_at": now,
-                "reply": reply.body if reply else None,
-            },
-            option=db.write_option(last_update_time=claim),
-        )
-    except gexc.FailedPrecondition:
-        return False
-    return True
+    return new_inbound_doc(
+        inbound.params,
+        phone,
+        classification.value,
+        inbound.received_at,
+        inbound.received_at + timedelta(days=core.raw_retention_days),
+    )
 
 
 def apply_consent(
-    db: firestore.Client,
+    db: Database,
     phone: str,
     sid: str | None,
     classification: Classification,
@@ -179,16 +145,7 @@ def apply_consent(
     state = CONSENT_FOR.get(classification)
     if state is None:
         return None
-    # An unknown number that opts out is created as STOP so suppression holds.
-    change = set_consent(
-        db,
-        phone,
-        state,
-        source=KEYWORD_SOURCE,
-        now=now,
-        evidence=sid,
-        create_missing=state is ConsentState.STOP,
-    )
+    change = set_consent_by_keyword(db, phone, state, evidence=sid, now=now)
     if change is not None and change.changed:
         log.info(
             "consent %s by keyword for %s",
@@ -199,16 +156,13 @@ def apply_consent(
     return change
 
 
-def touch_user(db: firestore.Client, phone: str, received_at: datetime) -> None:
+def touch_user(db: Database, phone: str, received_at: datetime) -> None:
     # The time Twilio's webhook arrived, so a redelivery writes the same value.
-    try:
-        user_ref(db, phone).update({"last_inbound_at": received_at})
-    except gexc.NotFound:
-        pass
+    set_last_inbound(db, phone, received_at)
 
 
 def reply_for(
-    db: firestore.Client,
+    db: Database,
     params: dict[str, str],
     phone: str,
     classification: Classification,
@@ -218,8 +172,9 @@ def reply_for(
     body = reply_text(classification, change, core)
     if body is None:
         return None
-    if classification is Classification.HELP and _opted_out(db, phone):
-        # After STOP the only message a number gets is that STOP's confirmation.
+    if classification is Classification.HELP and not allows_help_reply(
+        get_user(db, phone)
+    ):
         return None
     return Reply(params.get("From", phone), params.get("To", ""), body)
 
@@ -238,11 +193,6 @@ def reply_text(
         Classification.STOP: core.stop_reply,
         Classification.START: core.start_reply,
     }.get(classification)
-
-
-def _opted_out(db: firestore.Client, phone: str) -> bool:
-    user = get_user(db, phone)
-    return user is not None and user.consent.state is ConsentState.STOP
 
 
 def deliver_reply(send_reply: ReplySender, reply: Reply) -> None:

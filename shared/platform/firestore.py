@@ -10,8 +10,10 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 
@@ -74,3 +76,22 @@ def count_of(query: firestore.Query) -> int:
     aggregation: Any = query.count()
     results = aggregation.get()
     return int(results[0][0].value)
+
+
+KeyT = TypeVar("KeyT")
+# Aggregation queries run side by side; each is one short RPC.
+COUNT_WORKERS = 8
+
+
+def count_each(queries: Mapping[KeyT, firestore.Query]) -> dict[KeyT, int]:
+    """count() of each query, run side by side."""
+    if not queries:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(COUNT_WORKERS, len(queries))) as pool:
+        counts = pool.map(count_of, queries.values())
+        return dict(zip(queries, counts, strict=True))
+
+
+# The client type, named here so that code above the stores can take a client
+# and hand it to a store without importing the Firestore library itself.
+Database = firestore.Client

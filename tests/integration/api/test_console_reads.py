@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from shared.delivery.messages import message_id_for
-from shared.delivery.status import MessageStatus, rank_of
-from shared.events.ingest import EVENTS
+from shared.store.events import EVENTS
+from shared.store.messages import MessageStatus, rank_of
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from shared.audience.consent import set_consent
-from shared.audience.users import ConsentState
-from shared.campaigns.models import Campaign, CampaignStatus, campaign_ref
 from shared.campaigns.scheduler import status_counts
-from shared.delivery.messages import Message, message_id_for
+from shared.delivery.messages import message_id_for
 from shared.delivery.receipts import apply_status_callback
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import StatusCallback
+from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
+from shared.store.messages import Message, MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from shared.audience import erasure
-from shared.audience.erasure import erase_phone
-from shared.campaigns.models import CampaignStatus, campaign_ref
-from shared.delivery.status import MessageStatus
+from shared.privacy import erasure
+from shared.privacy.erasure import erase_phone
+from shared.store.campaigns import CampaignStatus, campaign_ref
+from shared.store.messages import MessageStatus
 from tests.integration.api.test_reports_api import (
     NOW,
     MessageFactory,

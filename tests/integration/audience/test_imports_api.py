@@ -443,7 +443,7 @@ def test_many_chunks_in_flight(
 
 def test_a_stop_arriving_during_the_import_wins(api: Any, db: Any, clock: Any) -> None:
     from shared.audience.consent import set_consent
-    from shared.audience.users import ConsentState
+    from shared.store.users import ConsentState
 
     phone = "+94771234571"
     api("POST", "/v1/users", json={"phone": phone, "consent_state": "OPT_OUT"})
@@ -561,12 +561,12 @@ def test_a_chunk_cut_short_resumes_and_counts_each_row_once(
 
     monkeypatch.setattr(import_chunks, "PART_ROWS", 2)
     write = import_chunks.write_contacts
-    crashed: list[str] = []
+    crashed: list[int] = []
 
     def crash_on_the_second_part(*args: Any, **kwargs: Any) -> Any:
-        part_ref = args[5] if len(args) > 5 else kwargs.get("part_ref")
-        if part_ref is not None and part_ref.id == "1" and not crashed:
-            crashed.append(part_ref.id)
+        part = args[5] if len(args) > 5 else kwargs.get("part")
+        if part is not None and part.part_no == 1 and not crashed:
+            crashed.append(part.part_no)
             raise RuntimeError("the instance went away")
         return write(*args, **kwargs)
 

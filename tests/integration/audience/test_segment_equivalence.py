@@ -24,7 +24,7 @@ from shared.audience.segments import (
     user_matches,
     validate_definition,
 )
-from shared.audience.users import Consent, ConsentState, User, user_doc, user_ref
+from shared.store.users import Consent, ConsentState, User, user_doc, user_ref
 
 pytestmark = pytest.mark.integration
 

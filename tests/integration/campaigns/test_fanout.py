@@ -15,19 +15,19 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
-from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
-from shared.campaigns.scheduler import TickReport, sweep_stranded_queued
-from shared.content.store import get_template
+from shared.campaigns.scheduler import sweep_stranded_queued
 from shared.delivery.messages import encode_version, message_id_for
-from shared.delivery.status import MessageStatus, rank_of
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
 from shared.platform.tasks import task_name_for
+from shared.store.campaigns import Campaign, CampaignSettings, CampaignStatus
+from shared.store.messages import MessageStatus, rank_of
+from shared.store.templates import get_template
+from shared.store.users import ConsentState, new_user, user_doc
 from tests.conftest import RecordingTaskQueue
 
 pytestmark = pytest.mark.integration
@@ -653,12 +653,11 @@ def test_fanned_out_messages_are_found_by_the_stranded_sweep(
     """Fan-out stores `held: false`, the field the sweep's query needs."""
     fan_out_batch(ready, task_queue, batch(), core(), clock.now)
     lost = RecordingTaskQueue()  # as if every first task had run out
-    report = TickReport()
     later = clock.now + timedelta(seconds=core().stranded_queued_seconds + 60)
 
-    sweep_stranded_queued(ready, lost, core(), later, report)
+    requeued, _ = sweep_stranded_queued(ready, lost, core(), later)
 
-    assert report.stranded_requeued == len(PHONES)
+    assert requeued == len(PHONES)
     assert {t.body["message_id"] for t in lost.tasks} == {
         message_id_for(CAMPAIGN, phone) for phone in PHONES
     }

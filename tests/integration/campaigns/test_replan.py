@@ -7,24 +7,24 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
-from shared.campaigns.cache import campaign_cache
 from shared.campaigns.fanout import reserve_send_window
 from shared.campaigns.lifecycle import transition
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignSettings,
-    CampaignStatus,
-)
 from shared.campaigns.replan import resume_held_messages, skip_queued_messages
+from shared.campaigns.transitions import CampaignAction
 from shared.delivery.gateway import OutboundMessage, SendAccepted
 from shared.delivery.messages import encode_version, message_id_for, send_task
 from shared.delivery.sender import SenderDeps, send_message
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import RecipientBatch, SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.tasks import SendTask, task_name_for
+from shared.store.campaigns import (
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    campaign_cache,
+)
+from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

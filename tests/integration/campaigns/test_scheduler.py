@@ -14,20 +14,17 @@ from typing import Any
 import pytest
 
 from shared.campaigns.lifecycle import IllegalTransition, launch_campaign, transition
-from shared.campaigns.models import (
-    Campaign,
-    CampaignAction,
-    CampaignSettings,
-    CampaignStatus,
-)
 from shared.campaigns.replan import resume_held_messages
-from shared.campaigns.scheduler import run_tick, sweep_stuck_sends
+from shared.campaigns.scheduler import sweep_stuck_sends
+from shared.campaigns.transitions import CampaignAction
 from shared.delivery.messages import message_id_for
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import CampaignLaunch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
 from shared.platform.tasks import TaskQueueError, task_name_for
+from shared.scheduler.tick import run_tick
+from shared.store.campaigns import Campaign, CampaignSettings, CampaignStatus
+from shared.store.messages import MessageStatus, rank_of, status_of
 
 pytestmark = pytest.mark.integration
 

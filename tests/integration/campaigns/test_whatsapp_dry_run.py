@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
 from shared.campaigns.dry_run import dry_run
-from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
-from shared.content.store import get_template
 from shared.platform.config import CoreSettings
+from shared.store.campaigns import Campaign, CampaignSettings, CampaignStatus
+from shared.store.templates import get_template
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from shared.delivery.receipts import ReceiptOutcome, apply_status_callback
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import StatusCallback
 from shared.platform.firestore import operations
+from shared.store.messages import MessageStatus, rank_of, status_of
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.delivery.receipts import apply_status_callback
-from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
+from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
+from shared.store.messages import MessageStatus, rank_of
 
 pytestmark = pytest.mark.integration
 

@@ -19,16 +19,12 @@ from typing import Any
 import pytest
 
 from local.twilio_simulator import SimulatorConfig, SimulatorServer
-from shared.audience.users import ConsentState, new_user, user_doc
-from shared.campaigns.cache import campaign_cache
-from shared.campaigns.models import Campaign, CampaignSettings, CampaignStatus
 from shared.campaigns.scheduler import is_finished
 from shared.campaigns.summary import compute_summary
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import TwilioGateway
 from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.sender import SenderDeps, SendResult, send_message
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import SendTaskBody
 from shared.platform.config import (
     CoreSettings,
@@ -36,6 +32,14 @@ from shared.platform.config import (
     TwilioSettings,
 )
 from shared.platform.tasks import SendTask
+from shared.store.campaigns import (
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    campaign_cache,
+)
+from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

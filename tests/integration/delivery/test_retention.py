@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from shared.campaigns.models import CampaignStatus, campaign_ref
 from shared.campaigns.replan import skip_queued_messages
 from shared.delivery.receipts import apply_status_callback
-from shared.delivery.status import MessageStatus
 from shared.platform.config import core_settings
+from shared.store.campaigns import CampaignStatus, campaign_ref
+from shared.store.messages import MessageStatus
 from tests.integration.api.test_reports_api import NOW, MessageFactory, make_campaign
 from tests.integration.delivery.test_receipts_emulator import callback
 

@@ -14,9 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import ConsentState, new_user, user_doc
-from shared.campaigns.cache import campaign_cache
-from shared.campaigns.models import CampaignSettings, CampaignStatus
 from shared.delivery import sender as sender_module
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
@@ -28,11 +25,13 @@ from shared.delivery.gateway import (
 from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.receipts import apply_status_callback
 from shared.delivery.sender import SenderDeps, SendResult, send_message
-from shared.delivery.status import MessageStatus, rank_of, status_of
 from shared.payloads import SendTaskBody, StatusCallback
 from shared.platform.config import CoreSettings, TwilioSettings
 from shared.platform.firestore import operations
 from shared.platform.tasks import SendTask, task_name_for
+from shared.store.campaigns import CampaignSettings, CampaignStatus, campaign_cache
+from shared.store.messages import MessageStatus, rank_of, status_of
+from shared.store.users import ConsentState, new_user, user_doc
 
 pytestmark = pytest.mark.integration
 

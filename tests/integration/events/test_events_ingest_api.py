@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from shared.delivery.messages import message_id_for
-from shared.events.ingest import EVENTS
 from shared.events.router import route_event
+from shared.store.events import EVENTS
 from tests.integration.events.factories import PHONE, add_user, triggered_campaign
 
 

@@ -12,13 +12,12 @@ from shared.inbound.keywords import Classification
 from shared.inbound.processor import (
     InboundOutcome,
     Reply,
-    claim_inbound,
     inbound_record,
-    mark_processed,
     process_inbound,
 )
 from shared.payloads import InboundWebhook
 from shared.platform.config import CoreSettings
+from shared.store.inbound import claim_inbound, mark_processed
 
 pytestmark = pytest.mark.integration
 
@@ -233,8 +232,10 @@ def test_a_delivery_that_crashed_before_the_mark_is_finished_by_the_next(
     make_user(db)
     message = inbound("STOP")
     # The first delivery stored the raw message, then died.
-    ref = db.collection("inbound").document(message.params["MessageSid"])
-    claim_inbound(ref, inbound_record(message, PHONE, Classification.STOP, core()))
+    doc_id = message.params["MessageSid"]
+    claim_inbound(
+        db, doc_id, inbound_record(message, PHONE, Classification.STOP, core())
+    )
     result, replies = process(db, message, core(confirmations=True))
     assert result.outcome is InboundOutcome.PROCESSED
     assert user(db)["consent"]["state"] == "STOP"
@@ -243,15 +244,15 @@ def test_a_delivery_that_crashed_before_the_mark_is_finished_by_the_next(
 
 def test_two_concurrent_deliveries_cannot_both_reply(db: Any) -> None:
     message = inbound("HELP")
-    ref = db.collection("inbound").document(message.params["MessageSid"])
+    doc_id = message.params["MessageSid"]
     record = inbound_record(message, PHONE, Classification.HELP, core())
-    first_claim = claim_inbound(ref, record)
-    second_claim = claim_inbound(ref, record)
+    first_claim = claim_inbound(db, doc_id, record)
+    second_claim = claim_inbound(db, doc_id, record)
     assert first_claim is not None and second_claim is not None
     reply = Reply(PHONE, OUR_NUMBER, "help text")
-    assert mark_processed(db, ref, first_claim, reply, NOW) is True
-    assert mark_processed(db, ref, second_claim, reply, NOW) is False
-    assert claim_inbound(ref, record) is None
+    assert mark_processed(db, doc_id, first_claim, reply.body, NOW) is True
+    assert mark_processed(db, doc_id, second_claim, reply.body, NOW) is False
+    assert claim_inbound(db, doc_id, record) is None
 
 
 def test_a_failed_reply_is_logged_not_retried(db: Any) -> None:

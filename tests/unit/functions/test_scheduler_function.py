@@ -7,7 +7,7 @@ from typing import Any
 import flask
 import pytest
 
-from shared.campaigns.scheduler import TickReport
+from shared.scheduler.tick import TickReport
 from tests.unit.functions.test_webhook_functions import NOW, load_function
 
 

@@ -314,7 +314,7 @@ def test_inbound_processor_processes_the_message_in_the_envelope(
     assert (used_db, processed, send_reply, now) == (
         db,
         message,
-        module.send_reply,
+        module.reply_sender(),
         NOW,
     )
 
@@ -322,9 +322,11 @@ def test_inbound_processor_processes_the_message_in_the_envelope(
 def test_a_reply_is_sent_from_the_number_the_sender_wrote_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from shared import wiring
     from shared.inbound.processor import Reply
 
-    module = load_function("inbound_processor")
+    # The inbound processor's replies go through the sender the wiring builds.
+    module = wiring
     sent: list[Any] = []
     monkeypatch.setattr(
         module,
@@ -336,8 +338,9 @@ def test_a_reply_is_sent_from_the_number_the_sender_wrote_to(
     monkeypatch.setattr(
         module, "twilio_gateway", lambda: SimpleNamespace(send=sent.append)
     )
-    module.send_reply(Reply("whatsapp:+14155550100", "whatsapp:+15005550006", "hi"))
-    module.send_reply(Reply("+14155550100", "", "hi"))
+    send_reply = load_function("inbound_processor").reply_sender()
+    send_reply(Reply("whatsapp:+14155550100", "whatsapp:+15005550006", "hi"))
+    send_reply(Reply("+14155550100", "", "hi"))
     assert [(m.to, m.from_number, m.messaging_service_sid) for m in sent] == [
         ("whatsapp:+14155550100", "whatsapp:+15005550006", None),
         ("+14155550100", None, "MG1"),

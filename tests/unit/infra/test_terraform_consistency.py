@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ REQUIRED_COMPOSITE_INDEXES = [
     ("messages", (("status_rank", "ASCENDING"), ("created_at", "ASCENDING"))),
     # shared/api/reports.py dashboard: inbound per classification over 24 h
     ("inbound", (("classification", "ASCENDING"), ("received_at", "ASCENDING"))),
-    # shared/campaigns/scheduler.py republish_stranded_events
+    # shared/events/republish.py republish_stranded_events
     ("events", (("status", "ASCENDING"), ("republish_at", "ASCENDING"))),
     # shared/campaigns/summary.py: STOPs in the campaign's window (group query)
     ("consent_events", (("to", "ASCENDING"), ("at", "ASCENDING"))),
@@ -119,7 +119,7 @@ TTL_FIELDS = [
 
 
 def test_fields_erasure_queries_stay_indexed() -> None:
-    # shared/audience/erasure.py finds a number's documents by these fields.
+    # shared/privacy/erasure.py finds a number's documents by these fields.
     exempt = {
         (o["collectionGroup"], o["fieldPath"])
         for o in firestore_spec()["fieldOverrides"]
@@ -410,15 +410,21 @@ def moved_blocks() -> dict[str, str]:
     }
 
 
+def unmoved(rtype: str, resource: str, keys: Iterable[str]) -> list[str]:
+    """The keys whose old `rtype.<key>` does not move to `rtype.resource["<key>"]`."""
+    moves = moved_blocks()
+    return [
+        key
+        for key in keys
+        if moves.get(f"{rtype}.{key}") != f'{rtype}.{resource}["{key}"]'
+    ]
+
+
 def test_each_function_keeps_its_state_from_its_old_address() -> None:
     # Each function was its own resource; `moved` carries its state to its
     # for_each instance, so an existing deployment updates in place.
-    moves = moved_blocks()
-    for name in FUNCTIONS:
-        old = f"google_cloudfunctions2_function.{name}"
-        assert moves.get(old) == (
-            f'google_cloudfunctions2_function.{FUNCTION_RESOURCE}["{name}"]'
-        ), name
+    rtype = "google_cloudfunctions2_function"
+    assert unmoved(rtype, FUNCTION_RESOURCE, FUNCTIONS) == []
 
 
 def env_keys(name: str) -> tuple[set[str], set[str]]:
@@ -462,6 +468,32 @@ SECRET_ENV = {
 }
 
 
+# The one google_secret_manager_secret: for_each over local.secrets.
+SECRET_RESOURCE = "secret"
+
+
+def test_the_secrets_are_one_definition_over_a_map() -> None:
+    assert set(resources("google_secret_manager_secret")) == {SECRET_RESOURCE}
+    secrets = tf_locals()["secrets"]
+    assert set(secrets) == set(SECRET_ENV)
+    # Each Secret Manager id is the one the deployment already has.
+    assert secrets == {key: key.replace("_", "-") for key in SECRET_ENV}
+    secret = resources("google_secret_manager_secret")[SECRET_RESOURCE]
+    assert expr(secret["for_each"]) == "local.secrets"
+    assert expr(secret["secret_id"]) == "each.value"
+    assert expr(tf_locals()["secret_ids"]) == (
+        "{for key, secret in google_secret_manager_secret.secret"
+        " : key => secret.secret_id}"
+    )
+
+
+def test_each_secret_keeps_its_state_from_its_old_address() -> None:
+    # Each secret was its own resource; `moved` carries its state (and its
+    # versions) to its for_each instance, so nothing is destroyed.
+    rtype = "google_secret_manager_secret"
+    assert unmoved(rtype, SECRET_RESOURCE, SECRET_ENV) == []
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_secret_env_mounts_its_own_secret(name: str) -> None:
     env_of = {env: secret for secret, env in SECRET_ENV.items()}
@@ -478,7 +510,7 @@ def test_each_secret_env_mounts_its_own_secret(name: str) -> None:
             assert match and match.groups() == (mount["key"], field), mount
             fields[field] = expr(tf_locals()["secret_env"][mount["key"]][field])
         assert expr(mount["project_id"]) == "var.project"
-        assert fields["secret"] == f"google_secret_manager_secret.{secret}.secret_id"
+        assert fields["secret"] == f'local.secret_ids["{secret}"]'
         version = re.sub(r"_(sid|secret)$", "", secret)
         assert fields["version"] == f"var.{version}_version", mount
 
@@ -708,9 +740,11 @@ def test_private_functions_have_only_their_caller_as_invoker() -> None:
     bindings = invoker_bindings()
     assert bindings["twilio_webhooks"] == {"allUsers"}
     assert bindings["campaign_scheduler"] == {
-        "google_service_account.scheduler_invoker.member"
+        'google_service_account.identity["scheduler_invoker"].member'
     }
-    assert bindings["message_sender"] == {"google_service_account.tasks_invoker.member"}
+    assert bindings["message_sender"] == {
+        'google_service_account.identity["tasks_invoker"].member'
+    }
     # The api's invokers are var.api_invokers (none by default), validated private.
     assert not bindings.get("api")
     api = resources("google_cloud_run_service_iam_member")["api_invoker"]
@@ -720,7 +754,7 @@ def test_private_functions_have_only_their_caller_as_invoker() -> None:
     )
     assert "allUsers" in str(tf_variables()["api_invokers"]["validation"])
     for fn in CONSUMERS.values():
-        assert bindings[fn] == {"google_service_account.pubsub_push.member"}
+        assert bindings[fn] == {'google_service_account.identity["pubsub_push"].member'}
 
 
 # --------------------------------------------------------------------------
@@ -791,7 +825,7 @@ def test_scheduler_calls_campaign_scheduler_with_oidc() -> None:
     )
     oidc = block(target, "oidc_token")
     assert expr(oidc["service_account_email"]) == (
-        "google_service_account.scheduler_invoker.email"
+        'google_service_account.identity["scheduler_invoker"].email'
     )
 
 
@@ -851,14 +885,18 @@ def test_alerts_on_log_metrics_wait_for_the_metrics() -> None:
     # refused; the filter's reference alone does not order the creation.
     policies = resources("google_monitoring_alert_policy")
     on_log_metrics = [
-        name
+        (name, key)
         for name, body in policies.items()
-        if "logging.googleapis.com/user/" in json.dumps(body)
+        for key, item in for_each_items(body).items()
+        if "logging.googleapis.com/user/" in json.dumps([body, item])
     ]
-    assert on_log_metrics
-    for name in on_log_metrics:
+    assert {key for _, key in on_log_metrics} >= {
+        "signature_rejections",
+        "failure_rate",
+    }
+    for name, key in on_log_metrics:
         depends = [expr(d) for d in policies[name].get("depends_on", [])]
-        assert "google_logging_metric.engine" in depends, name
+        assert "google_logging_metric.engine" in depends, (name, key)
 
 
 def test_google_provider_is_pinned_exactly() -> None:

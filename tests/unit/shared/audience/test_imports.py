@@ -9,20 +9,18 @@ import pytest
 from shared.audience.import_files import (
     Contact,
     ImportFileError,
-    ImportFormat,
     RowError,
     UnsupportedFormat,
     csv_records,
     detect_format,
     json_records,
-    multipart_file,
     ndjson_records,
-    open_upload,
     parse_consent,
     parse_contact,
     typed_csv_value,
 )
-from shared.audience.users import ConsentState
+from shared.store.imports import ImportFormat
+from shared.store.users import ConsentState
 
 
 @pytest.mark.parametrize(
@@ -123,27 +121,6 @@ def test_content_type_decides_then_name_then_sniffing(
 def test_other_media_types_are_unsupported() -> None:
     with pytest.raises(UnsupportedFormat):
         detect_format(b"x", "application/pdf")
-
-
-def test_multipart_yields_the_file_part() -> None:
-    body = (
-        b"preamble\r\n--b1\r\n"
-        b'Content-Disposition: form-data; name="other"\r\n\r\nx\r\n'
-        b"--b1\r\n"
-        b'Content-Disposition: form-data; name="file"; filename="c.json"\r\n\r\n'
-        b'[{"phone": "1"}]\r\n--b1--\r\n'
-    )
-    payload, part_type, filename = multipart_file(
-        body, 'multipart/form-data; boundary="b1"'
-    )
-    assert (payload, part_type, filename) == (b'[{"phone": "1"}]', "", "c.json")
-    assert open_upload(body, "multipart/form-data; boundary=b1")[0] == ImportFormat.JSON
-    with pytest.raises(ImportFileError):
-        multipart_file(body, "multipart/form-data")
-    with pytest.raises(ImportFileError):
-        multipart_file(
-            body.replace(b'"file"', b'"upload"'), "multipart/form-data; boundary=b1"
-        )
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from shared.audience.segments import (
     validate_definition,
     validate_properties_definition,
 )
-from shared.audience.users import Consent, ConsentState, User
+from shared.store.users import Consent, ConsentState, User
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 

@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import (
-    Consent,
-    ConsentState,
-    InvalidAttributes,
-    User,
-    check_attributes,
-    is_valid_timezone,
-    upserted_consent,
-)
+from shared.audience.consent import upserted_consent
+from shared.audience.users import InvalidAttributes, check_attributes, is_valid_timezone
+from shared.store.users import Consent, ConsentState, User
 
 IN, OUT, STOP = ConsentState.OPT_IN, ConsentState.OPT_OUT, ConsentState.STOP
 

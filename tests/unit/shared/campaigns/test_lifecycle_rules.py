@@ -8,15 +8,13 @@ from typing import Any
 import pytest
 
 from shared.campaigns.lifecycle import IllegalTransition, next_status
-from shared.campaigns.models import (
+from shared.campaigns.transitions import (
     BROADCAST_TRANSITIONS,
-    FINAL_CAMPAIGN_STATUSES,
     TRIGGERED_TRANSITIONS,
-    Campaign,
     CampaignAction,
-    CampaignStatus,
     transitions_for,
 )
+from shared.store.campaigns import FINAL_CAMPAIGN_STATUSES, Campaign, CampaignStatus
 
 A = CampaignAction
 S = CampaignStatus

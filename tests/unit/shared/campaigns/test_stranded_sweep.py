@@ -9,7 +9,7 @@ from shared.campaigns.scheduler import (
     SEND_ATTEMPTS_EXHAUSTED,
     stranded_change,
 )
-from shared.delivery.status import MessageStatus, rank_of
+from shared.store.messages import MessageStatus, rank_of
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.campaigns.scheduler import (
+from shared.scheduler.tick import (
     TICK_SWEEPS,
     Sweep,
     TickContext,

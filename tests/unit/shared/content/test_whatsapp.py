@@ -5,12 +5,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.content.store import TemplateFields
 from shared.content.templates import (
     TemplateRenderError,
     TemplateSyntaxError,
     render_content_variables,
 )
+from shared.store.templates import TemplateFields
 
 PHONE = "+94771234567"
 CONTENT_SID = "HX" + "0123456789abcdef" * 2

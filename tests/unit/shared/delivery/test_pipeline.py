@@ -9,9 +9,6 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import Consent, ConsentState, User
-from shared.campaigns.models import Campaign, CampaignStatus, FrequencyCap, QuietHours
-from shared.delivery.messages import Message
 from shared.delivery.pipeline import (
     MESSAGE_STEPS,
     RECIPIENT_STEPS,
@@ -28,7 +25,9 @@ from shared.delivery.pipeline import (
     run_steps,
     skip_reason,
 )
-from shared.delivery.status import MessageStatus, rank_of
+from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap, QuietHours
+from shared.store.messages import Message, MessageStatus, rank_of
+from shared.store.users import Consent, ConsentState, User
 
 # 15:00 UTC is 10:00 in New York: outside the default 21:00-08:00.
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)

@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.audience.phones import phone_time_zones
-from shared.audience.users import User
-from shared.campaigns.models import QuietHours
 from shared.delivery.quiet_hours import (
     COMMON_HORIZON,
     COMPROMISE_HORIZON,
@@ -22,6 +20,8 @@ from shared.delivery.quiet_hours import (
     quiet_zones,
     recipient_zones,
 )
+from shared.store.campaigns import QuietHours
+from shared.store.users import User
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

@@ -12,8 +12,9 @@ from shared.delivery.receipts import (
     receipt_entry,
     status_update,
 )
-from shared.delivery.status import TWILIO_STATUS, MessageStatus, rank_of
+from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
+from shared.store.messages import MessageStatus, rank_of
 
 AT = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 SID = "SM" + "a" * 32

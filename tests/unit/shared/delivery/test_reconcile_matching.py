@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.delivery.gateway import OutboundMessage, SendAccepted
-from shared.delivery.messages import Message
 from shared.delivery.reconcile import (
     CLOCK_SKEW,
     Window,
@@ -13,6 +12,7 @@ from shared.delivery.reconcile import (
     candidates,
     lookup_truncated,
 )
+from shared.store.messages import Message
 
 T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 PHONE = "+12125550100"

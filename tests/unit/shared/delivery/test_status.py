@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shared.delivery.status import (
+from shared.delivery.status import TWILIO_STATUS
+from shared.store.messages import (
     ACCEPTED_STATUSES,
     FINAL_STATUSES,
     STATUS_RANK,
-    TWILIO_STATUS,
     MessageStatus,
     is_final,
     rank_of,

@@ -8,14 +8,11 @@ from typing import Any
 
 import pytest
 
-from shared.audience.users import Consent, ConsentState, User
-from shared.campaigns.models import Campaign, CampaignStatus
 from shared.delivery.gateway import (
     CONNECTION_OVERRIDES,
     channel_address,
     status_callback_url,
 )
-from shared.delivery.messages import Message
 from shared.delivery.pipeline import (
     RECIPIENT_STEPS,
     Outcome,
@@ -25,7 +22,9 @@ from shared.delivery.pipeline import (
     skip_reason,
 )
 from shared.delivery.sender import _outbound
-from shared.delivery.status import MessageStatus, rank_of
+from shared.store.campaigns import Campaign, CampaignStatus
+from shared.store.messages import Message, MessageStatus, rank_of
+from shared.store.users import Consent, ConsentState, User
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 PHONE = "+14155550177"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.audience.users import User
-from shared.campaigns.models import Campaign, CampaignStatus, Trigger
 from shared.events.router import (
     CampaignPacer,
     NotMatched,
@@ -15,6 +13,8 @@ from shared.events.router import (
     screen_recipient,
 )
 from shared.events.router import Match as RouteMatch
+from shared.store.campaigns import Campaign, CampaignStatus, Trigger
+from shared.store.users import User
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 BIG_ORDER = {"attribute": "total", "operator": "gte", "value": 100}

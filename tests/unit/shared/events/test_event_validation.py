@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from shared.audience.segments import SegmentDefinitionError
-from shared.campaigns.models import Trigger
 from shared.events.ingest import (
     MAX_EVENTS_PER_REQUEST,
     MAX_PROPERTIES_BYTES,
@@ -21,6 +20,7 @@ from shared.events.ingest import (
     validate_event,
     validate_trigger,
 )
+from shared.store.campaigns import Trigger
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from shared.audience.consent import ConsentChange
-from shared.audience.users import ConsentState
 from shared.inbound.keywords import Classification
 from shared.inbound.processor import inbound_doc_id, reply_text, sender_phone
 from shared.platform.config import CoreSettings
+from shared.store.users import ConsentState
 
 PHONE = "+14155550100"
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from shared.audience.privacy import recipient_key, suppression_key
 from shared.delivery.messages import message_id_for
+from shared.platform.privacy import recipient_key, suppression_key
 
 PHONE = "+14155550100"
 KEY = "local-recipient-key-not-secret"

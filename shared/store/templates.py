@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from pydantic import (
 )
 
 from shared.content.templates import TemplateChannel
+from shared.platform.documents import delete_unless_used
 
 TEMPLATES = "templates"
 
@@ -121,6 +123,14 @@ def templates_collection(db: firestore.Client) -> firestore.CollectionReference:
     return db.collection(TEMPLATES)
 
 
+def every_template(
+    db: firestore.Client,
+) -> tuple[firestore.Query, firestore.CollectionReference]:
+    """The query over every template, and its collection (for page cursors)."""
+    collection = templates_collection(db)
+    return firestore.Query(collection), collection
+
+
 def template_ref(db: firestore.Client, template_id: str) -> firestore.DocumentReference:
     return templates_collection(db).document(template_id)
 
@@ -181,3 +191,15 @@ def replace_template(
 
     result: Template | None = apply(db.transaction())
     return result
+
+
+def delete_template_unless_used(
+    db: firestore.Client,
+    template_id: str,
+    users_of: Callable[[firestore.Transaction], list[str]],
+) -> list[str] | None:
+    """Delete the template unless `users_of` names users of it; returns those.
+
+    None when there is no template; see `delete_unless_used`.
+    """
+    return delete_unless_used(db, template_ref(db, template_id), users_of)

@@ -21,58 +21,35 @@ matters for that:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.audience.privacy import suppression_key
-from shared.audience.users import (
+from shared.audience.consent import SUPPRESSING_STATES
+from shared.audience.suppressions import suppressed_state
+from shared.campaigns.summary import campaign_summary
+from shared.platform.bulk import write_in_batches
+from shared.platform.logging import get_logger, mask_phones_in_log
+from shared.store import messages as message_store
+from shared.store.messages import QUEUED_RANK, MessageStatus, rank_of
+from shared.store.users import (
     CONSENT_EVENTS,
-    SUPPRESSING_STATES,
-    SUPPRESSIONS,
-    ConsentState,
     User,
     suppression_ref,
     user_ref,
 )
-from shared.platform.logging import get_logger, mask_phones_in_log
 
 log = get_logger(__name__)
 
-MESSAGES = "messages"
 INBOUND = "inbound"
 EVENTS = "events"
 UNMATCHED_RECEIPTS = "receipts"
 # Writes per batch: far below Firestore's 500, so one batch stays small.
 ERASURE_BATCH = 200
 ERASED_SKIP_REASON = "erased"
-_QUEUED_RANK = 10
-_SKIPPED_RANK = 90
-
-
-def suppressed_state(db: firestore.Client, phone: str) -> ConsentState | None:
-    """The consent an erased number left behind, if it was opted out."""
-    snapshot = suppression_ref(db, phone).get()
-    if not snapshot.exists:
-        return None
-    return ConsentState((snapshot.to_dict() or {})["state"])
-
-
-def suppressed_states(
-    db: firestore.Client, phones: Iterable[str]
-) -> dict[str, ConsentState]:
-    """`suppressed_state` of many numbers in one batched read."""
-    by_key = {suppression_key(phone): phone for phone in phones}
-    refs = [db.collection(SUPPRESSIONS).document(key) for key in by_key]
-    found: dict[str, ConsentState] = {}
-    for snapshot in db.get_all(refs, field_paths=["state"]):
-        if snapshot.exists:
-            state = (snapshot.to_dict() or {})["state"]
-            found[by_key[snapshot.id]] = ConsentState(state)
-    return found
 
 
 def _where(field: str, op: str, value: Any) -> FieldFilter:
@@ -84,20 +61,8 @@ def _in_batches(
     query: firestore.Query,
     write: Callable[[firestore.WriteBatch, firestore.DocumentSnapshot], None],
 ) -> int:
-    """Apply `write` to every document `query` selects, a batch at a time.
-
-    `write` must take the document out of `query`'s selection, so the loop ends.
-    """
-    done = 0
-    while True:
-        snapshots = list(query.limit(ERASURE_BATCH).stream())
-        if not snapshots:
-            return done
-        batch = db.batch()
-        for snapshot in snapshots:
-            write(batch, snapshot)
-        batch.commit()
-        done += len(snapshots)
+    """Apply `write` to every document `query` selects, a batch at a time."""
+    return write_in_batches(db, query, write, ERASURE_BATCH)
 
 
 def _delete(batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot) -> None:
@@ -110,11 +75,10 @@ def _masked_entry(entry: Any) -> Any:
     return {**entry, "reason": mask_phones_in_log(str(entry["reason"]))}
 
 
-def _redact_message(now: datetime, retention: timedelta) -> Callable[..., None]:
-    def write(
-        batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot
-    ) -> None:
-        data = snapshot.to_dict() or {}
+def _redact_message(
+    now: datetime, retention: timedelta
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def redacted(data: dict[str, Any]) -> dict[str, Any]:
         changes: dict[str, Any] = {
             "phone": "",
             "body": "",
@@ -126,24 +90,18 @@ def _redact_message(now: datetime, retention: timedelta) -> Callable[..., None]:
             "erased_at": now,
             "expire_at": data.get("expire_at") or now + retention,
         }
-        if int(data.get("status_rank", 0)) <= _QUEUED_RANK:
+        if int(data.get("status_rank", 0)) <= QUEUED_RANK:
             # Never sent now: the sender acknowledges a final message and stops.
-            changes["status_rank"] = _SKIPPED_RANK
+            changes["status_rank"] = rank_of(MessageStatus.SKIPPED)
             changes["skip_reason"] = ERASED_SKIP_REASON
-        batch.update(snapshot.reference, changes)
+        return changes
 
-    return write
+    return redacted
 
 
 def _freeze_completed_summaries(db: firestore.Client, phone: str, now: datetime) -> int:
     """Freeze the reports of completed campaigns this number was part of."""
-    from shared.campaigns.summary import campaign_summary
-
-    query = db.collection(MESSAGES).where(filter=_where("phone", "==", phone))
-    campaign_ids = {
-        str((snapshot.to_dict() or {}).get("campaign_id"))
-        for snapshot in query.select(["campaign_id"]).stream()
-    }
+    campaign_ids = message_store.campaign_ids_messaging(db, phone)
     frozen = 0
     for campaign_id in sorted(campaign_ids):
         summary = campaign_summary(db, campaign_id, now)
@@ -176,8 +134,9 @@ def erase_phone(
     suppressed = _keep_suppression(db, phone, now)
     frozen = _freeze_completed_summaries(db, phone, now)
     erased: Counter[str] = Counter()
-    messages = db.collection(MESSAGES).where(filter=_where("phone", "==", phone))
-    erased["messages"] = _in_batches(db, messages, _redact_message(now, retention))
+    erased["messages"] = message_store.update_each_to_phone(
+        db, phone, _redact_message(now, retention), ERASURE_BATCH
+    )
     inbound = db.collection(INBOUND).where(filter=_where("phone", "==", phone))
     erased["inbound"] = _in_batches(db, inbound, _delete)
     events = db.collection(EVENTS).where(filter=_where("phone", "==", phone))

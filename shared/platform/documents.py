@@ -1,0 +1,35 @@
+"""Document shapes any store may share: delete a document unless it is in use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.cloud import firestore
+
+T = TypeVar("T")
+
+
+def delete_unless_used(
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    users_of: Callable[[firestore.Transaction], list[T]],
+) -> list[T] | None:
+    """Delete the document unless `users_of` names users of it; returns those.
+
+    None when there is no document. `users_of` runs inside the delete's
+    transaction, so nothing it queries can change between the check and the
+    delete.
+    """
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> list[T] | None:
+        if not ref.get(transaction=transaction).exists:
+            return None
+        blocking = users_of(transaction)
+        if not blocking:
+            transaction.delete(ref)
+        return blocking
+
+    blocking: list[T] | None = apply(db.transaction())
+    return blocking

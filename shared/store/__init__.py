@@ -1,0 +1,1 @@
+"""One module per Firestore collection."""

@@ -1,0 +1,189 @@
+"""The `events` collection: ingested events and what the router recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import BaseDocumentReference
+from google.cloud.firestore_v1.bulk_writer import (
+    BulkWriteFailure,
+    BulkWriter,
+    BulkWriterOptions,
+)
+from google.cloud.firestore_v1.types.write import WriteResult
+
+from shared.payloads import IngestedEvent
+from shared.platform.firestore import operations
+
+EVENTS = "events"
+ALREADY_EXISTS = 6  # gRPC status code
+# Events go to distinct documents (random or caller-chosen ids), which
+# Firestore spreads well; BulkWriter's default 500 ops/s would cap ingestion.
+_WRITER_OPTIONS = BulkWriterOptions(
+    initial_ops_per_second=5000, max_ops_per_second=20000
+)
+
+
+class EventStatus(StrEnum):
+    RECEIVED = "received"
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+
+
+class EventWritesFailed(RuntimeError):
+    """Some event documents could not be written (other than as duplicates)."""
+
+
+def events_collection(db: firestore.Client) -> firestore.CollectionReference:
+    return db.collection(EVENTS)
+
+
+def event_ref(db: firestore.Client, event_id: str) -> firestore.DocumentReference:
+    return events_collection(db).document(event_id)
+
+
+def every_event(
+    db: firestore.Client,
+) -> tuple[firestore.Query, firestore.CollectionReference]:
+    """The query over every event, and its collection (for page cursors)."""
+    collection = events_collection(db)
+    return firestore.Query(collection), collection
+
+
+def new_event_doc(
+    event: IngestedEvent,
+    received_at: datetime,
+    expire_at: datetime,
+    republish_at: datetime,
+) -> dict[str, Any]:
+    """The document of an event just received, not yet routed."""
+    return {
+        "type": event.type,
+        "phone": event.phone,
+        "properties": event.properties,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "expire_at": expire_at,
+        "status": EventStatus.RECEIVED.value,
+        "republish_at": republish_at,
+    }
+
+
+def event_fields(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    """Every stored field of an event, with its `event_id`."""
+    return {**(snapshot.to_dict() or {}), "event_id": snapshot.id}
+
+
+def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
+    data = snapshot.to_dict() or {}
+    return IngestedEvent(
+        event_id=snapshot.id,
+        type=data["type"],
+        phone=data["phone"],
+        properties=data.get("properties") or {},
+        occurred_at=data["occurred_at"],
+    )
+
+
+def _failure_id(failure: BulkWriteFailure) -> str:
+    return str(getattr(failure.operation, "reference").id)  # noqa: B009
+
+
+class EventWriter:
+    """Creates event documents with `create()`, the duplicate check.
+
+    Writes go out while the caller is still adding: BulkWriter sends each batch
+    of 20 from its own threads. An id added twice is written once; the first
+    one wins.
+    """
+
+    def __init__(self, db: firestore.Client):
+        self._db = db
+        self._added: set[str] = set()
+        self._created: set[str] = set()
+        self._existing: set[str] = set()
+        self._failed: list[str] = []
+        self._writer = db.bulk_writer(options=_WRITER_OPTIONS)
+        self._writer.on_write_result(self._on_result)
+        self._writer.on_write_error(self._on_error)
+
+    def create(self, event_id: str, doc: Mapping[str, Any]) -> bool:
+        """Queue the create; False if this id was added already."""
+        if event_id in self._added:
+            return False
+        self._added.add(event_id)
+        self._writer.create(event_ref(self._db, event_id), dict(doc))
+        return True
+
+    def close(self) -> tuple[set[str], set[str]]:
+        """Wait for every write: the ids created, and the ids that existed.
+
+        Raises EventWritesFailed if any other write failed.
+        """
+        self._writer.close()
+        operations.add("writes", len(self._added))
+        if self._failed:
+            raise EventWritesFailed(
+                f"{len(self._failed)} event writes failed: {self._failed[:3]}"
+            )
+        return set(self._created), set(self._existing)
+
+    def _on_result(
+        self, ref: BaseDocumentReference, _: WriteResult, __: BulkWriter
+    ) -> None:
+        self._created.add(ref.id)
+
+    def _on_error(self, failure: BulkWriteFailure, _: BulkWriter) -> bool:
+        if failure.code == ALREADY_EXISTS:
+            self._existing.add(_failure_id(failure))
+            return False
+        if failure.attempts < 5:
+            return True
+        self._failed.append(f"{_failure_id(failure)}: {failure.message}")
+        return False
+
+
+def events_with_status(
+    db: firestore.Client, ids: Iterable[str], status: EventStatus
+) -> list[IngestedEvent]:
+    """The stored events among `ids` whose status is `status`."""
+    refs = [event_ref(db, event_id) for event_id in sorted(ids)]
+    if not refs:
+        return []
+    operations.add("reads", len(refs))
+    return [
+        stored_event(snapshot)
+        for snapshot in db.get_all(refs)
+        if snapshot.exists and (snapshot.to_dict() or {}).get("status") == status.value
+    ]
+
+
+def due_for_republish(
+    db: firestore.Client, now: datetime, limit: int
+) -> list[IngestedEvent]:
+    """Events still `received` whose `republish_at` has come (at most `limit`)."""
+    due = (
+        events_collection(db)
+        .where(filter=firestore.FieldFilter("status", "==", EventStatus.RECEIVED.value))
+        .where(filter=firestore.FieldFilter("republish_at", "<=", now))
+        .limit(limit)
+    )
+    return [stored_event(snapshot) for snapshot in due.stream()]
+
+
+def set_republish_at(
+    db: firestore.Client, event_ids: Iterable[str], at: datetime
+) -> None:
+    """Move the events' next republish to `at`, in one batch."""
+    batch = db.batch()
+    count = 0
+    for event_id in event_ids:
+        batch.update(event_ref(db, event_id), {"republish_at": at})
+        count += 1
+    if count:
+        batch.commit()
+        operations.add("writes", count)

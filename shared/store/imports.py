@@ -1,0 +1,212 @@
+"""The `imports` collection: import reports, and their chunk and part markers.
+
+`imports/{id}` is the report; `imports/{id}/chunks/{n}` marks a chunk counted
+into it, and `imports/{id}/chunks/{n}/parts/{k}` a part of a chunk written,
+with that part's counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from pydantic import BaseModel, Field
+
+IMPORTS = "imports"
+CHUNKS = "chunks"
+PARTS = "parts"
+# Reports and markers expire this long after the import started.
+RETENTION = timedelta(days=30)
+
+
+class ImportFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+    NDJSON = "ndjson"
+
+
+class ImportStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class ImportRowError(BaseModel):
+    row: int
+    phone: str | None = None
+    error: str
+
+
+class ImportReport(BaseModel):
+    id: str
+    status: ImportStatus = ImportStatus.RUNNING
+    format: ImportFormat
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    failed: int = 0
+    chunks_planned: int = 0
+    chunks_done: int = 0
+    errors: list[ImportRowError] = Field(default_factory=list)
+    errors_omitted: int = 0
+    started_at: datetime
+    finished_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PartMarker:
+    """Names the marker of one part of one chunk of an import."""
+
+    import_id: str
+    chunk_no: int
+    part_no: int
+
+
+def import_ref(db: firestore.Client, import_id: str) -> firestore.DocumentReference:
+    return db.collection(IMPORTS).document(import_id)
+
+
+def _chunk_ref(
+    db: firestore.Client, import_id: str, chunk_no: int
+) -> firestore.DocumentReference:
+    return import_ref(db, import_id).collection(CHUNKS).document(str(chunk_no))
+
+
+def _part_ref(db: firestore.Client, part: PartMarker) -> firestore.DocumentReference:
+    chunk = _chunk_ref(db, part.import_id, part.chunk_no)
+    return chunk.collection(PARTS).document(str(part.part_no))
+
+
+def report_doc(report: ImportReport) -> dict[str, Any]:
+    doc = report.model_dump(mode="python", exclude={"id"})
+    doc["expire_at"] = report.started_at + RETENTION
+    return doc
+
+
+def create_report(db: firestore.Client, report: ImportReport) -> None:
+    import_ref(db, report.id).create(report_doc(report))
+
+
+def fail_report(
+    db: firestore.Client, import_id: str, finished_at: datetime, reason: str
+) -> None:
+    import_ref(db, import_id).update(
+        {
+            "status": ImportStatus.FAILED.value,
+            "finished_at": finished_at,
+            "reason": reason,
+        }
+    )
+
+
+def get_import(db: firestore.Client, import_id: str) -> ImportReport | None:
+    snapshot = import_ref(db, import_id).get()
+    if not snapshot.exists:
+        return None
+    return ImportReport.model_validate({**(snapshot.to_dict() or {}), "id": import_id})
+
+
+def import_exists(db: firestore.Client, import_id: str) -> bool:
+    return bool(import_ref(db, import_id).get(field_paths=["status"]).exists)
+
+
+def chunk_counted(db: firestore.Client, import_id: str, chunk_no: int) -> bool:
+    return bool(_chunk_ref(db, import_id, chunk_no).get().exists)
+
+
+def written_parts(
+    db: firestore.Client, import_id: str, chunk_no: int
+) -> dict[int, dict[str, Any]]:
+    """The parts of a chunk written already: part number → its marker."""
+    parts = _chunk_ref(db, import_id, chunk_no).collection(PARTS)
+    return {int(snap.id): snap.to_dict() or {} for snap in parts.stream()}
+
+
+def marker_doc(counts: Mapping[str, int], now: datetime) -> dict[str, Any]:
+    return {**counts, "written_at": now, "expire_at": now + RETENTION}
+
+
+def set_part_marker(
+    writer: firestore.WriteBatch,
+    db: firestore.Client,
+    part: PartMarker,
+    counts: Mapping[str, int],
+    now: datetime,
+) -> None:
+    """The part's marker, inside the batch that writes the part's users."""
+    writer.set(_part_ref(db, part), marker_doc(counts, now))
+
+
+def write_part_marker(
+    db: firestore.Client, part: PartMarker, counts: Mapping[str, int], now: datetime
+) -> None:
+    """The part's marker, on its own."""
+    _part_ref(db, part).set(marker_doc(counts, now))
+
+
+def count_chunk_once(
+    db: firestore.Client,
+    import_id: str,
+    chunk_no: int,
+    counts: Mapping[str, int],
+    errors: Sequence[dict[str, Any]],
+    max_errors: int,
+    now: datetime,
+) -> None:
+    """Create the chunk marker and add its counts to the report, atomically.
+
+    The report keeps at most `max_errors` row errors and counts the rest. A
+    marker that exists already means another delivery counted the chunk:
+    nothing is added twice.
+    """
+    report_ref = import_ref(db, import_id)
+    report = report_ref.get(field_paths=["errors"]).to_dict() or {}
+    room = max(0, max_errors - len(report.get("errors") or []))
+    changes: dict[str, Any] = {
+        name: firestore.Increment(value) for name, value in counts.items()
+    }
+    changes["chunks_done"] = firestore.Increment(1)
+    if errors[:room]:
+        changes["errors"] = firestore.ArrayUnion(list(errors[:room]))
+    if len(errors) > room:
+        changes["errors_omitted"] = firestore.Increment(len(errors) - room)
+    batch = db.batch()
+    batch.create(_chunk_ref(db, import_id, chunk_no), marker_doc(counts, now))
+    batch.update(report_ref, changes)
+    try:
+        batch.commit()
+    except gexc.AlreadyExists:
+        pass  # a concurrent delivery of this chunk counted it
+
+
+@firestore.transactional
+def _complete_if_done(
+    transaction: firestore.Transaction,
+    report_ref: firestore.DocumentReference,
+    now: datetime,
+) -> bool:
+    snapshot = report_ref.get(transaction=transaction)
+    report = snapshot.to_dict() or {}
+    done = report.get("chunks_done", 0) >= report.get("chunks_planned", 0)
+    if report.get("status") != ImportStatus.RUNNING.value or not done:
+        return False
+    transaction.update(
+        report_ref, {"status": ImportStatus.COMPLETED.value, "finished_at": now}
+    )
+    return True
+
+
+def complete_if_done(
+    db: firestore.Client, import_id: str, now: datetime, max_attempts: int
+) -> bool:
+    """Mark a RUNNING report COMPLETED once every planned chunk is counted."""
+    transaction = db.transaction(max_attempts=max_attempts)
+    return bool(_complete_if_done(transaction, import_ref(db, import_id), now))
