@@ -21,7 +21,7 @@ from shared.api.http import (
     parse_body,
     parse_model,
 )
-from shared.api.paging import PAGING, Page, paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -123,10 +123,10 @@ def list_campaigns(request: ApiRequest, context: ApiContext) -> Page[Campaign]:
     status = request.query.get("status")
     if status and status.upper() not in CampaignStatus.__members__:
         raise ApiError(400, "invalid_status", f"unknown status {status}")
-    query, collection = campaign_store.page_query(
+    campaigns = campaign_store.every_campaign(
         context.db, CampaignStatus(status.upper()) if status else None
     )
-    return paged(request, query, collection, Campaign.from_snapshot)
+    return paged(request, campaigns, as_is)
 
 
 class CampaignPatch(BaseModel):

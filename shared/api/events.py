@@ -16,7 +16,7 @@ from shared.api.http import (
     Tag,
     not_found,
 )
-from shared.api.paging import PAGING, Page, newest_first
+from shared.api.paging import PAGING, Page, paged
 from shared.audience.segments import SegmentDefinitionError
 from shared.events.ingest import (
     MAX_BODY_BYTES,
@@ -31,7 +31,7 @@ from shared.events.ingest import (
 from shared.events.router import EventReport, describe_event
 from shared.platform.logging import mask_phone
 from shared.store.campaigns import Trigger
-from shared.store.events import event_fields, every_event
+from shared.store.events import every_event
 
 router = Router()
 
@@ -182,9 +182,7 @@ def read_event(request: ApiRequest, context: ApiContext) -> EventReport:
     return report
 
 
-def _event_summary(snapshot: Any) -> EventSummary:
-    # `snapshot`: a page's document, which only the store reads.
-    data = event_fields(snapshot)
+def _event_summary(data: dict[str, Any]) -> EventSummary:
     phone = data.get("phone")
     return EventSummary.model_validate(
         {**data, "phone": mask_phone(phone) if isinstance(phone, str) else None}
@@ -204,5 +202,4 @@ def _event_summary(snapshot: Any) -> EventSummary:
 )
 def list_events(request: ApiRequest, context: ApiContext) -> Page[EventSummary]:
     """Recent events, newest first, phones masked."""
-    query, collection = every_event(context.db)
-    return newest_first(request, query, collection, "received_at", _event_summary)
+    return paged(request, every_event(context.db), _event_summary)

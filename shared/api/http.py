@@ -15,6 +15,8 @@ from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.platform.documents import is_document_id
+
 
 class ApiError(Exception):
     """An error answered as {"error": {"code", "message", "details"}}."""
@@ -127,16 +129,6 @@ def parse_model(data: Any, model: type[ModelT]) -> ModelT:
 
 def parse_body(request: ApiRequest, model: type[ModelT]) -> ModelT:
     return parse_model(request.json(), model)
-
-
-def is_document_id(value: str) -> bool:
-    """Firestore's rules for a document id (no slash, no dots-only, no __x__)."""
-    return (
-        0 < len(value.encode()) <= 1500
-        and "/" not in value
-        and value not in (".", "..")
-        and not (value.startswith("__") and value.endswith("__"))
-    )
 
 
 class Tag(StrEnum):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, computed_field
 
 from shared.api.context import ApiContext
@@ -16,7 +14,7 @@ from shared.api.http import (
     Tag,
     not_found,
 )
-from shared.api.paging import PAGING, Page, newest_first, paged
+from shared.api.paging import PAGING, Page, paged
 from shared.api.users import phone_param
 from shared.store import messages as message_store
 from shared.store.messages import Message, MessageStatus, status_of
@@ -36,11 +34,6 @@ class MessageView(Message):
     def of(cls, message: Message) -> MessageView:
         # The same fields, already validated: only the view's status is added.
         return cls.model_construct(message.model_fields_set, **dict(message))
-
-    @classmethod
-    def read(cls, snapshot: Any) -> MessageView:
-        # `snapshot`: a page's document, which only the store reads.
-        return cls.of(Message.from_snapshot(snapshot))
 
 
 class Health(BaseModel):
@@ -91,14 +84,14 @@ def list_campaign_messages(
         except ValueError as exc:
             raise ApiError(400, "invalid_status", f"unknown status {status}") from exc
     phone = request.query.get("phone")
-    query, collection = message_store.page_query(
+    messages = message_store.campaign_messages(
         context.db,
-        campaign_id=request.path_params["campaign_id"],
+        request.path_params["campaign_id"],
         status=wanted,
         # Ids carry no readable phone, so one recipient is found by this filter.
         phone=phone_param(request, context, phone) if phone else None,
     )
-    return paged(request, query, collection, MessageView.read)
+    return paged(request, messages, MessageView.of)
 
 
 @router.route(
@@ -114,10 +107,8 @@ def list_campaign_messages(
 )
 def list_user_messages(request: ApiRequest, context: ApiContext) -> Page[MessageView]:
     """One contact's messages across campaigns, newest first."""
-    query, collection = message_store.page_query(
-        context.db, phone=phone_param(request, context)
-    )
-    return newest_first(request, query, collection, "created_at", MessageView.read)
+    messages = message_store.messages_to(context.db, phone_param(request, context))
+    return paged(request, messages, MessageView.of)
 
 
 @router.route(

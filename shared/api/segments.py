@@ -17,7 +17,7 @@ from shared.api.http import (
     not_found,
     parse_body,
 )
-from shared.api.paging import PAGING, Page, paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.audience.segments import (
     SegmentDefinitionError,
     SegmentPreview,
@@ -111,8 +111,7 @@ def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
     ),
 )
 def list_segments(request: ApiRequest, context: ApiContext) -> Page[Segment]:
-    query, collection = every_segment(context.db)
-    return paged(request, query, collection, Segment.from_snapshot)
+    return paged(request, every_segment(context.db), as_is)
 
 
 @router.route(

@@ -184,13 +184,7 @@ def post_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     ),
 )
 def list_templates(request: ApiRequest, context: ApiContext) -> Page[TemplateView]:
-    query, collection = every_template(context.db)
-    return paged(
-        request,
-        query,
-        collection,
-        lambda snapshot: template_view(Template.from_snapshot(snapshot)),
-    )
+    return paged(request, every_template(context.db), template_view)
 
 
 @router.route(

@@ -19,7 +19,7 @@ from shared.api.http import (
     not_found,
     parse_body,
 )
-from shared.api.paging import PAGING, Page, page_limit, paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
@@ -35,11 +35,9 @@ from shared.platform.logging import mask_phone
 from shared.privacy.erasure import erase_phone
 from shared.store.users import (
     ConsentState,
-    InvalidHistoryToken,
     User,
     consent_history,
     every_user,
-    user_of_snapshot,
 )
 from shared.store.users import (
     get_user as read_user,
@@ -193,8 +191,8 @@ def list_users(request: ApiRequest, context: ApiContext) -> Page[User]:
             "invalid_query",
             f"consent_state must be one of {', '.join(ConsentState)}",
         )
-    query, collection = every_user(context.db, ConsentState(state) if state else None)
-    return paged(request, query, collection, user_of_snapshot)
+    users = every_user(context.db, ConsentState(state) if state else None)
+    return paged(request, users, as_is)
 
 
 def load_user(context: ApiContext, phone: str) -> User:
@@ -319,13 +317,4 @@ def get_consent_history(
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
     load_user(context, phone)
-    try:
-        page = consent_history(
-            context.db, phone, page_limit(request), request.query.get("page_token")
-        )
-    except InvalidHistoryToken as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-    return Page[ConsentEventView](
-        items=[_event_body(entry) for entry in page.entries],
-        next_page_token=page.next_token,
-    )
+    return paged(request, consent_history(context.db, phone), _event_body)
