@@ -184,6 +184,17 @@ def user_of_snapshot(snapshot: firestore.DocumentSnapshot) -> User:
     return User.from_doc(snapshot.to_dict() or {})
 
 
+def by_consent_state_queries(db: firestore.Client) -> dict[str, firestore.Query]:
+    """Per consent state, the users in it (dashboard panel)."""
+    users = users_collection(db)
+    return {
+        state.value: users.where(
+            filter=firestore.FieldFilter("consent.state", "==", state.value)
+        )
+        for state in ConsentState
+    }
+
+
 # A filter pushed down to the users query: (field path, operator, value).
 Filter = tuple[str, str, Any]
 
