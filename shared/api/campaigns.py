@@ -40,7 +40,7 @@ from shared.store.campaigns import (
     QuietHours,
     Sender,
 )
-from shared.store.segments import SEGMENTS
+from shared.store.segments import get_segment
 from shared.store.templates import get_template
 
 router = Router()
@@ -317,11 +317,15 @@ def dry_run_campaign(request: ApiRequest, context: ApiContext) -> DryRunReport:
             422, "segment_required", "a dry run needs the campaign's segment"
         )
     template = get_template(context.db, campaign.template_id)
-    segment = context.db.collection(SEGMENTS).document(campaign.segment_id).get()
-    if template is None or not segment.exists:
+    segment = get_segment(context.db, campaign.segment_id)
+    if template is None or segment is None:
         raise ApiError(409, "missing_dependency", "the template or segment is gone")
-    definition = (segment.to_dict() or {})["definition"]
     report = dry_run(
-        context.db, campaign, template, definition, context.core, context.clock()
+        context.db,
+        campaign,
+        template,
+        segment.definition,
+        context.core,
+        context.clock(),
     )
     return DryRunReport(campaign_id=campaign.id, **report)

@@ -16,6 +16,7 @@ from shared.api.http import (
 )
 from shared.api.paging import PAGING, Page, paged
 from shared.api.users import phone_param
+from shared.platform.firestore import ping
 from shared.store import messages as message_store
 from shared.store.messages import Message, MessageStatus, status_of
 
@@ -124,7 +125,7 @@ def list_user_messages(request: ApiRequest, context: ApiContext) -> Page[Message
 )
 def healthz(request: ApiRequest, context: ApiContext) -> Health:
     try:
-        context.db.collection("_health").document("ping").get(timeout=5)
+        ping(context.db, timeout=5)
     except Exception as exc:
         raise ApiError(503, "firestore_unreachable", str(exc)) from exc
     return Health(ok=True, firestore="reachable")
