@@ -18,12 +18,23 @@ from shared.api import (
     users,
 )
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router
+from shared.api.http import ApiError, ApiRequest, ApiResponse, Contract, Router, Tag
+from shared.api.openapi import openapi_document
 from shared.platform.logging import get_logger
 
 log = get_logger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+# The document of every route, itself a route: its router is the app's own.
+schema = Router()
+
+
+@schema.route(
+    "GET",
+    "/v1/openapi.json",
+    Contract(summary="This document", tag=Tag.REPORTS, response={"type": "object"}),
+)
+def read_openapi(request: ApiRequest, context: ApiContext) -> ApiResponse:
+    return ApiResponse(200, openapi_document(api_router()))
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +51,7 @@ def api_router() -> Router:
         reports,
     ):
         router.include(module.router)
+    router.include(schema)
     return router
 
 
@@ -64,7 +76,7 @@ def authenticate(request: ApiRequest, keys: frozenset[str]) -> None:
 def handle_request(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Answer one request; bad input never becomes a 500 with a stack trace."""
     try:
-        if request.path not in PUBLIC_PATHS:
+        if request.path not in api_router().public_paths():
             authenticate(request, context.api.api_key_set)
         return api_router().dispatch(request, context)
     except ApiError as error:

@@ -13,13 +13,15 @@ from shared.api.events import check_trigger
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
+    Contract,
+    QueryParam,
     Router,
+    Tag,
     not_found,
     parse_body,
     parse_model,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.campaigns.dry_run import dry_run
 from shared.campaigns.lifecycle import (
     CampaignNotFound,
@@ -38,7 +40,7 @@ from shared.store.campaigns import (
     QuietHours,
     Sender,
 )
-from shared.store.segments import SEGMENTS
+from shared.store.segments import get_segment
 from shared.store.templates import get_template
 
 router = Router()
@@ -50,8 +52,24 @@ class LaunchRequest(BaseModel):
     schedule_at: datetime | None = None
 
 
-def campaign_body(campaign: Campaign) -> dict[str, Any]:
-    return campaign.model_dump(mode="json", by_alias=True)
+class ResumedCampaign(Campaign):
+    resumed_messages: int
+
+
+class CancelledCampaign(Campaign):
+    skipped_messages: int
+
+
+class DryRunReport(BaseModel):
+    campaign_id: str
+    targeted: int
+    eligible: int
+    skips: dict[str, int]
+    quiet_hours_deferrals_now: int
+    total_segments: int
+    rate_limit_mps: float
+    estimated_duration_seconds: float
+    estimated_duration: str
 
 
 def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
@@ -61,8 +79,18 @@ def load_campaign(context: ApiContext, campaign_id: str) -> Campaign:
     return campaign
 
 
-@router.add("POST", "/v1/campaigns")
-def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns",
+    Contract(
+        summary="Create a campaign in DRAFT",
+        tag=Tag.CAMPAIGNS,
+        request=CampaignSettings,
+        response=Campaign,
+        status=201,
+    ),
+)
+def create_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
     settings = parse_body(request, CampaignSettings)
     if get_template(context.db, settings.template_id) is None:
         raise ApiError(422, "unknown_template", "template_id names no template")
@@ -77,26 +105,28 @@ def create_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         updated_at=now,
     )
     campaign_store.create_campaign(context.db, campaign)
-    return ApiResponse(201, campaign_body(campaign))
+    return campaign
 
 
-@router.add("GET", "/v1/campaigns")
-def list_campaigns(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/campaigns",
+    Contract(
+        summary="List campaigns",
+        tag=Tag.CAMPAIGNS,
+        response=Page[Campaign],
+        query=(QueryParam("status", "a campaign status"), *PAGING),
+        errors=(400,),
+    ),
+)
+def list_campaigns(request: ApiRequest, context: ApiContext) -> Page[Campaign]:
     status = request.query.get("status")
     if status and status.upper() not in CampaignStatus.__members__:
         raise ApiError(400, "invalid_status", f"unknown status {status}")
-    query, collection = campaign_store.page_query(
+    campaigns = campaign_store.every_campaign(
         context.db, CampaignStatus(status.upper()) if status else None
     )
-    return ApiResponse(
-        200,
-        paged(
-            request,
-            query,
-            collection,
-            lambda s: campaign_body(Campaign.from_snapshot(s)),
-        ),
-    )
+    return paged(request, campaigns, as_is)
 
 
 class CampaignPatch(BaseModel):
@@ -115,8 +145,18 @@ class CampaignPatch(BaseModel):
     schedule_at: datetime | None = None
 
 
-@router.add("PATCH", "/v1/campaigns/{campaign_id}")
-def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "PATCH",
+    "/v1/campaigns/{campaign_id}",
+    Contract(
+        summary="Edit a DRAFT or SCHEDULED campaign",
+        tag=Tag.CAMPAIGNS,
+        request=CampaignPatch,
+        response=Campaign,
+        errors=(404, 409),
+    ),
+)
+def patch_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
     raw = request.json()
     patch = parse_model(raw, CampaignPatch)
     changes = patch.model_dump(mode="python", by_alias=True, include=set(raw))
@@ -138,20 +178,23 @@ def patch_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
         parse_model({**stored, **update}, Campaign)
         return update
 
-    campaign = campaign_store.update_in_transaction(
+    return campaign_store.update_in_transaction(
         context.db,
         request.path_params["campaign_id"],
         change,
         lambda: not_found("campaign"),
     )
-    return ApiResponse(200, campaign_body(campaign))
 
 
-@router.add("GET", "/v1/campaigns/{campaign_id}")
-def read_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, campaign_body(load_campaign(context, request.path_params["campaign_id"]))
-    )
+@router.route(
+    "GET",
+    "/v1/campaigns/{campaign_id}",
+    Contract(
+        summary="Read a campaign", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404,)
+    ),
+)
+def read_campaign(request: ApiRequest, context: ApiContext) -> Campaign:
+    return load_campaign(context, request.path_params["campaign_id"])
 
 
 def _lifecycle_error(exc: Exception) -> ApiError:
@@ -165,8 +208,20 @@ def _lifecycle_error(exc: Exception) -> ApiError:
     return not_found("campaign")
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/launch")
-def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/launch",
+    Contract(
+        summary="Launch now or at schedule_at (→ RUNNING or SCHEDULED)",
+        tag=Tag.CAMPAIGNS,
+        request=LaunchRequest,
+        request_required=False,
+        response=Campaign,
+        status=202,
+        errors=(404, 409),
+    ),
+)
+def launch(request: ApiRequest, context: ApiContext) -> Campaign:
     body = parse_model(request.json() if request.body.strip() else {}, LaunchRequest)
     try:
         campaign = launch_campaign(
@@ -178,7 +233,7 @@ def launch(request: ApiRequest, context: ApiContext) -> ApiResponse:
         )
     except (IllegalTransition, CampaignNotFound) as exc:
         raise _lifecycle_error(exc) from exc
-    return ApiResponse(202, campaign_body(campaign))
+    return campaign
 
 
 def _transition(
@@ -192,15 +247,27 @@ def _transition(
         raise _lifecycle_error(exc) from exc
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/pause")
-def pause(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/pause",
+    Contract(summary="Pause", tag=Tag.CAMPAIGNS, response=Campaign, errors=(404, 409)),
+)
+def pause(request: ApiRequest, context: ApiContext) -> Campaign:
     """Unsent messages are held by the sender when their time comes."""
-    campaign = _transition(request, context, CampaignAction.PAUSE)
-    return ApiResponse(200, campaign_body(campaign))
+    return _transition(request, context, CampaignAction.PAUSE)
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/resume")
-def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/resume",
+    Contract(
+        summary="Resume; held messages are re-planned",
+        tag=Tag.CAMPAIGNS,
+        response=ResumedCampaign,
+        errors=(404, 409),
+    ),
+)
+def resume(request: ApiRequest, context: ApiContext) -> ResumedCampaign:
     campaign = _transition(request, context, CampaignAction.RESUME)
     resumed = 0
     # Triggered campaigns have no launch id; their held messages resume too.
@@ -208,11 +275,20 @@ def resume(request: ApiRequest, context: ApiContext) -> ApiResponse:
         resumed = resume_held_messages(
             context.db, context.tasks(), campaign, context.clock()
         )
-    return ApiResponse(200, {**campaign_body(campaign), "resumed_messages": resumed})
+    return ResumedCampaign(**campaign.model_dump(), resumed_messages=resumed)
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/cancel")
-def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/cancel",
+    Contract(
+        summary="Cancel; queued messages become SKIPPED",
+        tag=Tag.CAMPAIGNS,
+        response=CancelledCampaign,
+        errors=(404, 409),
+    ),
+)
+def cancel(request: ApiRequest, context: ApiContext) -> CancelledCampaign:
     """Queued messages become SKIPPED(campaign_cancelled); the scheduler
     finishes what does not fit in this request's time budget."""
     campaign = _transition(request, context, CampaignAction.CANCEL)
@@ -221,24 +297,35 @@ def cancel(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if outcome.finished:
         campaign_store.mark_cancel_swept(context.db, campaign.id)
-    return ApiResponse(
-        200, {**campaign_body(campaign), "skipped_messages": outcome.changed}
-    )
+    return CancelledCampaign(**campaign.model_dump(), skipped_messages=outcome.changed)
 
 
-@router.add("POST", "/v1/campaigns/{campaign_id}/dry-run")
-def dry_run_campaign(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/campaigns/{campaign_id}/dry-run",
+    Contract(
+        summary="Eligible count, skips by reason, segments, estimated duration",
+        tag=Tag.CAMPAIGNS,
+        response=DryRunReport,
+        errors=(404, 409, 422),
+    ),
+)
+def dry_run_campaign(request: ApiRequest, context: ApiContext) -> DryRunReport:
     campaign = load_campaign(context, request.path_params["campaign_id"])
     if not campaign.segment_id:
         raise ApiError(
             422, "segment_required", "a dry run needs the campaign's segment"
         )
     template = get_template(context.db, campaign.template_id)
-    segment = context.db.collection(SEGMENTS).document(campaign.segment_id).get()
-    if template is None or not segment.exists:
+    segment = get_segment(context.db, campaign.segment_id)
+    if template is None or segment is None:
         raise ApiError(409, "missing_dependency", "the template or segment is gone")
-    definition = (segment.to_dict() or {})["definition"]
     report = dry_run(
-        context.db, campaign, template, definition, context.core, context.clock()
+        context.db,
+        campaign,
+        template,
+        segment.definition,
+        context.core,
+        context.clock(),
     )
-    return ApiResponse(200, {"campaign_id": campaign.id, **report})
+    return DryRunReport(campaign_id=campaign.id, **report)

@@ -6,16 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from google.cloud import firestore
-
 from shared.platform.config import ApiSettings, CoreSettings
+from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher
 from shared.platform.tasks import TaskQueue
 
 
 @dataclass
 class ApiContext:
-    db: firestore.Client
+    db: Database
     publisher: Publisher
     tasks: Callable[[], TaskQueue]
     core: CoreSettings

@@ -8,8 +8,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import newest_first
+from shared.api.http import (
+    ApiError,
+    ApiRequest,
+    Contract,
+    Router,
+    Tag,
+    not_found,
+)
+from shared.api.paging import PAGING, Page, paged
 from shared.audience.segments import SegmentDefinitionError
 from shared.events.ingest import (
     MAX_BODY_BYTES,
@@ -21,12 +28,52 @@ from shared.events.ingest import (
     parse_event_body,
     validate_trigger,
 )
-from shared.events.router import describe_event
+from shared.events.router import EventReport, describe_event
 from shared.platform.logging import mask_phone
 from shared.store.campaigns import Trigger
-from shared.store.events import event_fields, every_event
+from shared.store.events import every_event
 
 router = Router()
+
+
+class EventIn(BaseModel):
+    event_id: str | None = Field(
+        default=None, description="seen before → accepted, ignored"
+    )
+    type: str = Field(examples=["order_shipped"])
+    phone: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+class EventRejection(BaseModel):
+    index: int
+    error: str
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[EventRejection]
+    event_ids: list[str | None] = Field(
+        description="one per event sent, in order; null where it was rejected"
+    )
+    duplicate_ids: list[str]
+
+
+# The body is read by the ingest, not validated against EventIn up front.
+EVENT_ITEM = {"$ref": "#/components/schemas/EventIn"}
+EVENT_CONTENT = {
+    "application/json": {
+        "schema": {
+            "oneOf": [
+                EVENT_ITEM,
+                {"type": "array", "items": EVENT_ITEM, "maxItems": 500},
+            ]
+        }
+    },
+    "application/x-ndjson": {"schema": {"type": "string"}},
+}
 
 
 class EventSummary(BaseModel):
@@ -44,11 +91,6 @@ class EventSummary(BaseModel):
     not_matched: list[dict[str, str]] = Field(
         default_factory=list, description="campaign_id and reason of each miss"
     )
-
-
-class EventPage(BaseModel):
-    items: list[EventSummary]
-    next_page_token: str | None = None
 
 
 def check_trigger(trigger: Trigger | None) -> None:
@@ -79,18 +121,32 @@ def _items(request: ApiRequest) -> list[Any]:
         raise ApiError(400, "invalid_body", str(exc)) from exc
 
 
-def ingest_body(result: IngestResult) -> dict[str, Any]:
-    return {
-        "accepted": result.accepted,
-        "duplicates": len(result.duplicate_ids),
-        "rejected": [{"index": r.index, "error": r.error} for r in result.rejected],
-        "event_ids": result.event_ids,
-        "duplicate_ids": result.duplicate_ids,
-    }
+def ingest_body(result: IngestResult) -> EventsAccepted:
+    return EventsAccepted(
+        accepted=result.accepted,
+        duplicates=len(result.duplicate_ids),
+        rejected=[
+            EventRejection(index=r.index, error=r.error) for r in result.rejected
+        ],
+        event_ids=result.event_ids,
+        duplicate_ids=result.duplicate_ids,
+    )
 
 
-@router.add("POST", "/v1/events")
-def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/events",
+    Contract(
+        summary="Ingest one event, a list (≤ 500) or NDJSON",
+        tag=Tag.EVENTS,
+        request_content=EVENT_CONTENT,
+        request_models=(EventIn,),
+        response=EventsAccepted,
+        status=202,
+        errors=(400, 413, 503),
+    ),
+)
+def post_events(request: ApiRequest, context: ApiContext) -> EventsAccepted:
     """One event, a JSON list of at most 500, or NDJSON → 202."""
     items = _items(request)
     try:
@@ -106,30 +162,44 @@ def post_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
         raise ApiError(
             503, "unavailable", f"{exc}; retry the request (it is idempotent)"
         ) from exc
-    return ApiResponse(202, ingest_body(result))
+    return ingest_body(result)
 
 
-@router.add("GET", "/v1/events/{event_id}")
-def read_event(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/events/{event_id}",
+    Contract(
+        summary="An event and the messages it caused",
+        tag=Tag.EVENTS,
+        response=EventReport,
+        errors=(404,),
+    ),
+)
+def read_event(request: ApiRequest, context: ApiContext) -> EventReport:
     report = describe_event(context.db, request.path_params["event_id"])
     if report is None:
         raise not_found("event")
-    return ApiResponse(200, report.model_dump(mode="json"))
+    return report
 
 
-def _event_summary(snapshot: Any) -> dict[str, Any]:
-    # `snapshot`: a page's document, which only the store reads.
-    data = event_fields(snapshot)
+def _event_summary(data: dict[str, Any]) -> EventSummary:
     phone = data.get("phone")
-    summary = EventSummary.model_validate(
+    return EventSummary.model_validate(
         {**data, "phone": mask_phone(phone) if isinstance(phone, str) else None}
     )
-    return summary.model_dump(mode="json")
 
 
-@router.add("GET", "/v1/events")
-def list_events(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/events",
+    Contract(
+        summary="Recent events, newest first, phones masked",
+        tag=Tag.EVENTS,
+        response=Page[EventSummary],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
+def list_events(request: ApiRequest, context: ApiContext) -> Page[EventSummary]:
     """Recent events, newest first, phones masked."""
-    query, collection = every_event(context.db)
-    page = newest_first(request, query, collection, "received_at", _event_summary)
-    return ApiResponse(200, page)
+    return paged(request, every_event(context.db), _event_summary)

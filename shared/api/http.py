@@ -10,9 +10,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import IO, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.platform.documents import is_document_id
 
 
 class ApiError(Exception):
@@ -41,6 +44,18 @@ class ApiError(Exception):
                 "details": self.details,
             }
         }
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str
+    details: list[Any] = Field(default_factory=list)
+
+
+class ErrorEnvelope(BaseModel):
+    """Every 4xx answer: {"error": {"code", "message", "details"}}."""
+
+    error: ErrorBody
 
 
 def not_found(what: str) -> ApiError:
@@ -116,17 +131,51 @@ def parse_body(request: ApiRequest, model: type[ModelT]) -> ModelT:
     return parse_model(request.json(), model)
 
 
-def is_document_id(value: str) -> bool:
-    """Firestore's rules for a document id (no slash, no dots-only, no __x__)."""
-    return (
-        0 < len(value.encode()) <= 1500
-        and "/" not in value
-        and value not in (".", "..")
-        and not (value.startswith("__") and value.endswith("__"))
-    )
+class Tag(StrEnum):
+    USERS = "users"
+    IMPORTS = "imports"
+    EVENTS = "events"
+    TEMPLATES = "templates"
+    SEGMENTS = "segments"
+    CAMPAIGNS = "campaigns"
+    MESSAGES = "messages"
+    REPORTS = "reports"
+    HEALTH = "health"
 
 
-Handler = Callable[[ApiRequest, Any], ApiResponse]
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+    schema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a route promises: the OpenAPI document and authentication read it.
+
+    A handler answers with an instance of `response`, sent with `status`; or,
+    for what a model cannot say (204, headers, a raw document), an ApiResponse.
+    """
+
+    summary: str
+    tag: Tag
+    response: type[BaseModel] | Mapping[str, Any] | None = None
+    status: int = 200
+    request: type[BaseModel] | None = None
+    # A body the handler reads itself (files, lists): content type → schema.
+    request_content: Mapping[str, Any] | None = None
+    # Models `request_content` refers to by $ref, for the document's schemas.
+    request_models: tuple[type[BaseModel], ...] = ()
+    request_required: bool = True
+    query: tuple[QueryParam, ...] = ()
+    errors: tuple[int, ...] = ()
+    # Served without an API key.
+    public: bool = False
+
+
+Handler = Callable[[ApiRequest, Any], ApiResponse | BaseModel]
+HandlerT = TypeVar("HandlerT", bound=Handler)
 
 
 @dataclass(frozen=True)
@@ -135,6 +184,37 @@ class Route:
     pattern: str
     handler: Handler
     regex: re.Pattern[str]
+    contract: Contract
+
+    def respond(self, answer: ApiResponse | BaseModel) -> ApiResponse:
+        """The handler's answer on the wire: a model is sent as its JSON."""
+        if isinstance(answer, ApiResponse):
+            return answer
+        declared = self.contract.response
+        if not (isinstance(declared, type) and _answers(declared, answer)):
+            raise TypeError(
+                f"{self.method} {self.pattern} answered a {type(answer).__name__}"
+                f", not the {declared!r} its contract declares"
+            )
+        return ApiResponse(
+            self.contract.status, answer.model_dump(mode="json", by_alias=True)
+        )
+
+
+def _answers(declared: type[BaseModel], answer: BaseModel) -> bool:
+    """Whether `answer` is what `declared` promises.
+
+    A page declared as Page[User] is built at run time as a page of any items
+    (each sent as its own model), so its items are checked one by one.
+    """
+    generic = declared.__pydantic_generic_metadata__
+    if generic["origin"] is None:
+        return isinstance(answer, declared)
+    (item_type,) = generic["args"]
+    items = getattr(answer, "items", [])
+    return isinstance(answer, generic["origin"]) and all(
+        isinstance(item, item_type) for item in items
+    )
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -147,15 +227,27 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, handler, _compile(pattern)))
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        contract: Contract,
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Serve `method pattern` with the decorated handler, as `contract` says."""
+
+        def register(handler: HandlerT) -> HandlerT:
+            self.routes.append(
+                Route(method, pattern, handler, _compile(pattern), contract)
+            )
             return handler
 
         return register
 
     def include(self, other: Router) -> None:
         self.routes.extend(other.routes)
+
+    def public_paths(self) -> frozenset[str]:
+        return frozenset(r.pattern for r in self.routes if r.contract.public)
 
     def dispatch(self, request: ApiRequest, context: Any) -> ApiResponse:
         allowed: list[str] = []
@@ -170,7 +262,7 @@ class Router:
             if not all(is_document_id(v) for v in request.path_params.values()):
                 # No document can have such an id, so there is nothing to find.
                 raise ApiError(404, "not_found", f"no resource at {request.path}")
-            return route.handler(request, context)
+            return route.respond(route.handler(request, context))
         if allowed:
             raise ApiError(
                 405, "method_not_allowed", f"{request.method} is not allowed here"

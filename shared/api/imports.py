@@ -7,7 +7,15 @@ import io
 from typing import IO, Any
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
+from shared.api.http import (
+    ApiError,
+    ApiRequest,
+    ApiResponse,
+    Contract,
+    Router,
+    Tag,
+    not_found,
+)
 from shared.api.multipart import unwrap_upload
 from shared.audience.import_files import (
     ImportFileError,
@@ -19,12 +27,25 @@ from shared.audience.imports import (
     queue_import,
     validate_upload,
 )
-from shared.store.imports import get_import
+from shared.store.imports import ImportReport, get_import
 
 router = Router()
 # Routes whose body the handler reads as a stream (functions/api/main.py).
 STREAMED_ROUTES = frozenset({("POST", "/v1/imports")})
 READ_SIZE = 1 << 16
+# The upload is read by the handler, so its body is described per format.
+IMPORT_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+    "application/x-ndjson": {"schema": {"type": "string"}},
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        }
+    },
+}
 
 
 class UploadTooLarge(Exception):  # noqa: N818 - reads as the HTTP condition
@@ -101,7 +122,21 @@ def _empty() -> ApiError:
     return ApiError(400, "empty_body", "the import file is empty")
 
 
-@router.add("POST", "/v1/imports")
+@router.route(
+    "POST",
+    "/v1/imports",
+    Contract(
+        summary=(
+            "Import contacts (CSV, JSON array, NDJSON or multipart file, at most "
+            "32 MiB): rows validated now, upserted asynchronously; poll the report"
+        ),
+        tag=Tag.IMPORTS,
+        request_content=IMPORT_CONTENT,
+        response=ImportReport,
+        status=202,
+        errors=(400, 413, 415, 422, 503),
+    ),
+)
 def post_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """CSV, JSON array, NDJSON or multipart `file`; 202 with the import report."""
     limit = context.api.max_upload_bytes
@@ -142,9 +177,21 @@ def post_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
 
 
-@router.add("GET", "/v1/imports/{import_id}")
-def read_import(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/imports/{import_id}",
+    Contract(
+        summary=(
+            "Read an import report: RUNNING with chunks_done/chunks_planned, then "
+            "COMPLETED (or FAILED)"
+        ),
+        tag=Tag.IMPORTS,
+        response=ImportReport,
+        errors=(404,),
+    ),
+)
+def read_import(request: ApiRequest, context: ApiContext) -> ImportReport:
     report = get_import(context.db, request.path_params["import_id"])
     if report is None:
         raise not_found("import")
-    return ApiResponse(200, report.model_dump(mode="json"))
+    return report

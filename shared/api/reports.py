@@ -1,27 +1,29 @@
-"""Reports API: campaign summaries, recent inbound, the dashboard, the API schema."""
+"""Reports API: campaign summaries, recent inbound, the dashboard."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
-from shared.api.http import ApiError, ApiRequest, ApiResponse, Router, not_found
-from shared.api.paging import page_limit
-from shared.campaigns.summary import campaign_summary
+from shared.api.http import (
+    ApiRequest,
+    Contract,
+    Router,
+    Tag,
+    not_found,
+)
+from shared.api.paging import PAGING, Page, paged
+from shared.campaigns.summary import CampaignSummary, campaign_summary
 from shared.inbound.keywords import Classification
-from shared.platform.firestore import count_each
+from shared.platform.firestore import Database, count_each
 from shared.platform.logging import mask_phone
 from shared.store import campaigns as campaign_store
+from shared.store import inbound as inbound_store
 from shared.store import messages as message_store
-from shared.store.inbound import INBOUND
-from shared.store.users import USERS, ConsentState
+from shared.store import users as user_store
 
 router = Router()
 
@@ -35,11 +37,6 @@ class InboundMessage(BaseModel):
     classification: Classification
     received_at: datetime | None = None
     processed_at: datetime | None = None
-
-
-class InboundPage(BaseModel):
-    items: list[InboundMessage]
-    next_page_token: str | None = None
 
 
 class InboundCounts(BaseModel):
@@ -58,24 +55,32 @@ class Dashboard(BaseModel):
     inbound: InboundCounts = Field(description="inbound received in the window")
 
 
-@router.add("GET", "/v1/campaigns/{campaign_id}/summary")
-def read_campaign_summary(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/campaigns/{campaign_id}/summary",
+    Contract(
+        summary="Campaign report (frozen once COMPLETED)",
+        tag=Tag.REPORTS,
+        response=CampaignSummary,
+        errors=(404,),
+    ),
+)
+def read_campaign_summary(request: ApiRequest, context: ApiContext) -> CampaignSummary:
     summary = campaign_summary(
         context.db, request.path_params["campaign_id"], context.clock()
     )
     if summary is None:
         raise not_found("campaign")
-    return ApiResponse(200, summary.model_dump(mode="json"))
+    return summary
 
 
 # ---------------------------------------------------------------- inbound
 
 
-def _inbound_item(snapshot: firestore.DocumentSnapshot) -> InboundMessage:
-    data = snapshot.to_dict() or {}
+def _inbound_item(data: dict[str, Any]) -> InboundMessage:
     phone = data.get("phone")
     return InboundMessage(
-        id=snapshot.id,
+        id=data["id"],
         phone=mask_phone(phone) if phone else None,
         body=data.get("body") or "",
         classification=data.get("classification") or Classification.REPLY,
@@ -84,79 +89,43 @@ def _inbound_item(snapshot: firestore.DocumentSnapshot) -> InboundMessage:
     )
 
 
-def _inbound_token(item: InboundMessage) -> str:
-    at = item.received_at.isoformat() if item.received_at else ""
-    return base64.urlsafe_b64encode(json.dumps([at, item.id]).encode()).decode()
-
-
-def _inbound_cursor(
-    collection: firestore.CollectionReference, token: str
-) -> dict[str, Any]:
-    try:
-        at, inbound_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return {
-            "received_at": datetime.fromisoformat(at),
-            "__name__": collection.document(inbound_id),
-        }
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-
-
-@router.add("GET", "/v1/inbound")
-def list_inbound(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/inbound",
+    Contract(
+        summary="Recent inbound, newest first, phones masked",
+        tag=Tag.REPORTS,
+        response=Page[InboundMessage],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
+def list_inbound(request: ApiRequest, context: ApiContext) -> Page[InboundMessage]:
     """The most recent inbound messages first, paged by (received_at, id)."""
-    limit = page_limit(request)
-    collection = context.db.collection(INBOUND)
-    query = (
-        collection.order_by("received_at", direction=firestore.Query.DESCENDING)
-        .order_by("__name__", direction=firestore.Query.DESCENDING)
-        .limit(limit + 1)
-    )
-    token = request.query.get("page_token")
-    if token:
-        query = query.start_after(_inbound_cursor(collection, token))
-    items = [_inbound_item(snapshot) for snapshot in query.stream()]
-    more = len(items) > limit
-    items = items[:limit]
-    page = InboundPage(
-        items=items, next_page_token=_inbound_token(items[-1]) if more else None
-    )
-    return ApiResponse(200, page.model_dump(mode="json"))
+    return paged(request, inbound_store.recent_inbound(context.db), _inbound_item)
 
 
 # ---------------------------------------------------------------- dashboard
 
 
-def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
-    return firestore.FieldFilter(field_path, op, value)
-
-
-def dashboard_queries(
-    db: firestore.Client, since: datetime
-) -> dict[tuple[str, str], firestore.Query]:
-    """(panel, key) → the query whose count() fills that cell."""
-    users = db.collection(USERS)
-    recent_inbound = db.collection(INBOUND).where(
-        filter=_where("received_at", ">=", since)
+def build_dashboard(db: Database, now: datetime) -> Dashboard:
+    since = now - DASHBOARD_WINDOW
+    panels = {
+        "users": user_store.by_consent_state_queries(db),
+        "campaigns": campaign_store.by_status_queries(db),
+        "messages": message_store.recent_by_status_queries(db, since),
+        "inbound": inbound_store.received_since_by_classification_queries(
+            db, since, [classification.value for classification in Classification]
+        ),
+    }
+    # Every cell's count() at once: (panel, key) → count.
+    counts = count_each(
+        {
+            (name, key): query
+            for name, queries in panels.items()
+            for key, query in queries.items()
+        }
     )
-    queries: dict[tuple[str, str], firestore.Query] = {}
-    for state in ConsentState:
-        queries["users", state.value] = users.where(
-            filter=_where("consent.state", "==", state.value)
-        )
-    for status, query in campaign_store.by_status_queries(db).items():
-        queries["campaigns", status] = query
-    for status, query in message_store.recent_by_status_queries(db, since).items():
-        queries["messages", status] = query
-    for classification in Classification:
-        queries["inbound", classification.value] = recent_inbound.where(
-            filter=_where("classification", "==", classification.value)
-        )
-    return queries
-
-
-def build_dashboard(db: firestore.Client, now: datetime) -> Dashboard:
-    counts = count_each(dashboard_queries(db, now - DASHBOARD_WINDOW))
 
     def panel(name: str) -> dict[str, int]:
         return {key: count for (group, key), count in counts.items() if group == name}
@@ -172,21 +141,14 @@ def build_dashboard(db: firestore.Client, now: datetime) -> Dashboard:
     )
 
 
-@router.add("GET", "/v1/dashboard")
-def read_dashboard(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, build_dashboard(context.db, context.clock()).model_dump(mode="json")
-    )
-
-
-# ---------------------------------------------------------------- schema
-
-
-@router.add("GET", "/v1/openapi.json")
-def read_openapi(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    # Imported here, not at the top: the app and the schema table both import
-    # this module (its router, its response models).
-    from shared.api.app import api_router
-    from shared.api.openapi import openapi_document
-
-    return ApiResponse(200, openapi_document(api_router()))
+@router.route(
+    "GET",
+    "/v1/dashboard",
+    Contract(
+        summary="Users, campaigns, and the last 24 h of messages and inbound",
+        tag=Tag.REPORTS,
+        response=Dashboard,
+    ),
+)
+def read_dashboard(request: ApiRequest, context: ApiContext) -> Dashboard:
+    return build_dashboard(context.db, context.clock())

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.audience.segments import (
     SegmentDefinitionError,
     SegmentPreview,
@@ -34,7 +36,7 @@ from shared.store.segments import (
     store_new_segment,
     update_segment,
 )
-from shared.store.users import User
+from shared.store.users import ConsentState, User
 
 router = Router()
 
@@ -43,6 +45,17 @@ class PreviewRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     definition: dict[str, Any]
+
+
+class SegmentSample(BaseModel):
+    phone: str = Field(description="masked")
+    consent_state: ConsentState
+
+
+class SegmentPreviewView(BaseModel):
+    count: int
+    eligible: int = Field(description="members who are OPT_IN")
+    sample: list[SegmentSample]
 
 
 def check_definition(definition: Any) -> None:
@@ -64,8 +77,18 @@ def load_segment(context: ApiContext, segment_id: str) -> Segment:
     return segment
 
 
-@router.add("POST", "/v1/segments")
-def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/segments",
+    Contract(
+        summary="Create a segment",
+        tag=Tag.SEGMENTS,
+        request=SegmentFields,
+        response=Segment,
+        status=201,
+    ),
+)
+def create_segment(request: ApiRequest, context: ApiContext) -> Segment:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
     now = context.clock()
@@ -73,29 +96,47 @@ def create_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
         **fields.model_dump(), id=new_segment_id(), created_at=now, updated_at=now
     )
     store_new_segment(context.db, segment)
-    return ApiResponse(201, segment.model_dump(mode="json"))
+    return segment
 
 
-@router.add("GET", "/v1/segments")
-def list_segments(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    query, collection = every_segment(context.db)
-    page = paged(
-        request,
-        query,
-        collection,
-        lambda snapshot: Segment.from_snapshot(snapshot).model_dump(mode="json"),
-    )
-    return ApiResponse(200, page)
+@router.route(
+    "GET",
+    "/v1/segments",
+    Contract(
+        summary="List segments",
+        tag=Tag.SEGMENTS,
+        response=Page[Segment],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
+def list_segments(request: ApiRequest, context: ApiContext) -> Page[Segment]:
+    return paged(request, every_segment(context.db), as_is)
 
 
-@router.add("GET", "/v1/segments/{segment_id}")
-def read_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    segment = load_segment(context, request.path_params["segment_id"])
-    return ApiResponse(200, segment.model_dump(mode="json"))
+@router.route(
+    "GET",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Read a segment", tag=Tag.SEGMENTS, response=Segment, errors=(404,)
+    ),
+)
+def read_segment(request: ApiRequest, context: ApiContext) -> Segment:
+    return load_segment(context, request.path_params["segment_id"])
 
 
-@router.add("PUT", "/v1/segments/{segment_id}")
-def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "PUT",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Replace a segment",
+        tag=Tag.SEGMENTS,
+        request=SegmentFields,
+        response=Segment,
+        errors=(404,),
+    ),
+)
+def replace_segment(request: ApiRequest, context: ApiContext) -> Segment:
     fields = parse_body(request, SegmentFields)
     check_definition(fields.definition)
     segment = load_segment(context, request.path_params["segment_id"])
@@ -103,10 +144,19 @@ def replace_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
         update={**fields.model_dump(), "updated_at": context.clock()}
     )
     update_segment(context.db, updated)
-    return ApiResponse(200, updated.model_dump(mode="json"))
+    return updated
 
 
-@router.add("DELETE", "/v1/segments/{segment_id}")
+@router.route(
+    "DELETE",
+    "/v1/segments/{segment_id}",
+    Contract(
+        summary="Delete a segment (409 while unfinished campaigns use it)",
+        tag=Tag.SEGMENTS,
+        status=204,
+        errors=(404, 409),
+    ),
+)
 def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     """Delete unless a campaign that is not final uses the segment (409)."""
     segment_id = request.path_params["segment_id"]
@@ -132,30 +182,50 @@ def delete_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
     return ApiResponse(204)
 
 
-def _sample_body(user: User) -> dict[str, Any]:
-    return {"phone": mask_phone(user.phone), "consent_state": user.consent.state}
+def _sample_body(user: User) -> SegmentSample:
+    return SegmentSample(phone=mask_phone(user.phone), consent_state=user.consent.state)
 
 
-def preview_body(preview: SegmentPreview) -> dict[str, Any]:
-    return {
-        "count": preview.count,
-        "eligible": preview.eligible,
-        "sample": [_sample_body(user) for user in preview.sample],
-    }
+def preview_body(preview: SegmentPreview) -> SegmentPreviewView:
+    return SegmentPreviewView(
+        count=preview.count,
+        eligible=preview.eligible,
+        sample=[_sample_body(user) for user in preview.sample],
+    )
 
 
-@router.add("POST", "/v1/segments/preview")
-def preview_definition(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/segments/preview",
+    Contract(
+        summary="Preview a definition: count, eligible, sample",
+        tag=Tag.SEGMENTS,
+        request=PreviewRequest,
+        response=SegmentPreviewView,
+    ),
+)
+def preview_definition(request: ApiRequest, context: ApiContext) -> SegmentPreviewView:
     body = parse_body(request, PreviewRequest)
     check_definition(body.definition)
     preview = preview_segment(context.db, body.definition, context.clock())
-    return ApiResponse(200, preview_body(preview))
+    return preview_body(preview)
 
 
-@router.add("POST", "/v1/segments/{segment_id}/preview")
-def preview_stored_segment(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/segments/{segment_id}/preview",
+    Contract(
+        summary="Preview a stored segment",
+        tag=Tag.SEGMENTS,
+        response=SegmentPreviewView,
+        errors=(404,),
+    ),
+)
+def preview_stored_segment(
+    request: ApiRequest, context: ApiContext
+) -> SegmentPreviewView:
     segment = load_segment(context, request.path_params["segment_id"])
     # Stored before a rule tightened? Say so rather than fail.
     check_definition(segment.definition)
     preview = preview_segment(context.db, segment.definition, context.clock())
-    return ApiResponse(200, preview_body(preview))
+    return preview_body(preview)

@@ -12,11 +12,13 @@ from shared.api.http import (
     ApiError,
     ApiRequest,
     ApiResponse,
+    Contract,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import paged
+from shared.api.paging import PAGING, Page, paged
 from shared.api.users import phone_param
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
@@ -86,13 +88,30 @@ class DraftRenderRequest(RenderRequest):
     template: TemplateDraft
 
 
-def template_body(template: Template) -> dict[str, Any]:
+class TemplateView(Template):
+    encoding: str = Field(examples=["GSM-7"])
+    segments: int
+
+
+class RenderView(BaseModel):
+    body: str
+    encoding: str
+    segments: int
+    characters: int
+    missing_variables: list[str]
+    # Only WhatsApp templates have them; an SMS preview leaves the key out.
+    content_variables: dict[str, str] | None = Field(
+        None, exclude_if=lambda value: value is None
+    )
+
+
+def template_view(template: Template) -> TemplateView:
     info = count_segments(template.body)
-    return {
-        **template.model_dump(mode="json"),
-        "encoding": info.encoding.value,
-        "segments": info.segments,
-    }
+    return TemplateView(
+        **template.model_dump(),
+        encoding=info.encoding.value,
+        segments=info.segments,
+    )
 
 
 def _syntax_error(field: str, exc: TemplateSyntaxError) -> ApiError:
@@ -134,35 +153,66 @@ def load_template(context: ApiContext, template_id: str) -> Template:
     return template
 
 
-@router.add("POST", "/v1/templates")
-def post_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/templates",
+    Contract(
+        summary="Create a template",
+        tag=Tag.TEMPLATES,
+        request=TemplateFields,
+        response=TemplateView,
+        status=201,
+    ),
+)
+def post_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     fields = parse_body(request, TemplateFields)
     template = create_template(
         context.db, fields, check_syntax(fields), context.clock()
     )
-    return ApiResponse(201, template_body(template))
+    return template_view(template)
 
 
-@router.add("GET", "/v1/templates")
-def list_templates(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    query, collection = every_template(context.db)
-    page = paged(
-        request,
-        query,
-        collection,
-        lambda snapshot: template_body(Template.from_snapshot(snapshot)),
-    )
-    return ApiResponse(200, page)
+@router.route(
+    "GET",
+    "/v1/templates",
+    Contract(
+        summary="List templates",
+        tag=Tag.TEMPLATES,
+        response=Page[TemplateView],
+        query=PAGING,
+        errors=(400,),
+    ),
+)
+def list_templates(request: ApiRequest, context: ApiContext) -> Page[TemplateView]:
+    return paged(request, every_template(context.db), template_view)
 
 
-@router.add("GET", "/v1/templates/{template_id}")
-def read_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    template = load_template(context, request.path_params["template_id"])
-    return ApiResponse(200, template_body(template))
+@router.route(
+    "GET",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Read a template",
+        tag=Tag.TEMPLATES,
+        response=TemplateView,
+        errors=(404,),
+    ),
+)
+def read_template(request: ApiRequest, context: ApiContext) -> TemplateView:
+    return template_view(load_template(context, request.path_params["template_id"]))
 
 
-@router.add("PUT", "/v1/templates/{template_id}")
-def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "PUT",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Replace a template",
+        tag=Tag.TEMPLATES,
+        request=TemplateFields,
+        response=TemplateView,
+        errors=(404,),
+    ),
+)
+def put_template(request: ApiRequest, context: ApiContext) -> TemplateView:
     template_id = _template_id(request)
     fields = parse_body(request, TemplateFields)
     variables = check_syntax(fields)
@@ -171,7 +221,7 @@ def put_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if template is None:
         raise not_found("template")
-    return ApiResponse(200, template_body(template))
+    return template_view(template)
 
 
 def delete_unused_template(context: ApiContext, template_id: str) -> list[str]:
@@ -199,7 +249,16 @@ def delete_unused_template(context: ApiContext, template_id: str) -> list[str]:
     return blocking
 
 
-@router.add("DELETE", "/v1/templates/{template_id}")
+@router.route(
+    "DELETE",
+    "/v1/templates/{template_id}",
+    Contract(
+        summary="Delete a template (409 while unfinished campaigns use it)",
+        tag=Tag.TEMPLATES,
+        status=204,
+        errors=(404, 409),
+    ),
+)
 def delete_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
     blocking = delete_unused_template(context, _template_id(request))
     if blocking:
@@ -239,20 +298,19 @@ def render_preview(
     attributes: dict[str, Any],
     phone: str,
     event: PreviewEvent | None,
-) -> dict[str, Any]:
+) -> RenderView:
     # The scope and the render are fan-out's and the router's own.
     rendered = render_content(template, template_scope(attributes, phone, event))
     info = count_segments(rendered.body)
-    preview: dict[str, Any] = {
-        "body": rendered.body,
-        "encoding": info.encoding.value,
-        "segments": info.segments,
-        "characters": info.characters,
-        "missing_variables": rendered.missing_variables,
-    }
-    if template.channel == TemplateChannel.WHATSAPP:
-        preview["content_variables"] = rendered.content_variables or {}
-    return preview
+    whatsapp = template.channel == TemplateChannel.WHATSAPP
+    return RenderView(
+        body=rendered.body,
+        encoding=info.encoding.value,
+        segments=info.segments,
+        characters=info.characters,
+        missing_variables=rendered.missing_variables,
+        content_variables=(rendered.content_variables or {}) if whatsapp else None,
+    )
 
 
 def _rendered(
@@ -260,7 +318,7 @@ def _rendered(
     context: ApiContext,
     template: Template,
     preview: RenderRequest,
-) -> ApiResponse:
+) -> RenderView:
     attributes, phone = _recipient(request, context, preview)
     try:
         body = render_preview(template, attributes, phone, preview.event)
@@ -268,17 +326,37 @@ def _rendered(
         raise ApiError(
             422, "template_render", f"template does not render: {exc}"
         ) from exc
-    return ApiResponse(200, body)
+    return body
 
 
-@router.add("POST", "/v1/templates/{template_id}/render")
-def render_template(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/templates/{template_id}/render",
+    Contract(
+        summary="Render for given attributes or a stored user",
+        tag=Tag.TEMPLATES,
+        request=RenderRequest,
+        response=RenderView,
+        errors=(404,),
+    ),
+)
+def render_template(request: ApiRequest, context: ApiContext) -> RenderView:
     template = load_template(context, request.path_params["template_id"])
     return _rendered(request, context, template, parse_body(request, RenderRequest))
 
 
-@router.add("POST", "/v1/templates/render")
-def render_draft(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/templates/render",
+    Contract(
+        summary="Render an unsaved template for given attributes or a stored user",
+        tag=Tag.TEMPLATES,
+        request=DraftRenderRequest,
+        response=RenderView,
+        errors=(404,),
+    ),
+)
+def render_draft(request: ApiRequest, context: ApiContext) -> RenderView:
     """Render a template that is not saved yet, as the editor shows it."""
     preview = parse_body(request, DraftRenderRequest)
     check_syntax(preview.template)

@@ -6,18 +6,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from shared.api.context import ApiContext
 from shared.api.http import (
     ApiError,
     ApiRequest,
-    ApiResponse,
+    Contract,
+    QueryParam,
     Router,
+    Tag,
     not_found,
     parse_body,
 )
-from shared.api.paging import page_limit, paged
+from shared.api.paging import PAGING, Page, as_is, paged
 from shared.audience.consent import set_consent
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.users import (
@@ -33,11 +35,9 @@ from shared.platform.logging import mask_phone
 from shared.privacy.erasure import erase_phone
 from shared.store.users import (
     ConsentState,
-    InvalidHistoryToken,
     User,
     consent_history,
     every_user,
-    user_of_snapshot,
 )
 from shared.store.users import (
     get_user as read_user,
@@ -95,6 +95,41 @@ class ConsentUpdate(BaseModel):
     evidence: str | None = Field(None, max_length=500)
 
 
+class ErasedCounts(BaseModel):
+    # In the order erasure goes through the collections.
+    messages: int = Field(description="redacted: phone, body, receipts, error text")
+    inbound: int
+    events: int
+    unmatched_receipts: int
+    consent_events: int
+    users: int
+
+
+class ErasureReport(BaseModel):
+    phone: str = Field(description="masked")
+    erased: ErasedCounts
+    suppressed: bool = Field(description="an opted-out number's suppression entry")
+    summaries_frozen: int = Field(
+        description="completed campaigns' summaries frozen before erasing"
+    )
+
+
+class ConsentEventView(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    id: str
+    from_: ConsentState | None = Field(None, alias="from")
+    to: ConsentState
+    source: str
+    at: datetime | None = Field(None, json_schema_extra={"format": "date-time"})
+    evidence: str | None = None
+
+    @field_serializer("at")
+    def _at(self, at: datetime | None) -> str | None:
+        # Python's ISO form ("+00:00"), as the history has always been sent.
+        return at.isoformat() if at else None
+
+
 def phone_param(
     request: ApiRequest, context: ApiContext, raw: str | None = None
 ) -> str:
@@ -108,17 +143,19 @@ def phone_param(
         ) from exc
 
 
-def user_body(user: User) -> dict[str, Any]:
-    return user.model_dump(mode="json")
-
-
-def _user_from_snapshot(snapshot: Any) -> dict[str, Any]:
-    # `snapshot`: a page's document, which only the store reads.
-    return user_body(user_of_snapshot(snapshot))
-
-
-@router.add("POST", "/v1/users")
-def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "POST",
+    "/v1/users",
+    Contract(
+        summary="Create a user",
+        tag=Tag.USERS,
+        request=UserCreate,
+        response=User,
+        status=201,
+        errors=(409,),
+    ),
+)
+def post_user(request: ApiRequest, context: ApiContext) -> User:
     body = parse_body(request, UserCreate)
     phone = phone_param(request, context, body.phone)
     try:
@@ -132,11 +169,21 @@ def post_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
         )
     except UserExists as exc:
         raise ApiError(409, "already_exists", f"user {phone} already exists") from exc
-    return ApiResponse(201, user_body(user))
+    return user
 
 
-@router.add("GET", "/v1/users")
-def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/users",
+    Contract(
+        summary="List users",
+        tag=Tag.USERS,
+        response=Page[User],
+        query=(QueryParam("consent_state", "OPT_IN, OPT_OUT or STOP"), *PAGING),
+        errors=(400,),
+    ),
+)
+def list_users(request: ApiRequest, context: ApiContext) -> Page[User]:
     state = request.query.get("consent_state")
     if state and state not in ConsentState.__members__:
         raise ApiError(
@@ -144,8 +191,8 @@ def list_users(request: ApiRequest, context: ApiContext) -> ApiResponse:
             "invalid_query",
             f"consent_state must be one of {', '.join(ConsentState)}",
         )
-    query, collection = every_user(context.db, ConsentState(state) if state else None)
-    return ApiResponse(200, paged(request, query, collection, _user_from_snapshot))
+    users = every_user(context.db, ConsentState(state) if state else None)
+    return paged(request, users, as_is)
 
 
 def load_user(context: ApiContext, phone: str) -> User:
@@ -155,15 +202,27 @@ def load_user(context: ApiContext, phone: str) -> User:
     return user
 
 
-@router.add("GET", "/v1/users/{phone}")
-def get_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
-    return ApiResponse(
-        200, user_body(load_user(context, phone_param(request, context)))
-    )
+@router.route(
+    "GET",
+    "/v1/users/{phone}",
+    Contract(summary="Read a user", tag=Tag.USERS, response=User, errors=(404, 422)),
+)
+def get_user(request: ApiRequest, context: ApiContext) -> User:
+    return load_user(context, phone_param(request, context))
 
 
-@router.add("PATCH", "/v1/users/{phone}")
-def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "PATCH",
+    "/v1/users/{phone}",
+    Contract(
+        summary="Merge attributes (null deletes a key)",
+        tag=Tag.USERS,
+        request=UserPatch,
+        response=User,
+        errors=(404, 409),
+    ),
+)
+def patch_user_attributes(request: ApiRequest, context: ApiContext) -> User:
     phone = phone_param(request, context)
     body = parse_body(request, UserPatch)
     options = {"timezone": body.timezone} if "timezone" in body.model_fields_set else {}
@@ -179,11 +238,24 @@ def patch_user_attributes(request: ApiRequest, context: ApiContext) -> ApiRespon
             "user_erased",
             "this user was erased; POST /v1/users creates the profile again",
         ) from exc
-    return ApiResponse(200, user_body(user))
+    return user
 
 
-@router.add("DELETE", "/v1/users/{phone}")
-def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "DELETE",
+    "/v1/users/{phone}",
+    Contract(
+        summary=(
+            "Erase the number everywhere (profile, consent history, messages,"
+            " inbound, events, unmatched receipts); an opted-out number keeps only"
+            " a keyed-hash suppression entry. Idempotent; says what was erased"
+        ),
+        tag=Tag.USERS,
+        response=ErasureReport,
+        errors=(404, 422),
+    ),
+)
+def delete_user(request: ApiRequest, context: ApiContext) -> ErasureReport:
     """Erase the number everywhere (docs/architecture.md §3); say what went.
 
     Idempotent: a retry after a failure halfway erases what is left, and a
@@ -194,11 +266,21 @@ def delete_user(request: ApiRequest, context: ApiContext) -> ApiResponse:
     report = erase_phone(context.db, phone, context.clock(), retention)
     if not any(report["erased"].values()):
         raise not_found("user")
-    return ApiResponse(200, {"phone": mask_phone(phone), **report})
+    return ErasureReport(phone=mask_phone(phone), **report)
 
 
-@router.add("PUT", "/v1/users/{phone}/consent")
-def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "PUT",
+    "/v1/users/{phone}/consent",
+    Contract(
+        summary="Set consent with its source",
+        tag=Tag.USERS,
+        request=ConsentUpdate,
+        response=User,
+        errors=(404,),
+    ),
+)
+def put_consent(request: ApiRequest, context: ApiContext) -> User:
     phone = phone_param(request, context)
     body = parse_body(request, ConsentUpdate)
     change = set_consent(
@@ -211,36 +293,28 @@ def put_consent(request: ApiRequest, context: ApiContext) -> ApiResponse:
     )
     if change is None:
         raise not_found("user")
-    return ApiResponse(200, user_body(load_user(context, phone)))
+    return load_user(context, phone)
 
 
-def _event_body(entry: dict[str, Any]) -> dict[str, Any]:
-    at = entry.get("at")
-    return {
-        "id": entry["id"],
-        "from": entry.get("from"),
-        "to": entry.get("to"),
-        "source": entry.get("source"),
-        "at": at.isoformat() if isinstance(at, datetime) else at,
-        "evidence": entry.get("evidence"),
-    }
+def _event_body(entry: dict[str, Any]) -> ConsentEventView:
+    return ConsentEventView.model_validate(entry)
 
 
-@router.add("GET", "/v1/users/{phone}/consent")
-def get_consent_history(request: ApiRequest, context: ApiContext) -> ApiResponse:
+@router.route(
+    "GET",
+    "/v1/users/{phone}/consent",
+    Contract(
+        summary="Consent history, newest first",
+        tag=Tag.USERS,
+        response=Page[ConsentEventView],
+        query=PAGING,
+        errors=(400, 404, 422),
+    ),
+)
+def get_consent_history(
+    request: ApiRequest, context: ApiContext
+) -> Page[ConsentEventView]:
     """The consent history, newest first, paged by (at, id)."""
     phone = phone_param(request, context)
     load_user(context, phone)
-    try:
-        page = consent_history(
-            context.db, phone, page_limit(request), request.query.get("page_token")
-        )
-    except InvalidHistoryToken as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-    return ApiResponse(
-        200,
-        {
-            "items": [_event_body(entry) for entry in page.entries],
-            "next_page_token": page.next_token,
-        },
-    )
+    return paged(request, consent_history(context.db, phone), _event_body)

@@ -1,4 +1,5 @@
-"""Document shapes any store may share: delete a document unless it is in use."""
+"""Document shapes any store may share: what a document id may be, delete a
+document unless it is in use."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from typing import TypeVar
 from google.cloud import firestore
 
 T = TypeVar("T")
+
+
+def is_document_id(value: str) -> bool:
+    """Firestore's rules for a document id (no slash, no dots-only, no __x__)."""
+    return (
+        0 < len(value.encode()) <= 1500
+        and "/" not in value
+        and value not in (".", "..")
+        and not (value.startswith("__") and value.endswith("__"))
+    )
 
 
 def delete_unless_used(

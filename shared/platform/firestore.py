@@ -78,6 +78,11 @@ def count_of(query: firestore.Query) -> int:
     return int(results[0][0].value)
 
 
+def ping(db: firestore.Client, timeout: float) -> None:
+    """One read, to prove Firestore answers; raises whatever the client raises."""
+    db.collection("_health").document("ping").get(timeout=timeout)
+
+
 KeyT = TypeVar("KeyT")
 # Aggregation queries run side by side; each is one short RPC.
 COUNT_WORKERS = 8

@@ -14,6 +14,7 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.platform.firestore import count_of, operations
+from shared.platform.paging import Listing
 from shared.platform.ttl_cache import TtlCache
 
 CAMPAIGNS = "campaigns"
@@ -265,15 +266,15 @@ def triggered_by(
     return campaigns
 
 
-def page_query(
+def every_campaign(
     db: firestore.Client, status: CampaignStatus | None = None
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The query an API page of campaigns reads, and its collection."""
+) -> Listing[Campaign]:
+    """The campaigns (of one status, if given), by id."""
     collection = db.collection(CAMPAIGNS)
     query: firestore.Query = firestore.Query(collection)
     if status is not None:
         query = query.where(filter=_where("status", "==", status.value))
-    return query, collection
+    return Listing(query, collection, Campaign.from_snapshot)
 
 
 def by_status_queries(db: firestore.Client) -> dict[str, firestore.Query]:

@@ -18,6 +18,7 @@ from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.payloads import IngestedEvent
 from shared.platform.firestore import operations
+from shared.platform.paging import Listing
 
 EVENTS = "events"
 ALREADY_EXISTS = 6  # gRPC status code
@@ -46,12 +47,12 @@ def event_ref(db: firestore.Client, event_id: str) -> firestore.DocumentReferenc
     return events_collection(db).document(event_id)
 
 
-def every_event(
-    db: firestore.Client,
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The query over every event, and its collection (for page cursors)."""
+def every_event(db: firestore.Client) -> Listing[dict[str, Any]]:
+    """Every event's fields (see `event_fields`), newest received first."""
     collection = events_collection(db)
-    return firestore.Query(collection), collection
+    return Listing(
+        firestore.Query(collection), collection, event_fields, newest_by="received_at"
+    )
 
 
 def new_event_doc(

@@ -6,12 +6,14 @@ its last update time, so two deliveries of one message cannot both win.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+
+from shared.platform.paging import Listing
 
 INBOUND = "inbound"
 
@@ -73,3 +75,37 @@ def mark_processed(
     except gexc.FailedPrecondition:
         return False
     return True
+
+
+# ---------------------------------------------------------------- reports
+
+
+def inbound_fields(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    """Every stored field of an inbound message, with its `id`."""
+    return {**(snapshot.to_dict() or {}), "id": snapshot.id}
+
+
+def recent_inbound(db: firestore.Client) -> Listing[dict[str, Any]]:
+    """Every inbound message's fields, newest received first."""
+    collection = inbound_collection(db)
+    return Listing(
+        firestore.Query(collection),
+        collection,
+        inbound_fields,
+        newest_by="received_at",
+    )
+
+
+def received_since_by_classification_queries(
+    db: firestore.Client, since: datetime, classifications: Iterable[str]
+) -> dict[str, firestore.Query]:
+    """Per classification, the inbound received since `since` (dashboard panel)."""
+    recent = inbound_collection(db).where(
+        filter=firestore.FieldFilter("received_at", ">=", since)
+    )
+    return {
+        classification: recent.where(
+            filter=firestore.FieldFilter("classification", "==", classification)
+        )
+        for classification in classifications
+    }

@@ -29,6 +29,7 @@ from shared.platform.bulk import (
     write_in_batches,
 )
 from shared.platform.firestore import count_each, count_of, operations
+from shared.platform.paging import Listing
 
 T = TypeVar("T")
 
@@ -130,11 +131,6 @@ class Message(BaseModel):
     @classmethod
     def from_snapshot(cls, snapshot: firestore.DocumentSnapshot) -> Message:
         return cls.model_validate({**(snapshot.to_dict() or {}), "id": snapshot.id})
-
-    def to_api(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data["status"] = self.status.value
-        return data
 
 
 def message_ref(db: firestore.Client, message_id: str) -> firestore.DocumentReference:
@@ -314,27 +310,28 @@ def of_event(db: firestore.Client, event_id: str, limit: int) -> list[StoredMess
     return [_stored(s) for s in query.limit(limit).stream()]
 
 
-def page_query(
+def campaign_messages(
     db: firestore.Client,
+    campaign_id: str,
     *,
-    campaign_id: str | None = None,
     status: MessageStatus | None = None,
     phone: str | None = None,
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The query an API page of messages reads, and its collection."""
+) -> Listing[Message]:
+    """A campaign's messages (of one status, to one phone, if given), by id."""
     collection = db.collection(MESSAGES)
-    query: firestore.Query = firestore.Query(collection)
-    if campaign_id is not None:
-        query = query.where(filter=_where("campaign_id", "==", campaign_id))
+    query = collection.where(filter=_where("campaign_id", "==", campaign_id))
     if status is not None:
         query = query.where(filter=_where("status_rank", "==", rank_of(status)))
     if phone is not None:
         query = query.where(filter=_where("phone", "==", phone))
-    return query, collection
+    return Listing(query, collection, Message.from_snapshot)
 
 
-def to_api(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
-    return Message.from_snapshot(snapshot).to_api()
+def messages_to(db: firestore.Client, phone: str) -> Listing[Message]:
+    """One phone's messages across campaigns, newest created first."""
+    collection = db.collection(MESSAGES)
+    query = collection.where(filter=_where("phone", "==", phone))
+    return Listing(query, collection, Message.from_snapshot, newest_by="created_at")
 
 
 # ---------------------------------------------------------------- pages

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from shared.platform.documents import delete_unless_used
 from shared.platform.firestore import operations
+from shared.platform.paging import Listing
 
 SEGMENTS = "segments"
 
@@ -45,12 +46,10 @@ def segment_ref(db: firestore.Client, segment_id: str) -> firestore.DocumentRefe
     return segments_collection(db).document(segment_id)
 
 
-def every_segment(
-    db: firestore.Client,
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The query over every segment, and its collection (for page cursors)."""
+def every_segment(db: firestore.Client) -> Listing[Segment]:
+    """Every segment, by id."""
     collection = segments_collection(db)
-    return firestore.Query(collection), collection
+    return Listing(firestore.Query(collection), collection, Segment.from_snapshot)
 
 
 def get_segment(db: firestore.Client, segment_id: str) -> Segment | None:

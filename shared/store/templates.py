@@ -19,6 +19,7 @@ from pydantic import (
 
 from shared.content.templates import TemplateChannel
 from shared.platform.documents import delete_unless_used
+from shared.platform.paging import Listing
 
 TEMPLATES = "templates"
 
@@ -123,12 +124,10 @@ def templates_collection(db: firestore.Client) -> firestore.CollectionReference:
     return db.collection(TEMPLATES)
 
 
-def every_template(
-    db: firestore.Client,
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The query over every template, and its collection (for page cursors)."""
+def every_template(db: firestore.Client) -> Listing[Template]:
+    """Every template, by id."""
     collection = templates_collection(db)
-    return firestore.Query(collection), collection
+    return Listing(firestore.Query(collection), collection, Template.from_snapshot)
 
 
 def template_ref(db: firestore.Client, template_id: str) -> firestore.DocumentReference:

@@ -7,9 +7,6 @@ opted-out number leaves: its consent only, keyed by a keyed hash.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, mask_phone
+from shared.platform.paging import Listing
 from shared.platform.privacy import suppression_key
 
 log = get_logger(__name__)
@@ -171,19 +169,30 @@ def suppressed_user(
 
 def every_user(
     db: firestore.Client, consent_state: ConsentState | None = None
-) -> tuple[firestore.Query, firestore.CollectionReference]:
-    """The users (of one consent state, if given), and their collection."""
+) -> Listing[User]:
+    """The users (of one consent state, if given), by id."""
     collection = users_collection(db)
-    if consent_state is None:
-        return firestore.Query(collection), collection
-    query = collection.where(
-        filter=firestore.FieldFilter("consent.state", "==", consent_state.value)
-    )
-    return query, collection
+    query: firestore.Query = firestore.Query(collection)
+    if consent_state is not None:
+        query = collection.where(
+            filter=firestore.FieldFilter("consent.state", "==", consent_state.value)
+        )
+    return Listing(query, collection, user_of_snapshot)
 
 
 def user_of_snapshot(snapshot: firestore.DocumentSnapshot) -> User:
     return User.from_doc(snapshot.to_dict() or {})
+
+
+def by_consent_state_queries(db: firestore.Client) -> dict[str, firestore.Query]:
+    """Per consent state, the users in it (dashboard panel)."""
+    users = users_collection(db)
+    return {
+        state.value: users.where(
+            filter=firestore.FieldFilter("consent.state", "==", state.value)
+        )
+        for state in ConsentState
+    }
 
 
 # A filter pushed down to the users query: (field path, operator, value).
@@ -251,50 +260,14 @@ def _scanned_user(snapshot: firestore.DocumentSnapshot) -> User | None:
         return None
 
 
-class InvalidHistoryToken(ValueError):
-    """A consent history page token that names no entry."""
+def _consent_entry(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
+    return {**(snapshot.to_dict() or {}), "id": snapshot.id}
 
 
-@dataclass(frozen=True)
-class HistoryPage:
-    entries: list[dict[str, Any]]  # each with its `id`
-    next_token: str | None
-
-
-def _history_token(snapshot: firestore.DocumentSnapshot) -> str:
-    at = (snapshot.get("at") or datetime.min).isoformat()
-    return base64.urlsafe_b64encode(json.dumps([at, snapshot.id]).encode()).decode()
-
-
-def _history_cursor(
-    events: firestore.CollectionReference, token: str
-) -> dict[str, Any]:
-    try:
-        at, event_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return {"at": datetime.fromisoformat(at), "__name__": events.document(event_id)}
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidHistoryToken(token) from exc
-
-
-def consent_history(
-    db: firestore.Client, phone: str, limit: int, token: str | None
-) -> HistoryPage:
-    """One page of the consent history, newest first, paged by (at, id)."""
+def consent_history(db: firestore.Client, phone: str) -> Listing[dict[str, Any]]:
+    """The consent history's entries (each with its `id`), newest first."""
     events = consent_events(db, phone)
-    query = (
-        events.order_by("at", direction=firestore.Query.DESCENDING)
-        .order_by("__name__", direction=firestore.Query.DESCENDING)
-        .limit(limit + 1)
-    )
-    if token:
-        query = query.start_after(_history_cursor(events, token))
-    snapshots = list(query.stream())
-    more = len(snapshots) > limit
-    snapshots = snapshots[:limit]
-    return HistoryPage(
-        [{**(s.to_dict() or {}), "id": s.id} for s in snapshots],
-        _history_token(snapshots[-1]) if more else None,
-    )
+    return Listing(firestore.Query(events), events, _consent_entry, newest_by="at")
 
 
 # ---------------------------------------------------------------- writes

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from shared.api.app import api_router
-from shared.api.openapi import OPERATIONS, openapi_document
+from shared.api.http import Tag
+from shared.api.openapi import openapi_document
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +53,31 @@ def test_every_served_route_is_documented_and_nothing_else(
     assert documented(document) == served()
 
 
-def test_the_metadata_table_lists_every_served_route_and_only_those() -> None:
-    assert served() - set(OPERATIONS) == set(), "routes without metadata"
-    assert set(OPERATIONS) - served() == set(), "metadata for routes not served"
+def test_every_route_declares_its_contract_and_the_document_follows_it(
+    document: dict[str, Any],
+) -> None:
+    for route in api_router().routes:
+        contract, where = route.contract, f"{route.method} {route.pattern}"
+        assert contract.summary.strip() and contract.tag in set(Tag), where
+        assert (contract.response is None) == (contract.status == 204), where
+        operation = document["paths"][route.pattern][route.method.lower()]
+        assert operation["summary"] == contract.summary, where
+        assert operation["tags"] == [contract.tag.value], where
+        success = operation["responses"][str(contract.status)]
+        if isinstance(contract.response, type):
+            ref = success["content"]["application/json"]["schema"]["$ref"]
+            model = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+            assert model["title"] == contract.response.__name__, where
+        errors = {int(status) for status in operation["responses"]} - {200, 201, 202}
+        assert set(contract.errors) <= errors, where
+        assert ("security" in operation) == contract.public, where
+
+
+def test_only_routes_declared_public_are_served_without_a_key(api: Any) -> None:
+    public = {r.pattern for r in api_router().routes if r.contract.public}
+    assert public == {"/healthz"}
+    assert api("GET", "/healthz", key=None).status == 200
+    assert api("GET", "/v1/dashboard", key=None).status == 401
 
 
 def test_path_parameters_match_the_templates(document: dict[str, Any]) -> None:
