@@ -29,18 +29,13 @@ from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import message_expire_at
 from shared.delivery.status import TWILIO_STATUS
-from shared.payloads import StatusCallback
+from shared.payloads import StatusCallback, error_code, message_sid, message_status
+from shared.platform.documents import safe_document_id
 from shared.platform.firestore import Database, operations
 from shared.platform.logging import get_logger, log_context
 from shared.store import messages as message_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
 from shared.store.users import ConsentState
-from shared.webhooks.params import (
-    error_code,
-    message_sid,
-    message_status,
-    safe_document_id,
-)
 
 log = get_logger(__name__)
 

@@ -1,13 +1,29 @@
-"""Document shapes any store may share: delete a document unless it is in use."""
+"""Document shapes any store may share: legal document ids, and delete a
+document unless it is in use."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
 from google.cloud import firestore
 
 T = TypeVar("T")
+
+# Firestore document ids may not contain "/", be "." or "..", or look like
+# `__name__`; anything outside this set is replaced so an id is always legal.
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.+-]")
+_MAX_ID_CHARS = 500
+
+
+def safe_document_id(*parts: str) -> str:
+    """Join parts with "_" into a legal Firestore document id."""
+    joined = "_".join(_UNSAFE_ID_CHARS.sub("-", part) for part in parts)
+    joined = joined[:_MAX_ID_CHARS]
+    if joined.strip(".") == "" or (joined.startswith("__") and joined.endswith("__")):
+        return f"id-{joined}"
+    return joined
 
 
 def delete_unless_used(
