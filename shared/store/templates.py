@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from google.cloud import firestore
@@ -17,10 +18,15 @@ from pydantic import (
     field_validator,
 )
 
-from shared.content.templates import TemplateChannel
 from shared.platform.documents import delete_unless_used
 
 TEMPLATES = "templates"
+
+
+class TemplateChannel(StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+
 
 MAX_BODY_CHARACTERS = 4096
 
