@@ -31,15 +31,16 @@ from shared.delivery.messages import message_expire_at
 from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback, error_code, message_sid, message_status
 from shared.platform.documents import safe_document_id
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
 from shared.store import messages as message_store
+from shared.store import receipts as receipt_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
+from shared.store.receipts import UNMATCHED_RECEIPTS
 from shared.store.users import ConsentState
 
 log = get_logger(__name__)
 
-UNMATCHED_RECEIPTS = "receipts"
 UNMATCHED_RETENTION = timedelta(days=30)
 MESSAGE_ID_PARAM = "message_id"
 
@@ -217,8 +218,10 @@ def store_unmatched(
     """Keep a callback that matched no message, for reconciliation (TTL)."""
     sid = message_sid(callback.params) or "unknown"
     status = message_status(callback.params) or "unknown"
-    operations.add("writes")
-    db.collection(UNMATCHED_RECEIPTS).document(safe_document_id(sid, status)).set(
+    receipt_store.keep_unmatched(
+        db,
+        sid,
+        status,
         {
             "params": dict(callback.params),
             "query": dict(callback.query),
@@ -226,7 +229,7 @@ def store_unmatched(
             "reason": outcome.value,
             "received_at": callback.received_at,
             "expire_at": expire_at,
-        }
+        },
     )
     log.warning(
         "status callback %s kept in %s/ (%s)",

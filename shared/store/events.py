@@ -17,6 +17,7 @@ from google.cloud.firestore_v1.bulk_writer import (
 from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.payloads import IngestedEvent
+from shared.platform.bulk import delete_in_batches
 from shared.platform.firestore import operations
 
 EVENTS = "events"
@@ -187,3 +188,11 @@ def set_republish_at(
     if count:
         batch.commit()
         operations.add("writes", count)
+
+
+def delete_of_phone(db: firestore.Client, phone: str, batch_size: int) -> int:
+    """Delete every event of `phone` (erasure); how many."""
+    query = events_collection(db).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+    return delete_in_batches(db, query, batch_size)

@@ -13,6 +13,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from shared.platform.bulk import delete_in_batches
+
 INBOUND = "inbound"
 
 
@@ -73,3 +75,11 @@ def mark_processed(
     except gexc.FailedPrecondition:
         return False
     return True
+
+
+def delete_from_phone(db: firestore.Client, phone: str, batch_size: int) -> int:
+    """Delete every inbound message from `phone` (erasure); how many."""
+    query = inbound_collection(db).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+    return delete_in_batches(db, query, batch_size)
