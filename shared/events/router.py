@@ -33,7 +33,6 @@ from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import matches_properties, user_matches
-from shared.campaigns.cache import template_cache
 from shared.campaigns.pacing import batch_duration
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
@@ -48,7 +47,7 @@ from shared.store.campaigns import Campaign, CampaignStatus
 from shared.store.events import EventStatus, event_ref
 from shared.store.messages import MessageStatus, StoredMessage, status_of
 from shared.store.segments import SEGMENTS
-from shared.store.templates import Template
+from shared.store.templates import Template, template_cache
 from shared.store.users import User, get_user
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]

@@ -19,6 +19,8 @@ from pydantic import (
 )
 
 from shared.platform.documents import delete_unless_used
+from shared.platform.firestore import operations
+from shared.platform.ttl_cache import TtlCache
 
 TEMPLATES = "templates"
 
@@ -123,6 +125,19 @@ def is_template_id(value: str) -> bool:
 
 def new_template_id() -> str:
     return uuid.uuid4().hex[:20]
+
+
+def template_cache(db: firestore.Client, ttl: float) -> TtlCache[Template]:
+    """Template documents cached per instance for `ttl` seconds: an edit still
+    takes effect within seconds while the send path reads each template about
+    once per instance per TTL instead of once per message."""
+
+    def load(template_id: str) -> Template | None:
+        operations.add("reads")
+        snapshot = template_ref(db, template_id).get()
+        return Template.from_snapshot(snapshot) if snapshot.exists else None
+
+    return TtlCache(ttl, load)
 
 
 def templates_collection(db: firestore.Client) -> firestore.CollectionReference:
