@@ -8,25 +8,12 @@ from enum import StrEnum
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_document import BaseDocumentReference
-from google.cloud.firestore_v1.bulk_writer import (
-    BulkWriteFailure,
-    BulkWriter,
-    BulkWriterOptions,
-)
-from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.payloads import IngestedEvent
-from shared.platform.bulk import delete_in_batches
+from shared.platform.bulk import BulkCreator, delete_in_batches
 from shared.platform.firestore import operations
 
 EVENTS = "events"
-ALREADY_EXISTS = 6  # gRPC status code
-# Events go to distinct documents (random or caller-chosen ids), which
-# Firestore spreads well; BulkWriter's default 500 ops/s would cap ingestion.
-_WRITER_OPTIONS = BulkWriterOptions(
-    initial_ops_per_second=5000, max_ops_per_second=20000
-)
 
 
 class EventStatus(StrEnum):
@@ -90,34 +77,24 @@ def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
     )
 
 
-def _failure_id(failure: BulkWriteFailure) -> str:
-    return str(getattr(failure.operation, "reference").id)  # noqa: B009
-
-
 class EventWriter:
     """Creates event documents with `create()`, the duplicate check.
 
-    Writes go out while the caller is still adding: BulkWriter sends each batch
-    of 20 from its own threads. An id added twice is written once; the first
-    one wins.
+    Writes go out while the caller is still adding (see BulkCreator). An id
+    added twice is written once; the first one wins.
     """
 
     def __init__(self, db: firestore.Client):
         self._db = db
         self._added: set[str] = set()
-        self._created: set[str] = set()
-        self._existing: set[str] = set()
-        self._failed: list[str] = []
-        self._writer = db.bulk_writer(options=_WRITER_OPTIONS)
-        self._writer.on_write_result(self._on_result)
-        self._writer.on_write_error(self._on_error)
+        self._creator = BulkCreator(db)
 
     def create(self, event_id: str, doc: Mapping[str, Any]) -> bool:
         """Queue the create; False if this id was added already."""
         if event_id in self._added:
             return False
         self._added.add(event_id)
-        self._writer.create(event_ref(self._db, event_id), dict(doc))
+        self._creator.create(event_ref(self._db, event_id), doc)
         return True
 
     def close(self) -> tuple[set[str], set[str]]:
@@ -125,27 +102,12 @@ class EventWriter:
 
         Raises EventWritesFailed if any other write failed.
         """
-        self._writer.close()
-        operations.add("writes", len(self._added))
-        if self._failed:
+        result = self._creator.close()
+        if result.failed:
             raise EventWritesFailed(
-                f"{len(self._failed)} event writes failed: {self._failed[:3]}"
+                f"{len(result.failed)} event writes failed: {result.failed[:3]}"
             )
-        return set(self._created), set(self._existing)
-
-    def _on_result(
-        self, ref: BaseDocumentReference, _: WriteResult, __: BulkWriter
-    ) -> None:
-        self._created.add(ref.id)
-
-    def _on_error(self, failure: BulkWriteFailure, _: BulkWriter) -> bool:
-        if failure.code == ALREADY_EXISTS:
-            self._existing.add(_failure_id(failure))
-            return False
-        if failure.attempts < 5:
-            return True
-        self._failed.append(f"{_failure_id(failure)}: {failure.message}")
-        return False
+        return set(result.created), set(result.existing)
 
 
 def events_with_status(
