@@ -46,6 +46,7 @@ from shared.delivery.reconcile import (
     claim_sid,
     held_by_another,
     lookup_truncated,
+    released_fields,
     sent_fields,
     unreconciled_fields,
 )
@@ -357,11 +358,7 @@ def _send_failed(
             deps.db,
             message.id,
             claimed_at,
-            {
-                "status_rank": rank_of(MessageStatus.QUEUED),
-                "lease_until": None,
-                "audit": audit_append([entry]),
-            },
+            released_fields([entry]),
         )
         log.warning("retriable Twilio error %s", exc.code or exc.http_status)
         return SendResult(503, "retriable_error")
@@ -428,15 +425,7 @@ def _reconcile(
         if outcome is ClaimOutcome.CHANGED:
             # A callback or another delivery settled it meanwhile: read again.
             raise gexc.FailedPrecondition("message changed while reconciling")
-    _update_if_unchanged(
-        deps,
-        handle,
-        {
-            "status_rank": rank_of(MessageStatus.QUEUED),
-            "lease_until": None,
-            "audit": audit_append(audit),
-        },
-    )
+    _update_if_unchanged(deps, handle, released_fields(audit))
     # Retried by Cloud Tasks; the next attempt finds it QUEUED and sends.
     return SendResult(503, "reconciled_not_sent")
 
