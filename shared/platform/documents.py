@@ -9,6 +9,9 @@ from typing import TypeVar
 
 from google.cloud import firestore
 
+from shared.platform.firestore import operations
+from shared.platform.ttl_cache import TtlCache
+
 T = TypeVar("T")
 
 # Firestore document ids may not contain "/", be "." or "..", or look like
@@ -24,6 +27,30 @@ def safe_document_id(*parts: str) -> str:
     if joined.strip(".") == "" or (joined.startswith("__") and joined.endswith("__")):
         return f"id-{joined}"
     return joined
+
+
+def every_document(
+    collection: firestore.CollectionReference,
+) -> tuple[firestore.Query, firestore.CollectionReference]:
+    """The query over every document of `collection`, and the collection (the
+    page cursors of an API listing are its document references)."""
+    return firestore.Query(collection), collection
+
+
+def document_cache(
+    ttl: float,
+    ref_of: Callable[[str], firestore.DocumentReference],
+    model_of: Callable[[firestore.DocumentSnapshot], T],
+) -> TtlCache[T]:
+    """Documents read by id and cached per instance for `ttl` seconds (None
+    cached for a missing one); each read is counted."""
+
+    def load(doc_id: str) -> T | None:
+        operations.add("reads")
+        snapshot = ref_of(doc_id).get()
+        return model_of(snapshot) if snapshot.exists else None
+
+    return TtlCache(ttl, load)
 
 
 def delete_unless_used(

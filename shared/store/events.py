@@ -11,6 +11,7 @@ from google.cloud import firestore
 
 from shared.payloads import IngestedEvent
 from shared.platform.bulk import BulkCreator, delete_in_batches
+from shared.platform.documents import every_document
 from shared.platform.firestore import operations
 
 EVENTS = "events"
@@ -38,8 +39,7 @@ def every_event(
     db: firestore.Client,
 ) -> tuple[firestore.Query, firestore.CollectionReference]:
     """The query over every event, and its collection (for page cursors)."""
-    collection = events_collection(db)
-    return firestore.Query(collection), collection
+    return every_document(events_collection(db))
 
 
 def new_event_doc(

@@ -10,7 +10,7 @@ from typing import Any
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
-from shared.platform.documents import delete_unless_used
+from shared.platform.documents import delete_unless_used, every_document
 from shared.platform.firestore import operations
 
 SEGMENTS = "segments"
@@ -49,8 +49,7 @@ def every_segment(
     db: firestore.Client,
 ) -> tuple[firestore.Query, firestore.CollectionReference]:
     """The query over every segment, and its collection (for page cursors)."""
-    collection = segments_collection(db)
-    return firestore.Query(collection), collection
+    return every_document(segments_collection(db))
 
 
 def get_segment(db: firestore.Client, segment_id: str) -> Segment | None:

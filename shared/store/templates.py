@@ -18,8 +18,11 @@ from pydantic import (
     field_validator,
 )
 
-from shared.platform.documents import delete_unless_used
-from shared.platform.firestore import operations
+from shared.platform.documents import (
+    delete_unless_used,
+    document_cache,
+    every_document,
+)
 from shared.platform.ttl_cache import TtlCache
 
 TEMPLATES = "templates"
@@ -131,13 +134,9 @@ def template_cache(db: firestore.Client, ttl: float) -> TtlCache[Template]:
     """Template documents cached per instance for `ttl` seconds: an edit still
     takes effect within seconds while the send path reads each template about
     once per instance per TTL instead of once per message."""
-
-    def load(template_id: str) -> Template | None:
-        operations.add("reads")
-        snapshot = template_ref(db, template_id).get()
-        return Template.from_snapshot(snapshot) if snapshot.exists else None
-
-    return TtlCache(ttl, load)
+    return document_cache(
+        ttl, lambda template_id: template_ref(db, template_id), Template.from_snapshot
+    )
 
 
 def templates_collection(db: firestore.Client) -> firestore.CollectionReference:
@@ -148,8 +147,7 @@ def every_template(
     db: firestore.Client,
 ) -> tuple[firestore.Query, firestore.CollectionReference]:
     """The query over every template, and its collection (for page cursors)."""
-    collection = templates_collection(db)
-    return firestore.Query(collection), collection
+    return every_document(templates_collection(db))
 
 
 def template_ref(db: firestore.Client, template_id: str) -> firestore.DocumentReference:

@@ -22,6 +22,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.platform.bulk import delete_in_batches
+from shared.platform.documents import every_document
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, mask_phone
 from shared.platform.privacy import suppression_key
@@ -176,7 +177,7 @@ def every_user(
     """The users (of one consent state, if given), and their collection."""
     collection = users_collection(db)
     if consent_state is None:
-        return firestore.Query(collection), collection
+        return every_document(collection)
     query = collection.where(
         filter=firestore.FieldFilter("consent.state", "==", consent_state.value)
     )
