@@ -44,9 +44,9 @@ from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
-from shared.store.events import EventStatus, event_ref
+from shared.store.events import EventStatus, event_ref, record_routing
 from shared.store.messages import MessageStatus, StoredMessage, status_of
-from shared.store.segments import SEGMENTS
+from shared.store.segments import segment_definition
 from shared.store.templates import Template, template_cache
 from shared.store.users import User, get_user
 
@@ -106,12 +106,6 @@ class RouterDeps:
 def triggered_campaigns(db: Database, event_type: str) -> list[Campaign]:
     """The ACTIVE and PAUSED campaigns triggered by `event_type`."""
     return campaign_store.triggered_by(db, event_type, TRIGGERED_STATUSES)
-
-
-def segment_definition(db: Database, segment_id: str) -> dict[str, Any] | None:
-    operations.add("reads")
-    snapshot = db.collection(SEGMENTS).document(segment_id).get()
-    return (snapshot.to_dict() or {}).get("definition") if snapshot.exists else None
 
 
 def build_router_deps(db: Database, tasks: TaskQueue, core: CoreSettings) -> RouterDeps:
@@ -304,8 +298,7 @@ def record_route(
     db: Database, event_id: str, outcome: RouteOutcome, now: datetime
 ) -> None:
     """Merged, so an event published without its document still gets one."""
-    operations.add("writes")
-    event_ref(db, event_id).set(route_record(outcome, now), merge=True)
+    record_routing(db, event_id, route_record(outcome, now))
 
 
 # ---------------------------------------------------------------- reporting

@@ -110,6 +110,14 @@ class EventWriter:
         return set(result.created), set(result.existing)
 
 
+def record_routing(
+    db: firestore.Client, event_id: str, fields: Mapping[str, Any]
+) -> None:
+    """Merged, so an event published without its document still gets one."""
+    operations.add("writes")
+    event_ref(db, event_id).set(dict(fields), merge=True)
+
+
 def events_with_status(
     db: firestore.Client, ids: Iterable[str], status: EventStatus
 ) -> list[IngestedEvent]:
