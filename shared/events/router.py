@@ -44,7 +44,7 @@ from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
-from shared.store.events import EventStatus, event_ref, record_routing
+from shared.store.events import EventStatus, event_ref, get_event_doc, record_routing
 from shared.store.messages import MessageStatus, StoredMessage, status_of
 from shared.store.segments import segment_definition
 from shared.store.templates import Template, template_cache
@@ -328,8 +328,8 @@ class EventReport(BaseModel):
 
 
 def describe_event(db: Database, event_id: str) -> EventReport | None:
-    snapshot = event_ref(db, event_id).get()
-    if not snapshot.exists:
+    stored = get_event_doc(db, event_id)
+    if stored is None:
         return None
     # Messages are found by their event_id, not only by the ids recorded on
     # the event, so the report holds whatever any delivery of it created.
@@ -338,7 +338,7 @@ def describe_event(db: Database, event_id: str) -> EventReport | None:
         for message in message_store.of_event(db, event_id, MAX_REPORTED_MESSAGES)
     ]
     return EventReport.model_validate(
-        {**(snapshot.to_dict() or {}), "event_id": event_id, "messages": messages}
+        {**stored, "event_id": event_id, "messages": messages}
     )
 
 

@@ -66,6 +66,12 @@ def event_fields(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     return {**(snapshot.to_dict() or {}), "event_id": snapshot.id}
 
 
+def get_event_doc(db: firestore.Client, event_id: str) -> dict[str, Any] | None:
+    """The stored fields of one event; None if there is no such event."""
+    snapshot = event_ref(db, event_id).get()
+    return (snapshot.to_dict() or {}) if snapshot.exists else None
+
+
 def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
     data = snapshot.to_dict() or {}
     return IngestedEvent(
