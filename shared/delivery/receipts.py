@@ -24,7 +24,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared.audience.consent import set_consent
+from shared.audience.consent import carrier_source, set_consent_by_carrier
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import message_expire_at
@@ -37,7 +37,6 @@ from shared.store import messages as message_store
 from shared.store import receipts as receipt_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
 from shared.store.receipts import UNMATCHED_RECEIPTS
-from shared.store.users import ConsentState
 
 log = get_logger(__name__)
 
@@ -191,13 +190,12 @@ def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> N
         log.warning("carrier opt-out %s for an unreadable number ignored", code)
         return
     # Created when unknown, like an inbound STOP, so that suppression holds.
-    change = set_consent(
+    change = set_consent_by_carrier(
         db,
         phone,
-        ConsentState.STOP,
-        source=f"carrier_{code}",
-        now=now,
+        code,
         evidence=message_sid(callback.params),
+        now=now,
         create_missing=True,
     )
     if change is not None and change.changed:
@@ -205,7 +203,7 @@ def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> N
             "consent STOP from carrier %s for %s",
             code,
             phone,
-            extra={"labels": {"event": "opt_out", "source": f"carrier_{code}"}},
+            extra={"labels": {"event": "opt_out", "source": carrier_source(code)}},
         )
 
 

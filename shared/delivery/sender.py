@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
 
-from shared.audience.consent import set_consent
+from shared.audience.consent import set_consent_by_carrier
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
@@ -67,7 +67,7 @@ from shared.store.messages import (
     rank_of,
     rank_raised_to,
 )
-from shared.store.users import ConsentState, User, get_user
+from shared.store.users import User, get_user
 
 log = get_logger(__name__)
 
@@ -376,13 +376,8 @@ def _send_failed(
         },
     )
     if exc.code in OPT_OUT_CODES:
-        set_consent(
-            deps.db,
-            message.phone,
-            ConsentState.STOP,
-            source=f"carrier_{exc.code}",
-            now=now,
-            evidence=message.id,
+        set_consent_by_carrier(
+            deps.db, message.phone, exc.code, evidence=message.id, now=now
         )
     log.warning("permanent Twilio error %s", exc.code)
     return SendResult(200, "failed")
