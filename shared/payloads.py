@@ -1,7 +1,12 @@
-"""Pub/Sub message bodies: one pydantic model per topic (docs/architecture.md §4)."""
+"""Pub/Sub message bodies: one pydantic model per topic (docs/architecture.md §4),
+and the readers of the Twilio webhook parameters the webhook payloads carry.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +63,38 @@ class InboundWebhook(BaseModel):
 
     params: dict[str, str]
     received_at: datetime
+
+
+# Twilio sends the same value under old and new names (`SmsSid`/`MessageSid`,
+# `SmsStatus`/`MessageStatus`); the newer name wins when both are present.
+
+
+def message_sid(params: Mapping[str, str]) -> str | None:
+    return params.get("MessageSid") or params.get("SmsSid") or None
+
+
+def inbound_sid(params: Mapping[str, str]) -> str | None:
+    return (
+        params.get("MessageSid")
+        or params.get("SmsMessageSid")
+        or params.get("SmsSid")
+        or None
+    )
+
+
+def message_status(params: Mapping[str, str]) -> str:
+    return (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+
+
+def error_code(params: Mapping[str, str]) -> str | None:
+    code = (params.get("ErrorCode") or "").strip()
+    return code or None
+
+
+def params_digest(params: Mapping[str, str]) -> str:
+    """A stable id for parameters that carry no SID (so a redelivery matches)."""
+    canonical = json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 class IngestedEvent(BaseModel):

@@ -23,7 +23,6 @@ from shared.api.users import phone_param
 from shared.campaigns.planning import render_content, template_scope
 from shared.content.encoding import count_segments
 from shared.content.templates import (
-    TemplateChannel,
     TemplateRenderError,
     TemplateSyntaxError,
     template_variables,
@@ -31,6 +30,7 @@ from shared.content.templates import (
 from shared.store.campaigns import unfinished_campaigns_using
 from shared.store.templates import (
     Template,
+    TemplateChannel,
     TemplateFields,
     create_template,
     delete_template_unless_used,

@@ -102,6 +102,32 @@ def set_consent(
     return in_user_transaction(db, phone, apply)
 
 
+def carrier_source(code: object) -> str:
+    """The consent source of a carrier-reported opt-out (Twilio error `code`)."""
+    return f"carrier_{code}"
+
+
+def set_consent_by_carrier(
+    db: Database,
+    phone: str,
+    code: object,
+    *,
+    evidence: str | None,
+    now: datetime,
+    create_missing: bool = False,
+) -> ConsentChange | None:
+    """The carrier reports that the number replied STOP (Twilio error `code`)."""
+    return set_consent(
+        db,
+        phone,
+        ConsentState.STOP,
+        source=carrier_source(code),
+        now=now,
+        evidence=evidence,
+        create_missing=create_missing,
+    )
+
+
 def set_consent_by_keyword(
     db: Database,
     phone: str,

@@ -21,7 +21,7 @@ from shared.platform.firestore import Database
 from shared.platform.pubsub import Publisher, Topic
 from shared.store import campaigns as campaign_store
 from shared.store.campaigns import Campaign, CampaignStatus
-from shared.store.segments import SEGMENTS
+from shared.store.segments import segment_definition
 from shared.store.users import User
 
 BATCH_SIZE = 500
@@ -121,8 +121,7 @@ def evaluate_launch(
     problem = _launch_problem(campaign, launch)
     if problem or campaign is None:
         return EvaluationResult(False, reason=problem)
-    segment = db.collection(SEGMENTS).document(campaign.segment_id or "-").get()
-    definition = (segment.to_dict() or {}).get("definition") if segment.exists else None
+    definition = segment_definition(db, campaign.segment_id or "-")
     problem = _definition_problem(definition)
     if problem or definition is None:
         # Retrying cannot help: the campaign fails with the reason, visibly.

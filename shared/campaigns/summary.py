@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.delivery.errors import ERROR_MEANINGS
@@ -94,10 +93,6 @@ class CampaignSummary(BaseModel):
     )
     computed_at: datetime
     frozen: bool = False
-
-
-def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
-    return firestore.FieldFilter(field_path, op, value)
 
 
 def with_other(counts: Mapping[str, int], total: int) -> dict[str, int]:

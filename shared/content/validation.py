@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
-from shared.content.templates import TemplateChannel
+from shared.store.templates import TemplateChannel
 
 # Characters are code points, as operators count them, not segments or bytes.
 MAX_CHARACTERS: dict[TemplateChannel, int] = {

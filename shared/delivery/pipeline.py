@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Any
 
 from shared.audience.consent import may_receive
-from shared.content.templates import TemplateChannel
 from shared.content.validation import validate_content
 from shared.delivery.quiet_hours import (
     next_allowed_time,
@@ -24,6 +23,7 @@ from shared.delivery.quiet_hours import (
 )
 from shared.store.campaigns import Campaign, CampaignStatus, FrequencyCap, QuietHours
 from shared.store.messages import Message, MessageStatus
+from shared.store.templates import TemplateChannel
 from shared.store.users import User
 
 # WhatsApp's customer-service window: free-form messages only this long after

@@ -24,27 +24,22 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared.audience.consent import set_consent
+from shared.audience.consent import carrier_source, set_consent_by_carrier
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.delivery.errors import OPT_OUT_CODES, error_meaning
 from shared.delivery.messages import message_expire_at
 from shared.delivery.status import TWILIO_STATUS
-from shared.payloads import StatusCallback
-from shared.platform.firestore import Database, operations
+from shared.payloads import StatusCallback, error_code, message_sid, message_status
+from shared.platform.documents import safe_document_id
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, log_context
 from shared.store import messages as message_store
+from shared.store import receipts as receipt_store
 from shared.store.messages import MessageStatus, rank_raised_to, receipts_append
-from shared.store.users import ConsentState
-from shared.webhooks.params import (
-    error_code,
-    message_sid,
-    message_status,
-    safe_document_id,
-)
+from shared.store.receipts import UNMATCHED_RECEIPTS
 
 log = get_logger(__name__)
 
-UNMATCHED_RECEIPTS = "receipts"
 UNMATCHED_RETENTION = timedelta(days=30)
 MESSAGE_ID_PARAM = "message_id"
 
@@ -195,13 +190,12 @@ def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> N
         log.warning("carrier opt-out %s for an unreadable number ignored", code)
         return
     # Created when unknown, like an inbound STOP, so that suppression holds.
-    change = set_consent(
+    change = set_consent_by_carrier(
         db,
         phone,
-        ConsentState.STOP,
-        source=f"carrier_{code}",
-        now=now,
+        code,
         evidence=message_sid(callback.params),
+        now=now,
         create_missing=True,
     )
     if change is not None and change.changed:
@@ -209,7 +203,7 @@ def _carrier_opt_out(db: Database, callback: StatusCallback, now: datetime) -> N
             "consent STOP from carrier %s for %s",
             code,
             phone,
-            extra={"labels": {"event": "opt_out", "source": f"carrier_{code}"}},
+            extra={"labels": {"event": "opt_out", "source": carrier_source(code)}},
         )
 
 
@@ -222,8 +216,10 @@ def store_unmatched(
     """Keep a callback that matched no message, for reconciliation (TTL)."""
     sid = message_sid(callback.params) or "unknown"
     status = message_status(callback.params) or "unknown"
-    operations.add("writes")
-    db.collection(UNMATCHED_RECEIPTS).document(safe_document_id(sid, status)).set(
+    receipt_store.keep_unmatched(
+        db,
+        sid,
+        status,
         {
             "params": dict(callback.params),
             "query": dict(callback.query),
@@ -231,7 +227,7 @@ def store_unmatched(
             "reason": outcome.value,
             "received_at": callback.received_at,
             "expire_at": expire_at,
-        }
+        },
     )
     log.warning(
         "status callback %s kept in %s/ (%s)",

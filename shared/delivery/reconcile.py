@@ -176,6 +176,15 @@ def sent_fields(sid: str, how: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def released_fields(audit: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The write that gives a claimed message back to QUEUED, for a later send."""
+    return {
+        "status_rank": rank_of(MessageStatus.QUEUED),
+        "lease_until": None,
+        "audit": audit_append(audit),
+    }
+
+
 def unreconciled_fields(
     reason: str, now: datetime, audit: Sequence[dict[str, Any]] = ()
 ) -> dict[str, Any]:

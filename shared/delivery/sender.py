@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
 
-from shared.audience.consent import set_consent
+from shared.audience.consent import set_consent_by_carrier
 from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
@@ -46,6 +46,7 @@ from shared.delivery.reconcile import (
     claim_sid,
     held_by_another,
     lookup_truncated,
+    released_fields,
     sent_fields,
     unreconciled_fields,
 )
@@ -66,7 +67,7 @@ from shared.store.messages import (
     rank_of,
     rank_raised_to,
 )
-from shared.store.users import ConsentState, User, get_user
+from shared.store.users import User, get_user
 
 log = get_logger(__name__)
 
@@ -357,11 +358,7 @@ def _send_failed(
             deps.db,
             message.id,
             claimed_at,
-            {
-                "status_rank": rank_of(MessageStatus.QUEUED),
-                "lease_until": None,
-                "audit": audit_append([entry]),
-            },
+            released_fields([entry]),
         )
         log.warning("retriable Twilio error %s", exc.code or exc.http_status)
         return SendResult(503, "retriable_error")
@@ -379,13 +376,8 @@ def _send_failed(
         },
     )
     if exc.code in OPT_OUT_CODES:
-        set_consent(
-            deps.db,
-            message.phone,
-            ConsentState.STOP,
-            source=f"carrier_{exc.code}",
-            now=now,
-            evidence=message.id,
+        set_consent_by_carrier(
+            deps.db, message.phone, exc.code, evidence=message.id, now=now
         )
     log.warning("permanent Twilio error %s", exc.code)
     return SendResult(200, "failed")
@@ -428,15 +420,7 @@ def _reconcile(
         if outcome is ClaimOutcome.CHANGED:
             # A callback or another delivery settled it meanwhile: read again.
             raise gexc.FailedPrecondition("message changed while reconciling")
-    _update_if_unchanged(
-        deps,
-        handle,
-        {
-            "status_rank": rank_of(MessageStatus.QUEUED),
-            "lease_until": None,
-            "audit": audit_append(audit),
-        },
-    )
+    _update_if_unchanged(deps, handle, released_fields(audit))
     # Retried by Cloud Tasks; the next attempt finds it QUEUED and sends.
     return SendResult(503, "reconciled_not_sent")
 

@@ -32,7 +32,6 @@ from pydantic import BaseModel
 
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import matches_properties, user_matches
-from shared.campaigns.cache import template_cache
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.pacing import PacingLedger, span_seconds
@@ -44,10 +43,10 @@ from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
-from shared.store.events import EventStatus, event_ref
+from shared.store.events import EventStatus, event_ref, get_event_doc, record_routing
 from shared.store.messages import MessageStatus, StoredMessage, status_of
-from shared.store.segments import SEGMENTS
-from shared.store.templates import Template
+from shared.store.segments import segment_definition
+from shared.store.templates import Template, template_cache
 from shared.store.users import User, get_user
 
 TRIGGERED_STATUSES = [CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]
@@ -92,12 +91,6 @@ class RouterDeps:
 def triggered_campaigns(db: Database, event_type: str) -> list[Campaign]:
     """The ACTIVE and PAUSED campaigns triggered by `event_type`."""
     return campaign_store.triggered_by(db, event_type, TRIGGERED_STATUSES)
-
-
-def segment_definition(db: Database, segment_id: str) -> dict[str, Any] | None:
-    operations.add("reads")
-    snapshot = db.collection(SEGMENTS).document(segment_id).get()
-    return (snapshot.to_dict() or {}).get("definition") if snapshot.exists else None
 
 
 def build_router_deps(db: Database, tasks: TaskQueue, core: CoreSettings) -> RouterDeps:
@@ -290,8 +283,7 @@ def record_route(
     db: Database, event_id: str, outcome: RouteOutcome, now: datetime
 ) -> None:
     """Merged, so an event published without its document still gets one."""
-    operations.add("writes")
-    event_ref(db, event_id).set(route_record(outcome, now), merge=True)
+    record_routing(db, event_id, route_record(outcome, now))
 
 
 # ---------------------------------------------------------------- reporting
@@ -321,8 +313,8 @@ class EventReport(BaseModel):
 
 
 def describe_event(db: Database, event_id: str) -> EventReport | None:
-    snapshot = event_ref(db, event_id).get()
-    if not snapshot.exists:
+    stored = get_event_doc(db, event_id)
+    if stored is None:
         return None
     # Messages are found by their event_id, not only by the ids recorded on
     # the event, so the report holds whatever any delivery of it created.
@@ -331,7 +323,7 @@ def describe_event(db: Database, event_id: str) -> EventReport | None:
         for message in message_store.of_event(db, event_id, MAX_REPORTED_MESSAGES)
     ]
     return EventReport.model_validate(
-        {**(snapshot.to_dict() or {}), "event_id": event_id, "messages": messages}
+        {**stored, "event_id": event_id, "messages": messages}
     )
 
 

@@ -25,13 +25,13 @@ from shared.audience.consent import (
 )
 from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.inbound.keywords import Classification, classify_inbound
-from shared.payloads import InboundWebhook
+from shared.payloads import InboundWebhook, inbound_sid, params_digest
 from shared.platform.config import CoreSettings
+from shared.platform.documents import safe_document_id
 from shared.platform.firestore import Database
 from shared.platform.logging import get_logger
 from shared.store.inbound import claim_inbound, mark_processed, new_inbound_doc
 from shared.store.users import ConsentState, get_user, set_last_inbound
-from shared.webhooks.params import inbound_sid, params_digest, safe_document_id
 
 log = get_logger(__name__)
 

@@ -140,3 +140,14 @@ def write_in_batches(
             write(batch, snapshot)
         batch.commit()
         done += len(snapshots)
+
+
+def _delete(batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot) -> None:
+    batch.delete(snapshot.reference)
+
+
+def delete_in_batches(
+    db: firestore.Client, query: firestore.Query, batch_size: int
+) -> int:
+    """Delete every document `query` selects, a batch at a time; how many."""
+    return write_in_batches(db, query, _delete, batch_size)

@@ -25,48 +25,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from shared.audience.consent import SUPPRESSING_STATES
-from shared.audience.suppressions import suppressed_state
 from shared.campaigns.summary import campaign_summary
-from shared.platform.bulk import write_in_batches
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, mask_phones_in_log
+from shared.store import events as event_store
+from shared.store import inbound as inbound_store
 from shared.store import messages as message_store
+from shared.store import receipts as receipt_store
+from shared.store import users as user_store
 from shared.store.messages import QUEUED_RANK, MessageStatus, rank_of
-from shared.store.users import (
-    CONSENT_EVENTS,
-    User,
-    suppression_ref,
-    user_ref,
-)
 
 log = get_logger(__name__)
 
-INBOUND = "inbound"
-EVENTS = "events"
-UNMATCHED_RECEIPTS = "receipts"
 # Writes per batch: far below Firestore's 500, so one batch stays small.
 ERASURE_BATCH = 200
 ERASED_SKIP_REASON = "erased"
-
-
-def _where(field: str, op: str, value: Any) -> FieldFilter:
-    return FieldFilter(field, op, value)
-
-
-def _in_batches(
-    db: firestore.Client,
-    query: firestore.Query,
-    write: Callable[[firestore.WriteBatch, firestore.DocumentSnapshot], None],
-) -> int:
-    """Apply `write` to every document `query` selects, a batch at a time."""
-    return write_in_batches(db, query, write, ERASURE_BATCH)
-
-
-def _delete(batch: firestore.WriteBatch, snapshot: firestore.DocumentSnapshot) -> None:
-    batch.delete(snapshot.reference)
 
 
 def _masked_entry(entry: Any) -> Any:
@@ -99,7 +73,7 @@ def _redact_message(
     return redacted
 
 
-def _freeze_completed_summaries(db: firestore.Client, phone: str, now: datetime) -> int:
+def _freeze_completed_summaries(db: Database, phone: str, now: datetime) -> int:
     """Freeze the reports of completed campaigns this number was part of."""
     campaign_ids = message_store.campaign_ids_messaging(db, phone)
     frozen = 0
@@ -109,26 +83,16 @@ def _freeze_completed_summaries(db: firestore.Client, phone: str, now: datetime)
     return frozen
 
 
-def _keep_suppression(db: firestore.Client, phone: str, now: datetime) -> bool:
-    snapshot = user_ref(db, phone).get()
-    if not snapshot.exists:
+def _keep_suppression(db: Database, phone: str, now: datetime) -> bool:
+    user = user_store.get_user(db, phone)
+    if user is None or user.consent.state not in SUPPRESSING_STATES:
         return False
-    user = User.from_doc(snapshot.to_dict() or {})
-    if user.consent.state not in SUPPRESSING_STATES:
-        return False
-    suppression_ref(db, phone).set(
-        {
-            "state": user.consent.state.value,
-            "source": user.consent.source,
-            "opted_out_at": user.consent.updated_at,
-            "erased_at": now,
-        }
-    )
+    user_store.keep_suppression(db, phone, user.consent, now)
     return True
 
 
 def erase_phone(
-    db: firestore.Client, phone: str, now: datetime, retention: timedelta
+    db: Database, phone: str, now: datetime, retention: timedelta
 ) -> dict[str, Any]:
     """Erase `phone` everywhere; what was erased, per collection."""
     suppressed = _keep_suppression(db, phone, now)
@@ -137,19 +101,15 @@ def erase_phone(
     erased["messages"] = message_store.update_each_to_phone(
         db, phone, _redact_message(now, retention), ERASURE_BATCH
     )
-    inbound = db.collection(INBOUND).where(filter=_where("phone", "==", phone))
-    erased["inbound"] = _in_batches(db, inbound, _delete)
-    events = db.collection(EVENTS).where(filter=_where("phone", "==", phone))
-    erased["events"] = _in_batches(db, events, _delete)
-    receipts = db.collection(UNMATCHED_RECEIPTS).where(
-        filter=_where("params.To", "in", [phone, f"whatsapp:{phone}"])
+    erased["inbound"] = inbound_store.delete_from_phone(db, phone, ERASURE_BATCH)
+    erased["events"] = event_store.delete_of_phone(db, phone, ERASURE_BATCH)
+    erased["unmatched_receipts"] = receipt_store.delete_to_phone(
+        db, phone, ERASURE_BATCH
     )
-    erased["unmatched_receipts"] = _in_batches(db, receipts, _delete)
-    history = user_ref(db, phone).collection(CONSENT_EVENTS)
-    erased["consent_events"] = _in_batches(db, history, _delete)
-    profile = user_ref(db, phone)
-    erased["users"] = int(profile.get().exists)
-    profile.delete()
+    erased["consent_events"] = user_store.delete_consent_history(
+        db, phone, ERASURE_BATCH
+    )
+    erased["users"] = user_store.delete_user(db, phone)
     log.info(
         "phone erased",
         extra={
@@ -161,6 +121,6 @@ def erase_phone(
     )
     return {
         "erased": dict(erased),
-        "suppressed": suppressed or suppressed_state(db, phone) is not None,
+        "suppressed": suppressed or bool(user_store.suppression_states(db, [phone])),
         "summaries_frozen": frozen,
     }

@@ -13,6 +13,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from shared.platform.documents import document_cache
 from shared.platform.firestore import count_of, operations
 from shared.platform.paging import Listing
 from shared.platform.ttl_cache import TtlCache
@@ -151,13 +152,9 @@ def campaign_cache(db: firestore.Client, ttl: float) -> TtlCache[Campaign]:
     """Campaign documents cached per instance for `ttl` seconds: a pause or
     cancel still takes effect within seconds while the send path reads each
     campaign about once per instance per TTL instead of once per message."""
-
-    def load(campaign_id: str) -> Campaign | None:
-        operations.add("reads")
-        snapshot = campaign_ref(db, campaign_id).get()
-        return Campaign.from_snapshot(snapshot) if snapshot.exists else None
-
-    return TtlCache(ttl, load)
+    return document_cache(
+        ttl, lambda campaign_id: campaign_ref(db, campaign_id), Campaign.from_snapshot
+    )
 
 
 # ---------------------------------------------------------------- documents

@@ -8,25 +8,13 @@ from enum import StrEnum
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_document import BaseDocumentReference
-from google.cloud.firestore_v1.bulk_writer import (
-    BulkWriteFailure,
-    BulkWriter,
-    BulkWriterOptions,
-)
-from google.cloud.firestore_v1.types.write import WriteResult
 
 from shared.payloads import IngestedEvent
+from shared.platform.bulk import BulkCreator, delete_in_batches
 from shared.platform.firestore import operations
 from shared.platform.paging import Listing
 
 EVENTS = "events"
-ALREADY_EXISTS = 6  # gRPC status code
-# Events go to distinct documents (random or caller-chosen ids), which
-# Firestore spreads well; BulkWriter's default 500 ops/s would cap ingestion.
-_WRITER_OPTIONS = BulkWriterOptions(
-    initial_ops_per_second=5000, max_ops_per_second=20000
-)
 
 
 class EventStatus(StrEnum):
@@ -79,6 +67,12 @@ def event_fields(snapshot: firestore.DocumentSnapshot) -> dict[str, Any]:
     return {**(snapshot.to_dict() or {}), "event_id": snapshot.id}
 
 
+def get_event_doc(db: firestore.Client, event_id: str) -> dict[str, Any] | None:
+    """The stored fields of one event; None if there is no such event."""
+    snapshot = event_ref(db, event_id).get()
+    return (snapshot.to_dict() or {}) if snapshot.exists else None
+
+
 def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
     data = snapshot.to_dict() or {}
     return IngestedEvent(
@@ -90,34 +84,24 @@ def stored_event(snapshot: firestore.DocumentSnapshot) -> IngestedEvent:
     )
 
 
-def _failure_id(failure: BulkWriteFailure) -> str:
-    return str(getattr(failure.operation, "reference").id)  # noqa: B009
-
-
 class EventWriter:
     """Creates event documents with `create()`, the duplicate check.
 
-    Writes go out while the caller is still adding: BulkWriter sends each batch
-    of 20 from its own threads. An id added twice is written once; the first
-    one wins.
+    Writes go out while the caller is still adding (see BulkCreator). An id
+    added twice is written once; the first one wins.
     """
 
     def __init__(self, db: firestore.Client):
         self._db = db
         self._added: set[str] = set()
-        self._created: set[str] = set()
-        self._existing: set[str] = set()
-        self._failed: list[str] = []
-        self._writer = db.bulk_writer(options=_WRITER_OPTIONS)
-        self._writer.on_write_result(self._on_result)
-        self._writer.on_write_error(self._on_error)
+        self._creator = BulkCreator(db)
 
     def create(self, event_id: str, doc: Mapping[str, Any]) -> bool:
         """Queue the create; False if this id was added already."""
         if event_id in self._added:
             return False
         self._added.add(event_id)
-        self._writer.create(event_ref(self._db, event_id), dict(doc))
+        self._creator.create(event_ref(self._db, event_id), doc)
         return True
 
     def close(self) -> tuple[set[str], set[str]]:
@@ -125,27 +109,20 @@ class EventWriter:
 
         Raises EventWritesFailed if any other write failed.
         """
-        self._writer.close()
-        operations.add("writes", len(self._added))
-        if self._failed:
+        result = self._creator.close()
+        if result.failed:
             raise EventWritesFailed(
-                f"{len(self._failed)} event writes failed: {self._failed[:3]}"
+                f"{len(result.failed)} event writes failed: {result.failed[:3]}"
             )
-        return set(self._created), set(self._existing)
+        return set(result.created), set(result.existing)
 
-    def _on_result(
-        self, ref: BaseDocumentReference, _: WriteResult, __: BulkWriter
-    ) -> None:
-        self._created.add(ref.id)
 
-    def _on_error(self, failure: BulkWriteFailure, _: BulkWriter) -> bool:
-        if failure.code == ALREADY_EXISTS:
-            self._existing.add(_failure_id(failure))
-            return False
-        if failure.attempts < 5:
-            return True
-        self._failed.append(f"{_failure_id(failure)}: {failure.message}")
-        return False
+def record_routing(
+    db: firestore.Client, event_id: str, fields: Mapping[str, Any]
+) -> None:
+    """Merged, so an event published without its document still gets one."""
+    operations.add("writes")
+    event_ref(db, event_id).set(dict(fields), merge=True)
 
 
 def events_with_status(
@@ -188,3 +165,11 @@ def set_republish_at(
     if count:
         batch.commit()
         operations.add("writes", count)
+
+
+def delete_of_phone(db: firestore.Client, phone: str, batch_size: int) -> int:
+    """Delete every event of `phone` (erasure); how many."""
+    query = events_collection(db).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+    return delete_in_batches(db, query, batch_size)

@@ -13,6 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from shared.platform.bulk import delete_in_batches
 from shared.platform.paging import Listing
 
 INBOUND = "inbound"
@@ -109,3 +110,11 @@ def received_since_by_classification_queries(
         )
         for classification in classifications
     }
+
+
+def delete_from_phone(db: firestore.Client, phone: str, batch_size: int) -> int:
+    """Delete every inbound message from `phone` (erasure); how many."""
+    query = inbound_collection(db).where(
+        filter=firestore.FieldFilter("phone", "==", phone)
+    )
+    return delete_in_batches(db, query, batch_size)

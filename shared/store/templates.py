@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from google.cloud import firestore
@@ -17,11 +18,17 @@ from pydantic import (
     field_validator,
 )
 
-from shared.content.templates import TemplateChannel
-from shared.platform.documents import delete_unless_used
+from shared.platform.documents import delete_unless_used, document_cache
 from shared.platform.paging import Listing
+from shared.platform.ttl_cache import TtlCache
 
 TEMPLATES = "templates"
+
+
+class TemplateChannel(StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+
 
 MAX_BODY_CHARACTERS = 4096
 
@@ -118,6 +125,15 @@ def is_template_id(value: str) -> bool:
 
 def new_template_id() -> str:
     return uuid.uuid4().hex[:20]
+
+
+def template_cache(db: firestore.Client, ttl: float) -> TtlCache[Template]:
+    """Template documents cached per instance for `ttl` seconds: an edit still
+    takes effect within seconds while the send path reads each template about
+    once per instance per TTL instead of once per message."""
+    return document_cache(
+        ttl, lambda template_id: template_ref(db, template_id), Template.from_snapshot
+    )
 
 
 def templates_collection(db: firestore.Client) -> firestore.CollectionReference:

@@ -18,6 +18,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.platform.bulk import delete_in_batches
 from shared.platform.firestore import operations
 from shared.platform.logging import get_logger, mask_phone
 from shared.platform.paging import Listing
@@ -379,6 +380,34 @@ def suppression_states(
             state = (snapshot.to_dict() or {})["state"]
             found[by_key[snapshot.id]] = ConsentState(state)
     return found
+
+
+def keep_suppression(
+    db: firestore.Client, phone: str, consent: Consent, erased_at: datetime
+) -> None:
+    """Write the suppression entry of an opted-out number about to be erased."""
+    suppression_ref(db, phone).set(
+        {
+            "state": consent.state.value,
+            "source": consent.source,
+            "opted_out_at": consent.updated_at,
+            "erased_at": erased_at,
+        }
+    )
+
+
+def delete_consent_history(db: firestore.Client, phone: str, batch_size: int) -> int:
+    """Delete the user's consent history (erasure), a batch at a time; how many."""
+    history = firestore.Query(consent_events(db, phone))
+    return delete_in_batches(db, history, batch_size)
+
+
+def delete_user(db: firestore.Client, phone: str) -> int:
+    """Delete the user's profile; 1 if there was one, else 0."""
+    profile = user_ref(db, phone)
+    existed = int(profile.get().exists)
+    profile.delete()
+    return existed
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.content.templates import TemplateChannel
 from shared.content.validation import (
     ContentViolation,
     ViolationCode,
     validate_content,
     with_opt_out_footer,
 )
+from shared.store.templates import TemplateChannel
 
 SMS = TemplateChannel.SMS
 WHATSAPP = TemplateChannel.WHATSAPP

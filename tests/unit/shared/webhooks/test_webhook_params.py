@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.webhooks.params import (
-    error_code,
-    inbound_sid,
-    message_sid,
-    message_status,
-    safe_document_id,
-)
+from shared.payloads import error_code, inbound_sid, message_sid, message_status
+from shared.platform.documents import safe_document_id
 
 
 def test_new_parameter_names_win_over_the_legacy_ones() -> None:
