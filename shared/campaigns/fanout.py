@@ -12,14 +12,14 @@ from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.pacing import next_interval, plan_send_times, span_seconds
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger
 from shared.platform.tasks import SendTask, TaskQueue
 from shared.store import campaigns as campaign_store
 from shared.store import messages as message_store
 from shared.store.campaigns import Campaign, CampaignStatus
 from shared.store.templates import get_template
-from shared.store.users import USERS, User
+from shared.store.users import User, get_users
 
 log = get_logger(__name__)
 
@@ -39,7 +39,7 @@ class FanoutResult:
 def _recipients(db: Database, batch: RecipientBatch) -> list[User]:
     if batch.recipients is not None:
         return [User(phone=r.phone, attributes=r.attributes) for r in batch.recipients]
-    return _load_users(db, batch.phones)
+    return get_users(db, batch.phones)
 
 
 def _batch_problem(campaign: Campaign | None, batch: RecipientBatch) -> str | None:
@@ -89,15 +89,6 @@ def fan_out_batch(
         enqueued=result.created,
         skipped=sum(1 for p in planned if not p.sendable),
     )
-
-
-def _load_users(db: Database, phones: Sequence[str]) -> list[User]:
-    refs = [db.collection(USERS).document(p) for p in phones]
-    operations.add("reads", len(refs))
-    users = [User.from_doc(s.to_dict() or {}) for s in db.get_all(refs) if s.exists]
-    # get_all answers in any order; plan in the batch's order for stable slots.
-    order = {p: i for i, p in enumerate(phones)}
-    return sorted(users, key=lambda u: order[u.phone])
 
 
 def reserve_send_window(

@@ -53,7 +53,7 @@ from shared.delivery.reconcile import (
 from shared.delivery.replies import addressed
 from shared.payloads import SendTaskBody
 from shared.platform.config import CoreSettings, TwilioSettings
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.platform.logging import get_logger
 from shared.platform.tasks import TaskQueue
 from shared.platform.ttl_cache import TtlCache
@@ -185,7 +185,6 @@ def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResul
 
 
 def _with_user(db: Database, ctx: SendContext) -> SendContext:
-    operations.add("reads")
     user: User | None = get_user(db, ctx.message.phone)
     return replace(ctx, user=user)
 

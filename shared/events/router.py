@@ -37,7 +37,7 @@ from shared.delivery.messages import message_id_for, send_task
 from shared.delivery.pacing import PacingLedger, span_seconds
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
-from shared.platform.firestore import Database, operations
+from shared.platform.firestore import Database
 from shared.platform.tasks import SendTask, TaskQueue
 from shared.platform.ttl_cache import TtlCache
 from shared.store import campaigns as campaign_store
@@ -194,7 +194,6 @@ def _recipient(deps: RouterDeps, phone: str) -> User | None:
         normalized = normalize_phone(phone, deps.core.default_region)
     except InvalidPhone:
         return None
-    operations.add("reads")
     return get_user(deps.db, normalized)
 
 
