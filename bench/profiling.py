@@ -188,6 +188,38 @@ def package(frame: str) -> str:
     return location.split("/")[0].removesuffix(".py")
 
 
+def _is_ours(frame: str) -> bool:
+    location = frame[frame.rfind("(") + 1 :]
+    return location.startswith(("shared/", "local/", "main.py"))
+
+
+def _name(frame: str) -> str:
+    return frame.split(" (")[0]
+
+
+def by_product_call(path: Path) -> Counter[str]:
+    """Samples by the deepest frame of ours (shared/, local/, a main.py) and the
+    library call it made: what each of our calls costs, libraries included.
+    Samples with no frame of ours (server, framework, client threads) are
+    `(plumbing: <leaf package>)`."""
+    calls: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = _frames(stack) if count_text.isdigit() else []
+        if not frames:
+            continue
+        ours = [i for i, frame in enumerate(frames) if _is_ours(frame)]
+        if not ours:
+            calls[f"(plumbing: {package(frames[-1])})"] += int(count_text)
+            continue
+        deepest = ours[-1]
+        key = _name(frames[deepest])
+        if deepest + 1 < len(frames):
+            key += f" -> {_name(frames[deepest + 1])} [{package(frames[deepest + 1])}]"
+        calls[key] += int(count_text)
+    return calls
+
+
 def print_ranking(title: str, counter: Counter[str], total: int, limit: int) -> None:
     print(f"-- top {limit} by {title}")
     for frame, count in counter.most_common(limit):
@@ -211,6 +243,7 @@ def print_profile(path: Path, name: str, rate: int, limit: int = 15) -> None:
     print_ranking(
         f"inclusive (without {', '.join(PLUMBING)})", request_path, total, limit
     )
+    print_ranking("our call -> library call", by_product_call(path), total, limit)
 
 
 class PhaseMeter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.profiling import cpu_by_process, cpu_delta, top_frames
+from bench.profiling import by_product_call, cpu_by_process, cpu_delta, top_frames
 
 
 def test_top_frames_counts_leaves_as_self_and_each_frame_once_as_inclusive(
@@ -36,3 +36,24 @@ def test_cpu_by_process_sums_the_live_processes_of_each_group() -> None:
 
     assert set(after) == {"bench"}
     assert cpu_delta(before, after)["bench"] > 0
+
+
+def test_by_product_call_names_our_deepest_frame_and_the_library_call_it_made(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "fn.txt"
+    raw.write_text(
+        "handle (gunicorn/w.py:1);sender (main.py:2);update (shared/store/m.py:3);"
+        "DocumentReference.update (firestore_v1/document.py:4);"
+        "to_proto (proto/marshal.py:5) 4\n"
+        "handle (gunicorn/w.py:1);sender (main.py:2) 1\n"
+        "handle (gunicorn/w.py:1);select (selectors.py:6) 2\n"
+    )
+
+    calls = by_product_call(raw)
+
+    assert calls == {
+        "update -> DocumentReference.update [firestore_v1]": 4,
+        "sender": 1,
+        "(plumbing: selectors)": 2,
+    }
