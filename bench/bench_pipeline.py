@@ -1,20 +1,30 @@
 """End to end on the local stack: launch → last send, fan-out rate, ops/message.
 
     python bench/bench_pipeline.py [--recipients 2000 10000] [--rate 1000]
+                                   [--profile DIR]
 
 For each size it seeds that many OPT_IN users, launches a campaign at a high
 rate, and prints: fan-out (messages created per second), send throughput from
 launch to the last message the simulator accepted, and Firestore reads and
 writes per delivered message (counted by the platform layer of every function,
-with two status callbacks per message: sent and delivered).
+with two status callbacks per message: sent and delivered), then the CPU each
+process of the stack used from launch to the last receipt, in seconds and in ms
+per delivered message (the product's functions marked and summed apart).
+
+With --profile DIR, py-spy (requirements-dev.txt; needs ptrace permission)
+samples the send-path functions, the simulator and the dispatcher over the same
+phase, writes collapsed stacks to DIR/<recipients>/<process>.txt and prints each
+one's top frames by self and by inclusive samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
+from bench.profiling import PhaseMeter, cpu_by_process, process_groups
 from bench.stack_support import (
     Api,
     firestore_client,
@@ -37,7 +47,7 @@ def count(db: Any, campaign_id: str, rank: int | None = None) -> int:
 
 
 def run_size(
-    endpoints: dict[str, Any], api: Api, size: int, rate: float
+    endpoints: dict[str, Any], api: Api, size: int, rate: float, meter: PhaseMeter
 ) -> dict[str, float]:
     import requests
 
@@ -73,6 +83,7 @@ def run_size(
         },
     )
     before = ops_totals(endpoints)
+    meter.start(str(size))
     started = time.monotonic()
     api.post(f"/v1/campaigns/{campaign['id']}/launch")
     fanned_out_at = sent_at = None
@@ -96,6 +107,7 @@ def run_size(
     while count(db, campaign["id"], delivered_rank) < size:
         time.sleep(0.5)
     time.sleep(2.5)  # let the counters reach their files
+    meter.stop()
     after = ops_totals(endpoints)
     elapsed = sent_at - started
     fanout = (fanned_out_at or sent_at) - started
@@ -110,31 +122,27 @@ def run_size(
 
 
 def print_cpu(endpoints: dict[str, Any]) -> None:
-    """CPU seconds used by each process group of the stack (where the time goes)."""
-    import json
-    import subprocess
-    from pathlib import Path
-
-    path = Path(endpoints.get("state_dir", "")) / "processes.json"
-    if not path.exists():
-        return
-    groups = {int(r["pgid"]): r["name"] for r in json.loads(path.read_text())}
-    out = subprocess.run(  # noqa: S603 - fixed argv
-        ["/bin/ps", "-eo", "pgid=,cputimes="],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    totals: dict[str, int] = {}
-    for line in out.splitlines():
-        pgid, seconds = line.split()
-        if int(pgid) in groups:
-            name = groups[int(pgid)]
-            totals[name] = totals.get(name, 0) + int(seconds)
+    """CPU seconds used by each process of the stack since it started."""
+    totals = cpu_by_process(process_groups(endpoints))
     print(
-        "\nCPU seconds by process:",
-        ", ".join(f"{k}={v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])),
+        "\nCPU seconds by process since the stack started:",
+        ", ".join(
+            f"{k}={v:.0f}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])
+        ),
     )
+
+
+def run_sizes(
+    endpoints: dict[str, Any], args: argparse.Namespace
+) -> list[dict[str, float]]:
+    api = Api(endpoints)
+    results = []
+    for size in args.recipients:
+        meter = PhaseMeter(endpoints, args.profile, args.profile_rate)
+        results.append(run_size(endpoints, api, size, args.rate, meter))
+        print(f"\n[{size}] launch to last receipt:", end="")
+        meter.report(size)
+    return results
 
 
 def main() -> None:
@@ -142,11 +150,18 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--base-port", type=int, default=18900)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample the send path with py-spy; collapsed stacks go to DIR",
+    )
+    parser.add_argument("--profile-rate", type=int, default=50, help="samples/s")
     args = parser.parse_args()
     env = {"LOCAL_TASKS_MAX_DPS": "2000", "LOCAL_TASKS_MAX_CONCURRENT": "32"}
     with running_stack(args.base_port, env) as endpoints:
-        api = Api(endpoints)
-        results = [run_size(endpoints, api, n, args.rate) for n in args.recipients]
+        results = run_sizes(endpoints, args)
         print_cpu(endpoints)
     print("\nrecipients  seconds  msgs/s  fan-out/s  reads/msg  writes/msg")
     for r in results:
