@@ -1,13 +1,16 @@
 """twilio_webhooks: HTTP, public, signed by Twilio.
 
 POST /twilio/status and /twilio/inbound: validate X-Twilio-Signature against
-PUBLIC_BASE_URL, publish the raw parameters, and answer fast.
+PUBLIC_BASE_URL; apply a status callback to its message (or publish it when
+that write fails), publish an inbound message, and answer fast.
 """
 
 import flask
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from shared.delivery.receipts import apply_at_intake
+from shared.payloads import StatusCallback
 from shared.webhooks.intake import (
     MAX_WEBHOOK_BODY_BYTES,
     TOO_LARGE,
@@ -17,6 +20,7 @@ from shared.webhooks.intake import (
     declared_too_large,
 )
 from shared.wiring import (
+    firestore_client,
     pubsub_publisher,
     request_validator,
     start_function,
@@ -43,6 +47,10 @@ def webhook_request(request: flask.Request) -> WebhookRequest:
     )
 
 
+def write_receipt(callback: StatusCallback) -> bool:
+    return apply_at_intake(firestore_client(), callback)
+
+
 def intake(request: flask.Request) -> IntakeResult:
     if declared_too_large(request.content_length):
         return TOO_LARGE
@@ -58,6 +66,7 @@ def intake(request: flask.Request) -> IntakeResult:
         pubsub_publisher(),
         webhook,
         utcnow(),
+        write_receipt,
     )
 
 

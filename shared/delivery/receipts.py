@@ -162,18 +162,69 @@ def _apply_to_message(
     if message_id is None:
         store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
         return ReceiptResult(ReceiptOutcome.UNMATCHED)
+    try:
+        return _write_status(db, message_id, callback, status)
+    except gexc.NotFound:
+        store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
+        return ReceiptResult(ReceiptOutcome.UNMATCHED, message_id)
+
+
+def _write_status(
+    db: Database,
+    message_id: str,
+    callback: StatusCallback,
+    status: MessageStatus,
+    deadline: float | None = None,
+) -> ReceiptResult:
+    """The one blind write of a callback to its message, then its log line."""
     with log_context(campaign_id=campaign_id_of(message_id), message_id=message_id):
-        try:
-            message_store.update(db, message_id, status_update(callback, status))
-        except gexc.NotFound:
-            store_unmatched(db, callback, expire_at, ReceiptOutcome.UNMATCHED)
-            return ReceiptResult(ReceiptOutcome.UNMATCHED, message_id)
+        message_store.update(
+            db, message_id, status_update(callback, status), deadline=deadline
+        )
         log.info(
             "status callback applied: %s",
             status.value,
             extra={"labels": {"event": "status_callback", "status": status.value}},
         )
     return ReceiptResult(ReceiptOutcome.APPLIED, message_id, status)
+
+
+# Intake's budget for the write: with the publish after it (10 s) it stays
+# under Twilio's 15 s webhook timeout, so a failed write can still fall back.
+INTAKE_WRITE_DEADLINE_SECONDS = 3.0
+
+
+def apply_at_intake(
+    db: Database,
+    callback: StatusCallback,
+    deadline: float = INTAKE_WRITE_DEADLINE_SECONDS,
+) -> bool:
+    """The common callback applied by the webhook itself; False: queue it.
+
+    Only a callback that names its message in the URL (all of ours), with a
+    known status and no carrier opt-out, is the one blind write that needs no
+    read: the same write `apply_status_callback` makes, so a later redelivery
+    through the queue changes nothing. Everything else (a lookup by SID, an
+    unmatched or unknown receipt, a consent change, a failed or timed-out
+    write) returns False for the caller to publish to `delivery-receipts`.
+    """
+    status = TWILIO_STATUS.get(message_status(callback.params))
+    message_id = _url_message_id(callback)
+    if status is None or message_id is None or _is_carrier_opt_out(callback):
+        return False
+    try:
+        _write_status(db, message_id, callback, status, deadline)
+    except Exception as exc:
+        # Unavailable, Aborted, a deadline, NotFound: the queue's handler
+        # retries it or keeps it as unmatched. The write is idempotent, so one
+        # that landed after all is harmless to apply again.
+        log.warning(
+            "status callback queued after its write failed: %s",
+            type(exc).__name__,
+            extra={"labels": {"event": "receipt_write_deferred"}},
+        )
+        return False
+    return True
 
 
 def _is_carrier_opt_out(callback: StatusCallback) -> bool:

@@ -13,6 +13,8 @@ from concurrent import futures
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from pydantic import BaseModel, ValidationError
 
@@ -43,6 +45,18 @@ class Publisher(Protocol):
         """Publish several messages and wait until the service has all of them."""
 
 
+# The gRPC errors the publisher library retries a publish on.
+_RETRIED_PUBLISH_ERRORS = if_exception_type(
+    gexc.Aborted,
+    gexc.Cancelled,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.ResourceExhausted,
+    gexc.ServiceUnavailable,
+    gexc.Unknown,
+)
+
+
 class PubSubPublisher:
     # Under Twilio's 15 s webhook timeout, so intake can still answer 5xx.
     def __init__(self, project: str, timeout_seconds: float = 10.0) -> None:
@@ -53,7 +67,19 @@ class PubSubPublisher:
         )
 
     def publish(self, topic: Topic, payload: BaseModel, **attributes: str) -> None:
-        self.publish_many(topic, [payload], **attributes)
+        # One message, one blocking Publish RPC: no batch, future and commit
+        # thread per message (the batching client's cost when every batch
+        # holds one message, as a webhook's does). Retries stay within the
+        # timeout, the gRPC codes are the batching client's.
+        message = pubsub_v1.types.PubsubMessage(
+            data=payload.model_dump_json().encode(), attributes=attributes
+        )
+        self._client._gapic_publish(
+            topic=self._client.topic_path(self._project, topic.value),
+            messages=[message],
+            retry=Retry(predicate=_RETRIED_PUBLISH_ERRORS, timeout=self._timeout),
+            timeout=self._timeout,
+        )
 
     def publish_many(
         self, topic: Topic, payloads: Sequence[BaseModel], **attributes: str

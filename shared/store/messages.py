@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.bulk_writer import BulkWriteFailure, BulkWriter
@@ -200,10 +201,25 @@ def update_if_unchanged(
     return message_ref(db, message_id).update(dict(fields), option=option).update_time
 
 
-def update(db: firestore.Client, message_id: str, fields: Mapping[str, Any]) -> None:
-    """A blind update (raises google.api_core.exceptions.NotFound if absent)."""
+def update(
+    db: firestore.Client,
+    message_id: str,
+    fields: Mapping[str, Any],
+    *,
+    deadline: float | None = None,
+) -> None:
+    """A blind update (raises google.api_core.exceptions.NotFound if absent).
+
+    With a `deadline` (seconds), the client's retries stop within it too: for a
+    caller that must answer its own caller in time.
+    """
     operations.add("writes")
-    message_ref(db, message_id).update(dict(fields))
+    if deadline is None:
+        message_ref(db, message_id).update(dict(fields))
+        return
+    message_ref(db, message_id).update(
+        dict(fields), retry=Retry(timeout=deadline), timeout=deadline
+    )
 
 
 # ---------------------------------------------------------------- creating

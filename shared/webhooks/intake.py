@@ -1,14 +1,17 @@
-"""Twilio webhook intake: check the signature, publish the raw parameters.
+"""Twilio webhook intake: check the signature, then store or publish.
 
-Intake writes nothing to Firestore; the Pub/Sub handlers persist what they get.
-It keeps no state either, so a duplicate webhook is answered exactly like the
-first one, and the handlers downstream make it harmless.
+A status callback that names its message is applied right here: the one blind,
+idempotent write of `shared.delivery.receipts` (a 204 means it is committed).
+Any other callback, or one whose write fails, is published to
+`delivery-receipts` as before, and an inbound message always goes to
+`inbound-messages`. Intake keeps no state of its own, so a duplicate webhook is
+answered exactly like the first one, and the writes make it harmless.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qs, parse_qsl
@@ -30,6 +33,10 @@ BODY_HASH_PARAM = "bodySHA256"
 # Twilio's callbacks are a few KiB; the endpoint is public, so a larger body is
 # refused before it is read (docs/architecture.md §9).
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
+
+
+# Applies a status callback now; False when it must go through the queue.
+ReceiptWriter = Callable[[StatusCallback], bool]
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,10 @@ def accept_webhook(
     publisher: Publisher,
     request: WebhookRequest,
     now: datetime,
+    write_receipt: ReceiptWriter | None = None,
 ) -> IntakeResult:
-    """Validate, then publish to the route's topic; 403 publishes nothing."""
+    """Validate, then apply a status callback with `write_receipt` or publish
+    to the route's topic; 403 stores and publishes nothing."""
     route = ROUTES.get(request.path)
     if route is None:
         return NOT_FOUND
@@ -168,8 +177,15 @@ def accept_webhook(
     params = webhook_params(request)
     if params is None:
         return UNSUPPORTED_BODY
+    payload = webhook_payload(request, params, now)
+    if (
+        write_receipt is not None
+        and isinstance(payload, StatusCallback)
+        and write_receipt(payload)
+    ):
+        return route.accepted
     try:
-        publisher.publish(route.topic, webhook_payload(request, params, now))
+        publisher.publish(route.topic, payload)
     except Exception:
         # Twilio retries a 5xx; nothing was stored, so its retry is safe.
         log.exception(

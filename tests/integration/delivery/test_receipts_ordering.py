@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.delivery.receipts import apply_status_callback
+from shared.delivery.receipts import apply_at_intake, apply_status_callback
 from shared.delivery.status import TWILIO_STATUS
 from shared.payloads import StatusCallback
 from shared.store.messages import MessageStatus, rank_of
@@ -72,3 +72,30 @@ def test_the_final_status_is_the_highest_rank_seen(
     assert sorted(seen) == sorted(set(statuses))
     if {"undelivered", "failed"} & set(statuses):
         assert doc["error_code"] == "30003"
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(statuses=shuffled_callbacks(), data=st.data())
+def test_intake_and_the_queue_mixed_end_at_the_highest_rank_too(
+    db: Any, statuses: list[str], data: st.DataObject
+) -> None:
+    # Each callback is applied by the webhook or, after a failed write there,
+    # by the queue's handler: the two writers interleave in any order.
+    message_id = f"mixed{next(_ids)}_14155550100"
+    db.collection("messages").document(message_id).set(
+        {"status_rank": rank_of(MessageStatus.SENDING), "receipts": []}
+    )
+    for status in statuses:
+        if data.draw(st.booleans()):
+            assert apply_at_intake(db, callback(message_id, status))
+        else:
+            apply_status_callback(db, callback(message_id, status), NOW)
+    doc = db.collection("messages").document(message_id).get().to_dict()
+    highest = max(rank_of(TWILIO_STATUS[s]) for s in statuses)
+    assert doc["status_rank"] == max(highest, rank_of(MessageStatus.SENDING))
+    seen = [r["params"]["MessageStatus"] for r in doc["receipts"]]
+    assert sorted(seen) == sorted(set(statuses))

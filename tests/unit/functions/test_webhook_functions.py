@@ -70,6 +70,16 @@ def webhooks(monkeypatch: pytest.MonkeyPatch) -> Any:
         module, "twilio_settings", lambda: SimpleNamespace(public_base_url=PUBLIC)
     )
     monkeypatch.setattr(module, "utcnow", lambda: NOW)
+    # The receipt write needs Firestore (tests/integration covers it): here it
+    # is recorded, and fails unless a test says otherwise, so intake publishes.
+    written: list[StatusCallback] = []
+    outcome = {"write_succeeds": False}
+
+    def write_receipt(callback: StatusCallback) -> bool:
+        written.append(callback)
+        return outcome["write_succeeds"]
+
+    monkeypatch.setattr(module, "write_receipt", write_receipt)
     app = flask.Flask("webhooks-test")
 
     def call(
@@ -107,6 +117,8 @@ def webhooks(monkeypatch: pytest.MonkeyPatch) -> Any:
         return response
 
     call.published = publisher.published  # type: ignore[attr-defined]
+    call.written = written  # type: ignore[attr-defined]
+    call.outcome = outcome  # type: ignore[attr-defined]
     call.module = module  # type: ignore[attr-defined]
     return call
 
@@ -120,17 +132,31 @@ def webhooks_module(webhooks: Any) -> ModuleType:
 STATUS = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+14155550100"}
 
 
-def test_a_signed_status_callback_is_published_and_answered_204(webhooks: Any) -> None:
+SIGNED_CALLBACK = StatusCallback(
+    params=STATUS,
+    query={"message_id": "c1_14155550100"},
+    received_at=NOW,
+    idempotency_token="idem-1",
+)
+
+
+def test_a_signed_status_callback_is_written_and_answered_204(webhooks: Any) -> None:
+    webhooks.outcome["write_succeeds"] = True
     response = webhooks("/twilio/status", STATUS, query="message_id=c1_14155550100")
     assert response.status_code == 204
+    assert webhooks.written == [SIGNED_CALLBACK]
+    assert webhooks.published == []
+
+
+def test_a_status_callback_not_written_is_published_and_answered_204(
+    webhooks: Any,
+) -> None:
+    response = webhooks("/twilio/status", STATUS, query="message_id=c1_14155550100")
+    assert response.status_code == 204
+    assert webhooks.written == [SIGNED_CALLBACK]
     [(topic, payload, _)] = webhooks.published
     assert topic == "delivery-receipts"
-    assert payload == StatusCallback(
-        params=STATUS,
-        query={"message_id": "c1_14155550100"},
-        received_at=NOW,
-        idempotency_token="idem-1",
-    )
+    assert payload == SIGNED_CALLBACK
 
 
 def test_a_signed_inbound_is_answered_with_empty_twiml(webhooks: Any) -> None:
@@ -140,12 +166,15 @@ def test_a_signed_inbound_is_answered_with_empty_twiml(webhooks: Any) -> None:
     assert response.mimetype == "text/xml"
     assert b"<Response/>" in response.get_data()
     assert webhooks.published[0][0] == "inbound-messages"
+    assert webhooks.written == []
 
 
 def test_a_forged_request_is_403_and_nothing_is_published(webhooks: Any) -> None:
+    webhooks.outcome["write_succeeds"] = True
     response = webhooks("/twilio/status", STATUS, signature="forged")
     assert response.status_code == 403
     assert webhooks.published == []
+    assert webhooks.written == []
 
 
 def test_get_is_405(webhooks: Any) -> None:

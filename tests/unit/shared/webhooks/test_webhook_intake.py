@@ -368,3 +368,24 @@ class FailingPublisher(RecordingPublisher):
 def test_a_failed_publish_is_a_5xx_so_twilio_retries() -> None:
     result = accept(webhook(), FailingPublisher())
     assert result.status == 503
+
+
+def test_a_written_status_callback_is_204_without_a_publish() -> None:
+    written: list[Any] = []
+    result = accept_webhook(
+        VALIDATOR,
+        PUBLIC,
+        FailingPublisher(),
+        webhook(),
+        NOW,
+        lambda callback: written.append(callback) is None,
+    )
+    assert result.status == 204
+    assert [c.params["MessageStatus"] for c in written] == ["delivered"]
+
+
+def test_a_failed_write_and_a_failed_publish_are_a_5xx_so_twilio_retries() -> None:
+    result = accept_webhook(
+        VALIDATOR, PUBLIC, FailingPublisher(), webhook(), NOW, lambda _: False
+    )
+    assert result.status == 503
