@@ -76,7 +76,8 @@ locals {
 # ---------------------------------------------------------------------------
 
 # Firestore has no per-collection IAM: datastore.user on the project, only for
-# the functions that read or write documents (twilio_webhooks writes nothing).
+# the functions that read or write documents. twilio_webhooks is one of them:
+# it applies a status callback to its message itself (docs/architecture.md §9).
 resource "google_project_iam_member" "firestore_user" {
   for_each = toset(local.firestore_users)
 

@@ -93,7 +93,7 @@ locals {
   # tests/unit/infra/test_terraform_consistency.py derives the publishers and
   # enqueuers from the code (a call graph from each main.py) and holds these
   # lists equal to it.
-  firestore_users = ["api", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router", "contact_importer"]
+  firestore_users = ["api", "twilio_webhooks", "campaign_scheduler", "segment_evaluator", "campaign_fanout", "message_sender", "receipt_updater", "inbound_processor", "event_router", "contact_importer"]
   task_enqueuers  = ["api", "campaign_scheduler", "campaign_fanout", "message_sender", "event_router"]
   topic_publishers = {
     api                = ["campaign-launches", "events", "import-chunks"]
