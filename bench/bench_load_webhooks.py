@@ -11,7 +11,8 @@ it), and posts them to `twilio_webhooks` in an open loop: callback i falls due
 at i / rate seconds whatever the answers take, as Twilio sends them. Only a
 204 within Twilio's 15 s counts as accepted.
 
-Then it waits for the pipeline (Pub/Sub → receipt_updater) to drain and reads
+Then it waits for the receipts to be stored (intake writes them itself, or
+Pub/Sub → receipt_updater when a write fails) and reads
 every message back: each accepted callback must stand exactly once in its
 message's `receipts`. It prints how many were lost, duplicated or unexpected;
 apart, what became of the callbacks that got no 204 (Twilio's to retry), and

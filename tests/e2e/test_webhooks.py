@@ -1,7 +1,8 @@
 """Twilio webhooks on the local stack: signed by the simulator, end to end.
 
-Status callbacks go simulator → twilio_webhooks → Pub/Sub → receipt_updater →
-Firestore; inbound messages go the same way to inbound_processor.
+Status callbacks go simulator → twilio_webhooks → Firestore (or, without a
+message id or when that write fails, → Pub/Sub → receipt_updater → Firestore);
+inbound messages go simulator → twilio_webhooks → Pub/Sub → inbound_processor.
 """
 
 from __future__ import annotations
