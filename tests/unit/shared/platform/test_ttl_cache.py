@@ -24,7 +24,9 @@ class FakeClock:
         return self.now
 
 
-def test_a_fresh_entry_is_served_and_an_expired_one_is_loaded_again() -> None:
+def counted_cache(ttl: float) -> tuple[TtlCache[str], FakeClock, list[str]]:
+    """A cache on a fake clock whose loader records each load and numbers
+    the values it returns."""
     clock = FakeClock()
     loads: list[str] = []
 
@@ -32,7 +34,11 @@ def test_a_fresh_entry_is_served_and_an_expired_one_is_loaded_again() -> None:
         loads.append(key)
         return f"{key}#{len(loads)}"
 
-    cache = TtlCache(2.0, load, clock=clock)
+    return TtlCache(ttl, load, clock=clock), clock, loads
+
+
+def test_a_fresh_entry_is_served_and_an_expired_one_is_loaded_again() -> None:
+    cache, clock, loads = counted_cache(2.0)
     assert cache.get("c1") == "c1#1"
     clock.now += 1.9
     assert cache.get("c1") == "c1#1"
@@ -42,14 +48,7 @@ def test_a_fresh_entry_is_served_and_an_expired_one_is_loaded_again() -> None:
 
 
 def test_an_invalidated_entry_is_read_again() -> None:
-    clock = FakeClock()
-    loads: list[str] = []
-
-    def load(key: str) -> str:
-        loads.append(key)
-        return f"{key}#{len(loads)}"
-
-    cache = TtlCache(60.0, load, clock=clock)
+    cache, clock, loads = counted_cache(60.0)
     cache.get("c1")
     cache.invalidate("c1")
     assert cache.get("c1") == "c1#2"
@@ -87,14 +86,7 @@ def test_a_caller_arriving_during_a_load_waits_for_it_instead_of_reading() -> No
 
 def test_a_load_that_started_before_the_caller_asked_is_not_taken() -> None:
     """With ttl 0 every get must see a read that began after it asked."""
-    clock = FakeClock()
-    loads: list[str] = []
-
-    def load(key: str) -> str:
-        loads.append(key)
-        return f"{key}#{len(loads)}"
-
-    cache = TtlCache(0.0, load, clock=clock)
+    cache, clock, loads = counted_cache(0.0)
     assert cache.get("c1") == "c1#1"
     clock.now += 0.001
     assert cache.get("c1") == "c1#2"
