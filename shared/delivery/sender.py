@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -102,6 +103,12 @@ def parse_cap(spec: str) -> FrequencyCap | None:
     return FrequencyCap(max_messages=int(count), per_hours=int(hours))
 
 
+# The settings are fixed for the life of the process: parse them once, not
+# per send (each parse builds and validates a pydantic model).
+_default_quiet_hours = lru_cache(maxsize=4)(parse_quiet_hours)
+_global_cap = lru_cache(maxsize=4)(parse_cap)
+
+
 def count_recent_sends(db: Database) -> Callable[[str, datetime], int]:
     def count(phone: str, since: datetime) -> int:
         return message_store.count_sent_to_since(db, phone, since)
@@ -172,8 +179,8 @@ def _run(deps: SenderDeps, handle: MessageHandle, message: Message) -> SendResul
         message=message,
         campaign=_campaign_of(deps, message),
         now=deps.clock(),
-        quiet_default=parse_quiet_hours(deps.core.quiet_hours_default),
-        global_cap=parse_cap(deps.core.global_frequency_cap),
+        quiet_default=_default_quiet_hours(deps.core.quiet_hours_default),
+        global_cap=_global_cap(deps.core.global_frequency_cap),
         prohibited_patterns=deps.core.prohibited_pattern_list,
         count_recent_sends=count_recent_sends(deps.db),
     )

@@ -11,22 +11,43 @@ T = TypeVar("T")
 
 
 class TtlCache(Generic[T]):
-    def __init__(self, ttl: float, load: Callable[[str], T | None]) -> None:
+    """Entries are loaded once per key at a time: callers that find an entry
+    expired while another caller is loading it wait for that load and take
+    its value if it started after they asked, so a busy instance reads an
+    expired document about once instead of once per concurrent request, and
+    nobody gets a value older than a read of their own would have been."""
+
+    def __init__(
+        self,
+        ttl: float,
+        load: Callable[[str], T | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl = ttl
         self._load = load
+        self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, T | None]] = {}
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, key: str) -> T | None:
-        now = time.monotonic()
+        asked = self._clock()
         with self._lock:
             hit = self._entries.get(key)
-        if hit and now - hit[0] < self._ttl:
+            loading = self._loading.setdefault(key, threading.Lock())
+        if hit and asked - hit[0] < self._ttl:
             return hit[1]
-        value = self._load(key)
-        with self._lock:
-            self._entries[key] = (now, value)
-        return value
+        with loading:
+            with self._lock:
+                hit = self._entries.get(key)
+            if hit and hit[0] >= asked:
+                # Loaded by another caller after we asked: as fresh as our own.
+                return hit[1]
+            started = self._clock()
+            value = self._load(key)
+            with self._lock:
+                self._entries[key] = (started, value)
+            return value
 
     def invalidate(self, key: str) -> None:
         with self._lock:
