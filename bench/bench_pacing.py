@@ -81,7 +81,9 @@ def _campaign_body(api: Api, kind: str, rate: float, segment_id: str) -> dict:
     return body
 
 
-def _start(endpoints: dict[str, Any], api: Api, kind: str, rate: float, size: int):
+def _start(
+    endpoints: dict[str, Any], api: Api, kind: str, rate: float, size: int
+) -> list[str]:
     reset_firestore(endpoints["firestore_emulator"], endpoints["project"])
     requests.post(endpoints["task_dispatcher"] + "/v1/tasks:purge", timeout=30)
     requests.post(endpoints["simulator"] + "/_sim/reset", timeout=30)
