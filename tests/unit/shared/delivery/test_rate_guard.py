@@ -139,38 +139,29 @@ def test_a_backlog_goes_out_at_no_less_than_nine_tenths_of_the_rate(
     assert mean <= rate * (1 + EPSILON)
 
 
-def test_rate_segments_start_then_the_next_waits_for_the_window() -> None:
+@pytest.mark.parametrize(
+    ("rate", "weights", "slept"),
+    [
+        # Spaced by 1/rate, then the third waits until the first leaves the
+        # window.
+        (2, [1, 1, 1], [0.5, W - 0.5]),
+        # 3 + 2 > 4: not at 0.75 s (its spacing) but when the first leaves.
+        (4, [3, 2], [W]),
+        # An empty message counts as one segment.
+        (1, [0, 0], [W]),
+        # A message longer than the rate goes alone in its window.
+        (2, [5, 1], [W]),
+    ],
+    ids=["rate-then-window", "long-message", "empty-message", "over-the-rate"],
+)
+def test_each_send_waits_until_its_segments_fit_the_window(
+    rate: int, weights: list[int], slept: list[float]
+) -> None:
     clock = SleepingClock(100.0)
     guard = RateGuard(clock=clock, sleep=clock.sleep)
-    for _ in range(3):
-        assert guard.acquire("c", rate=2, weight=1, max_wait=10)
-    # Spaced by 1/rate, then the third waits until the first leaves the window.
-    assert clock.slept == pytest.approx([0.5, W - 0.5])
-
-
-def test_a_long_message_waits_until_all_its_segments_fit() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    assert guard.acquire("c", rate=4, weight=3, max_wait=10)
-    assert guard.acquire("c", rate=4, weight=2, max_wait=10)
-    # 3 + 2 > 4: not at 100.75 (its spacing) but when the first leaves.
-    assert clock.slept == pytest.approx([W])
-
-
-def test_the_guard_counts_an_empty_message_as_one_segment() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    guard.acquire("c", rate=1, weight=0, max_wait=10)
-    guard.acquire("c", rate=1, weight=0, max_wait=10)
-    assert clock.slept == pytest.approx([W])
-
-
-def test_a_message_longer_than_the_rate_goes_alone_in_its_window() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    assert guard.acquire("c", rate=2, weight=5, max_wait=10)
-    assert guard.acquire("c", rate=2, weight=1, max_wait=10)
-    assert clock.slept == pytest.approx([W])
+    for weight in weights:
+        assert guard.acquire("c", rate=rate, weight=weight, max_wait=10)
+    assert clock.slept == pytest.approx(slept)
 
 
 def test_the_guard_refuses_a_wait_beyond_max_wait_and_reserves_nothing() -> None:
