@@ -214,7 +214,8 @@ class RateGuard:
             now = self._clock()
             window = self._windows.setdefault(key, _Window())
             window.forget_before(now, length)
-            not_before = max(now, window.next_free or now)
+            spaced = window.next_free
+            not_before = now if spaced is None else max(now, spaced)
             start = earliest_start(window.starts, not_before, weight, capacity, length)
             if start - now > max_wait:
                 return False
