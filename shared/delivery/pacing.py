@@ -1,10 +1,10 @@
 """Pacing: how sends are spread so a campaign keeps its rate.
 
-`rate_limit_mps` counts segments per second. Every pacer here is one budget:
+`rate_limit_mps` counts segments per second. Every plan here is one budget:
 per campaign, the first free instant `next_free`. Taking `weight` segments
 from it, `earliest` at the soonest, reserves the interval
 
-    begin = max(next_free, earliest);  end = begin + weight / rate × margin
+    begin = max(next_free, earliest);  end = begin + weight / rate
 
 and moves `next_free` to `end` (`next_interval`). Inside an interval messages
 go back to back: message i starts at begin + (segments before i) / rate
@@ -18,7 +18,8 @@ go back to back: message i starts at begin + (segments before i) / rate
   reuses it, so it plans the same times again. Within a plan a one-second
   window holds at most `rate` segment starts; a message of k segments counts
   whole at its start, so a window can hold up to k - 1 more when long
-  messages sit at its edge. Single-segment campaigns are exact.
+  messages sit at its edge (the sender's guard holds those back). Single-
+  segment plans are exact.
 - The event router keeps it in memory per instance (`PacingLedger`): a cursor
   document would take one transaction per event on one document, and
   Firestore sustains about one write per second per document, so a campaign
@@ -26,35 +27,45 @@ go back to back: message i starts at begin + (segments before i) / rate
   router instances a campaign can reach N × its rate at most; the router's
   max instance count bounds N and the send queue's max dispatches per second
   caps the total.
-- The sender's `RateGuard` keeps it in memory per process, on a monotonic
-  clock, with a margin (`SPACING_MARGIN`): tasks reach the sender with jitter
-  (cold starts, a slow write, a retry), and late sends would catch up in a
-  burst. It waits for the reserved moment, up to a limit after which the task
-  is retried later; spacing a little slower than the rate also absorbs the
-  milliseconds between the guard and Twilio's accept. With several sender
-  instances each guard sees only its share; the queue's max dispatches per
-  second (one queue per sender, sized to its MPS) caps the total.
+- The sender's `RateGuard` is the last step before Twilio and the one that
+  makes the rate exact: per campaign, in memory, on a monotonic clock, it lets
+  a send of `weight` segments start only when the segments started in the
+  last `GUARD_WINDOW` seconds plus `weight` stay within the rate
+  (`earliest_start`), and no sooner than the previous send's segments over
+  the rate (spacing, so a backlog goes out evenly, not in a burst). Plans and
+  routers above it may be off by a few segments (a long message at a window's
+  edge, tasks arriving with jitter, N router instances); the guard holds each
+  send until it fits, up to a limit after which the task is retried later.
+  The window is a little over one second so that the milliseconds between the
+  guard and Twilio's accept cannot fit one more send into any second of
+  accept times; the mean stays at 1 / GUARD_WINDOW of the rate. With several
+  sender instances each guard sees only its share; the queue's max
+  dispatches per second (one queue per sender, sized to its MPS) caps the
+  total.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-# A little slower than the rate, so jitter after the rate guard cannot add up
-# to more than `rate` sends inside one second.
-SPACING_MARGIN = 1.06
+# The guard counts segments over a window a little longer than one second:
+# the jitter between the guard and Twilio's accept (one request: a few tens of
+# ms measured by bench/bench_pacing.py) must not let one more send into any
+# second of accept times. The mean rate is 1 / GUARD_WINDOW of the rate.
+GUARD_WINDOW = 1.05
 
 # An instant: a datetime (planned send times) or monotonic seconds (the guard).
 Instant = TypeVar("Instant", datetime, float)
 
 
-def span_seconds(weight: float, rate: float, margin: float = 1.0) -> float:
-    """How long `weight` segments take at `rate` per second, spaced by `margin`."""
-    return weight / rate * margin
+def span_seconds(weight: float, rate: float) -> float:
+    """How long `weight` segments take at `rate` per second."""
+    return weight / rate
 
 
 def batch_duration(total_segments: int, rate: float) -> timedelta:
@@ -127,26 +138,89 @@ class PacingLedger(Generic[Instant]):
         return earliest, begin
 
 
+def window_size(rate: float, window: float) -> tuple[int, float]:
+    """(capacity, length): at most `capacity` segments may start in any
+    `length` seconds. Whole segments: a rate of 10.5 allows 10 per second; a
+    rate under one allows one per 1 / rate seconds."""
+    capacity = max(1, math.floor(rate))
+    return capacity, window * max(1.0, capacity / rate)
+
+
+def earliest_start(
+    starts: Sequence[tuple[float, int]],
+    not_before: float,
+    weight: int,
+    capacity: int,
+    length: float,
+) -> float:
+    """The soonest instant from `not_before` at which `weight` more segments
+    keep every window of `length` seconds within `capacity`.
+
+    `starts` are earlier (instant, weight) starts in order, none after
+    `not_before`; a start counts until its instant + `length`. `weight` must
+    not exceed `capacity`.
+    """
+    start = not_before
+    first = 0
+    while first < len(starts) and starts[first][0] + length <= start:
+        first += 1
+    held = sum(w for _, w in starts[first:])
+    while held + weight > capacity:
+        # Wait for the oldest start still in the window to leave it.
+        start = starts[first][0] + length
+        while first < len(starts) and starts[first][0] + length <= start:
+            held -= starts[first][1]
+            first += 1
+    return start
+
+
+class _Window:
+    """One campaign's starts still inside the window, and its spacing cursor."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[float, int]] = []
+        self.next_free: float | None = None
+
+    def forget_before(self, instant: float, length: float) -> None:
+        gone = 0
+        while gone < len(self.starts) and self.starts[gone][0] + length <= instant:
+            gone += 1
+        del self.starts[:gone]
+
+
 class RateGuard:
-    """Holds each campaign's sends in this process to its rate, with a margin."""
+    """Holds each campaign's sends in this process to its rate, in segments:
+    never more than the rate start in any `GUARD_WINDOW` seconds."""
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        window: float = GUARD_WINDOW,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
-        self._ledger: PacingLedger[float] = PacingLedger()
+        self._window = window
+        self._lock = threading.Lock()
+        self._windows: dict[str, _Window] = {}
 
     def acquire(self, key: str, rate: float, weight: int, max_wait: float) -> bool:
-        """Reserve the next moment for `weight` segments of `key`, then wait
-        for it; False (nothing reserved) when it is more than `max_wait` away."""
-        seconds = span_seconds(max(weight, 1), rate, SPACING_MARGIN)
-        taken = self._ledger.take_within(key, self._clock, seconds, max_wait)
-        if taken is None:
-            return False
-        now, start = taken
+        """Reserve the soonest moment `weight` segments of `key` fit, then
+        wait for it; False (nothing reserved) when it is more than `max_wait`
+        away. A message of more segments than the window holds goes alone."""
+        capacity, length = window_size(rate, self._window)
+        weight = min(max(weight, 1), capacity)
+        with self._lock:
+            now = self._clock()
+            window = self._windows.setdefault(key, _Window())
+            window.forget_before(now, length)
+            spaced = window.next_free
+            not_before = now if spaced is None else max(now, spaced)
+            start = earliest_start(window.starts, not_before, weight, capacity, length)
+            if start - now > max_wait:
+                return False
+            window.starts.append((start, weight))
+            window.next_free = start + weight / rate
         if start > now:
             self._sleep(start - now)
         return True

@@ -5,19 +5,15 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.delivery.pacing import (
-    SPACING_MARGIN,
     PacingLedger,
-    RateGuard,
     next_interval,
     plan_send_times,
     span_seconds,
 )
-from tests.conftest import SleepingClock
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
@@ -52,9 +48,8 @@ def test_intervals_work_on_monotonic_seconds_too() -> None:
     assert next_interval(None, 4.0, 0.5) == (4.0, 4.5)
 
 
-def test_the_margin_stretches_the_span() -> None:
+def test_the_span_is_segments_over_rate() -> None:
     assert span_seconds(2, 4) == 0.5
-    assert span_seconds(2, 4, SPACING_MARGIN) == 0.5 * SPACING_MARGIN
 
 
 @given(rate=rates, taken=requests)
@@ -134,39 +129,3 @@ def test_take_within_accepts_a_wait_of_exactly_max_wait() -> None:
     ledger: PacingLedger[float] = PacingLedger()
     ledger.take("c", 0.0, 2.0)
     assert ledger.take_within("c", lambda: 0.0, 1.0, max_wait=2.0) == (0.0, 2.0)
-
-
-def test_the_guard_spaces_sends_by_segments_over_rate_with_the_margin() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    assert guard.acquire("c", rate=2, weight=1, max_wait=10)
-    assert guard.acquire("c", rate=2, weight=3, max_wait=10)
-    assert guard.acquire("c", rate=2, weight=1, max_wait=10)
-    assert clock.slept == pytest.approx([0.5 * SPACING_MARGIN, 1.5 * SPACING_MARGIN])
-
-
-def test_the_guard_counts_an_empty_message_as_one_segment() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    guard.acquire("c", rate=1, weight=0, max_wait=10)
-    guard.acquire("c", rate=1, weight=0, max_wait=10)
-    assert clock.slept == pytest.approx([SPACING_MARGIN])
-
-
-def test_the_guard_refuses_a_wait_beyond_max_wait_and_reserves_nothing() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    assert guard.acquire("c", rate=1, weight=5, max_wait=1)
-    assert not guard.acquire("c", rate=1, weight=1, max_wait=1)
-    assert clock.slept == []
-    clock.now += 5 * SPACING_MARGIN
-    assert guard.acquire("c", rate=1, weight=1, max_wait=1)
-    assert clock.slept == []
-
-
-def test_the_guard_keeps_campaigns_apart() -> None:
-    clock = SleepingClock(100.0)
-    guard = RateGuard(clock=clock, sleep=clock.sleep)
-    guard.acquire("a", rate=1, weight=1, max_wait=10)
-    guard.acquire("b", rate=1, weight=1, max_wait=10)
-    assert clock.slept == []
