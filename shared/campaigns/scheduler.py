@@ -127,7 +127,7 @@ def is_finished(
     if message_store.count_unsent(db, campaign.id) > 0:
         return False
     settled_before = now - timedelta(seconds=core.settle_seconds)
-    return message_store.count_sent_after(db, campaign.id, settled_before) == 0
+    return not message_store.any_sent_after(db, campaign.id, settled_before)
 
 
 def status_counts(db: Database, campaign_id: str) -> dict[str, int]:

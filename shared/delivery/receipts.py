@@ -43,10 +43,13 @@ log = get_logger(__name__)
 UNMATCHED_RETENTION = timedelta(days=30)
 MESSAGE_ID_PARAM = "message_id"
 
-# The time each status was reported. SENT has none: `sent_at` is the sender's
-# send time, which the settle sweep and the frequency cap read, and a late
-# `queued` or `sent` callback must not move it.
+# The time each status was reported. SENT's is `sent_reported_at`, not
+# `sent_at`: that is the sender's send time, which the frequency cap reads, and a
+# late `queued` or `sent` callback must not move it. A message that reaches SENT
+# only through a callback (its send was ambiguous) has no `sent_at`; the settle
+# check reads `sent_reported_at` so that it waits for it as well.
 STATUS_TIME_FIELD: dict[MessageStatus, str] = {
+    MessageStatus.SENT: "sent_reported_at",
     MessageStatus.DELIVERED: "delivered_at",
     MessageStatus.READ: "read_at",
     MessageStatus.UNDELIVERED: "undelivered_at",

@@ -465,13 +465,20 @@ def count_unsent(db: firestore.Client, campaign_id: str) -> int:
     )
 
 
-def count_sent_after(db: firestore.Client, campaign_id: str, after: datetime) -> int:
-    """The campaign's messages SENT (no final status yet) after `after`."""
-    return count_of(
-        _of_campaign(db, campaign_id)
-        .where(filter=_where("status_rank", "==", rank_of(MessageStatus.SENT)))
-        .where(filter=_where("sent_at", ">", after))
+def any_sent_after(db: firestore.Client, campaign_id: str, after: datetime) -> bool:
+    """Whether a message of the campaign is SENT (no final status yet) and was
+    sent by the sender after `after`, or reported sent by a callback after it (a
+    send that was ambiguous to the sender has only the callback's time)."""
+    sent = _of_campaign(db, campaign_id).where(
+        filter=_where("status_rank", "==", rank_of(MessageStatus.SENT))
     )
+    counts = count_each(
+        {
+            field: sent.where(filter=_where(field, ">", after))
+            for field in ("sent_at", "sent_reported_at")
+        }
+    )
+    return any(counts.values())
 
 
 def count_by_status(db: firestore.Client, campaign_id: str) -> dict[str, int]:

@@ -292,8 +292,10 @@ def test_a_campaign_whose_messages_are_all_final_completes(
         (S.SENDING, "lease_until", timedelta(minutes=1)),
         # Sent 30 s ago: a delivery report may still come.
         (S.SENT, "sent_at", -timedelta(seconds=30)),
+        # Ambiguous to the sender (no sent_at), reported sent by Twilio 30 s ago.
+        (S.SENT, "sent_reported_at", -timedelta(seconds=30)),
     ],
-    ids=["queued", "sending", "sent-unsettled"],
+    ids=["queued", "sending", "sent-unsettled", "sent-by-callback-unsettled"],
 )
 def test_a_campaign_with_an_unfinished_message_keeps_running(
     db: Any,

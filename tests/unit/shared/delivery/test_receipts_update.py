@@ -68,6 +68,9 @@ def test_sent_at_is_never_written_by_a_callback() -> None:
     for twilio_status in ("accepted", "queued", "sending", "sent"):
         update = status_update(callback(twilio_status), MessageStatus.SENT)
         assert "sent_at" not in update
+        # The callback's own time, which the settle check waits on when the
+        # sender never learned that Twilio accepted (no sent_at).
+        assert update["sent_reported_at"] == AT
     assert status_update(callback("delivered"), MessageStatus.DELIVERED)[
         "delivered_at"
     ] == (AT)
