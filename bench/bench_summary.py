@@ -5,12 +5,13 @@
 
 Starts its own Firestore emulator, seeds one RUNNING campaign with `--messages`
 messages spread over every status (skips with reasons, failures with codes),
-then, after one first summary read, `--clients` threads each read the summary every `--interval` seconds for
-`--seconds`, as the operator console's pollers do. While they poll, one message
-a second moves from SENT to DELIVERED, so the figures also show how far behind
-the messages an answer can be. Prints calls, the store operations they made (the
-`operations` counter), the emulator's CPU seconds (from /proc) per call,
-latency p50/p99, and the oldest answer served. Nothing is asserted.
+reads its summary once, then `--clients` threads each read the summary every
+`--interval` seconds for `--seconds`, as the operator console's pollers do.
+While they poll, one message a second moves from SENT to DELIVERED, so the
+figures also show how far behind the messages an answer can be. Prints calls,
+the store operations they made (the `operations` counter), the emulator's CPU
+seconds (from /proc) per call, latency p50/p99, and how far behind the answers
+were. Nothing is asserted.
 """
 
 from __future__ import annotations
