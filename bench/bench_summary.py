@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("RECIPIENT_KEY", "bench-recipient-key")
 PROJECT = "ese-bench-summary"
 
-from bench.stack_support import bulk_writer  # noqa: E402
+from bench.load_support import machine_line, percentile  # noqa: E402
+from bench.stack_support import bulk_writer, group_cpu_seconds  # noqa: E402
 from local import emulators  # noqa: E402
 from shared.campaigns.summary import campaign_summary  # noqa: E402
 from shared.delivery.messages import message_id_for  # noqa: E402
@@ -111,20 +112,6 @@ def seed(db: Any, messages: int, launched: datetime) -> list[str]:
     return sent_ids
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every process in the group (the emulator's JVM)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
 @dataclass
 class Polls:
     latencies: list[float] = field(default_factory=list)
@@ -169,11 +156,6 @@ def deliver_one_a_second(
         )
         progress.moved += 1
         time.sleep(1.0)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def run(args: argparse.Namespace, host: str, pgid: int) -> None:
@@ -255,10 +237,7 @@ def main() -> None:
         run(args, server.host, server.pgid)
     finally:
         emulators.stop_group(server.pgid, grace=2)
-    print(
-        f"{os.cpu_count()} CPUs, load average "
-        + " / ".join(f"{load:.1f}" for load in os.getloadavg())
-    )
+    print(machine_line())
 
 
 if __name__ == "__main__":

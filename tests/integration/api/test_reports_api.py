@@ -312,19 +312,26 @@ def assert_exact(summary: dict[str, Any], db: Any, campaign_id: str) -> None:
     assert summary["delivered"] == expected["delivered"]
 
 
-def test_a_running_summary_is_answered_from_its_snapshot_within_its_age(
-    api: Any, db: Any
-) -> None:
+def snapshot_then_deliver(api: Any, db: Any) -> tuple[str, MessageFactory, Any]:
+    """A running campaign whose summary was read at NOW (its snapshot), after
+    which one more message was DELIVERED; its id, factory and that summary."""
     campaign = make_campaign(db)
     factory = MessageFactory(db, campaign.id)
     factory.add(MessageStatus.SENT)
     first = summary_of(api, campaign.id)
-    assert first["age_seconds"] == 0
     factory.add(MessageStatus.DELIVERED)  # not in the snapshot yet
+    return campaign.id, factory, first
+
+
+def test_a_running_summary_is_answered_from_its_snapshot_within_its_age(
+    api: Any, db: Any
+) -> None:
+    campaign_id, _, first = snapshot_then_deliver(api, db)
+    assert first["age_seconds"] == 0
 
     api.context.clock.now = NOW + SNAPSHOT_MAX_AGE - timedelta(seconds=1)
     before = store_calls()
-    polled = summary_of(api, campaign.id)
+    polled = summary_of(api, campaign_id)
     # One batched read of the campaign and its snapshot: no count() at all.
     assert calls_since(before) == {"reads": 2, "writes": 0}
     assert polled["counts"]["DELIVERED"] == 0
@@ -335,36 +342,28 @@ def test_a_running_summary_is_answered_from_its_snapshot_within_its_age(
 def test_a_snapshot_older_than_its_age_is_recounted_then_answered(
     api: Any, db: Any
 ) -> None:
-    campaign = make_campaign(db)
-    factory = MessageFactory(db, campaign.id)
-    factory.add(MessageStatus.SENT)
-    summary_of(api, campaign.id)
-    factory.add(MessageStatus.DELIVERED)
+    campaign_id, factory, _ = snapshot_then_deliver(api, db)
     factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
 
     later = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
     api.context.clock.now = later
-    recounted = summary_of(api, campaign.id)
+    recounted = summary_of(api, campaign_id)
     assert recounted["age_seconds"] == 0
     assert datetime.fromisoformat(recounted["computed_at"]) == later
-    assert_exact(recounted, db, campaign.id)
+    assert_exact(recounted, db, campaign_id)
     assert recounted["skips"] == {"no_consent": 1}
 
     api.context.clock.now = later + timedelta(seconds=2)
     before = store_calls()
-    again = summary_of(api, campaign.id)
+    again = summary_of(api, campaign_id)
     assert calls_since(before) == {"reads": 2, "writes": 0}
     assert again == {**recounted, "age_seconds": 2.0}
 
 
 def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
-    db: Any, monkeypatch: pytest.MonkeyPatch
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    campaign = make_campaign(db)
-    factory = MessageFactory(db, campaign.id)
-    factory.add(MessageStatus.SENT)
-    assert summary_module.campaign_summary(db, campaign.id, NOW) is not None
-    factory.add(MessageStatus.DELIVERED)
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
     recounts: list[datetime] = []
     compute = summary_module.compute_summary
 
@@ -379,7 +378,7 @@ def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
 
     def poll(_: int) -> Any:
         start.wait(timeout=30)
-        return summary_module.campaign_summary(db, campaign.id, stale)
+        return summary_module.campaign_summary(db, campaign_id, stale)
 
     with ThreadPoolExecutor(max_workers=callers) as pool:
         answers = list(pool.map(poll, range(callers)))
@@ -395,24 +394,20 @@ def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
 def test_a_snapshot_being_refreshed_is_never_answered_beyond_its_bound(
     api: Any, db: Any
 ) -> None:
-    campaign = make_campaign(db)
-    factory = MessageFactory(db, campaign.id)
-    factory.add(MessageStatus.SENT)
-    summary_of(api, campaign.id)
-    factory.add(MessageStatus.DELIVERED)
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
     # Another API instance takes the refresh once the snapshot is stale, and
     # then never finishes (it died mid-recount).
     stale = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
-    found = campaign_store.summary_documents(db, campaign.id)
+    found = campaign_store.summary_documents(db, campaign_id)
     assert found is not None
     lease = campaign_store.lease_summary_refresh(
-        db, campaign.id, found.live, stale + REFRESH_LEASE
+        db, campaign_id, found.live, stale + REFRESH_LEASE
     )
     assert lease is not None
 
     api.context.clock.now = stale
     before = store_calls()
-    meanwhile = summary_of(api, campaign.id)
+    meanwhile = summary_of(api, campaign_id)
     assert calls_since(before) == {"reads": 2, "writes": 0}
     assert meanwhile["age_seconds"] == (stale - NOW).total_seconds()
     assert meanwhile["counts"]["DELIVERED"] == 0
@@ -420,16 +415,16 @@ def test_a_snapshot_being_refreshed_is_never_answered_beyond_its_bound(
     beyond = NOW + SNAPSHOT_STALE_BOUND + timedelta(seconds=1)
     assert beyond < stale + REFRESH_LEASE, "the lease still runs"
     api.context.clock.now = beyond
-    exact = summary_of(api, campaign.id)
+    exact = summary_of(api, campaign_id)
     assert exact["age_seconds"] == 0
-    assert_exact(exact, db, campaign.id)
+    assert_exact(exact, db, campaign_id)
 
     # Once the dead lease runs out, the next caller takes it over and stores.
     api.context.clock.now = stale + REFRESH_LEASE + timedelta(seconds=1)
-    summary_of(api, campaign.id)
+    summary_of(api, campaign_id)
     api.context.clock.now += timedelta(seconds=1)
     before = store_calls()
-    assert summary_of(api, campaign.id)["age_seconds"] == 1.0
+    assert summary_of(api, campaign_id)["age_seconds"] == 1.0
     assert calls_since(before) == {"reads": 2, "writes": 0}
 
 
