@@ -373,3 +373,12 @@ def campaign_summary(
     if found.campaign.status is CampaignStatus.COMPLETED:
         return _frozen_summary(db, found, now)
     return _live_summary(db, found.campaign, found.live, now)
+
+
+def freeze_if_completed(db: Database, campaign_id: str, now: datetime) -> bool:
+    """Freeze the summary of a COMPLETED campaign unless it is already; whether
+    the campaign's summary is frozen. A running campaign is left alone."""
+    found = campaign_store.summary_documents(db, campaign_id)
+    if found is None or found.campaign.status is not CampaignStatus.COMPLETED:
+        return False
+    return _frozen_summary(db, found, now).frozen
