@@ -12,13 +12,24 @@ code are read at that first read: a delivery report that lands between
 completion and that read is the only thing that can still show there.
 CANCELLED and FAILED campaigns are summarised live, since their last messages
 may still settle.
+
+Until then a summary costs about twenty aggregation queries over the messages,
+too much to answer every poll of a dashboard. So the last one computed is kept
+as a snapshot in `campaigns/{id}/reports/live`, read in the same batched read
+as the campaign: a snapshot younger than SNAPSHOT_MAX_AGE is the answer. An
+older one is recomputed by the one caller that takes the snapshot's refresh
+lease (a write preconditioned on the version it read, so of many API instances
+polling at once exactly one recounts); the others answer the snapshot they read
+while it is younger than SNAPSHOT_STALE_BOUND, and recount for themselves
+beyond it. A snapshot computed under another campaign status is never served.
+Every answer says how old it is (`age_seconds`, from `computed_at`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +63,12 @@ DELIVERED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ)
 FAILED_STATUSES = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 # Message documents per batched read when matching opt-outs to sends.
 LOOKUP_BATCH = 300
+# A running campaign's summary is answered from a snapshot this young...
+SNAPSHOT_MAX_AGE = timedelta(seconds=5)
+# ...or, while another caller refreshes it, from one up to this old.
+SNAPSHOT_STALE_BOUND = timedelta(seconds=10)
+# How long one caller holds the refresh before another may take it over.
+REFRESH_LEASE = timedelta(seconds=10)
 
 
 class FailureCount(BaseModel):
@@ -93,6 +110,13 @@ class CampaignSummary(BaseModel):
     )
     computed_at: datetime
     frozen: bool = False
+    age_seconds: float | None = Field(
+        default=None,
+        description=(
+            "seconds between computed_at and this answer, while the campaign"
+            " runs (a snapshot at most seconds old); null once frozen"
+        ),
+    )
 
 
 def with_other(counts: Mapping[str, int], total: int) -> dict[str, int]:
@@ -274,20 +298,87 @@ def _freeze(db: Database, summary: CampaignSummary) -> CampaignSummary:
     return summary
 
 
+def _frozen_summary(
+    db: Database, found: campaign_store.SummaryDocuments, now: datetime
+) -> CampaignSummary:
+    if found.frozen is not None:
+        return CampaignSummary.model_validate(found.frozen)
+    final_counts = found.fields.get("final_counts") or None
+    with log_context(campaign_id=found.campaign.id):
+        summary = compute_summary(db, found.campaign, now, final_counts)
+        return _freeze(db, summary.model_copy(update={"frozen": True}))
+
+
+def _snapshot_of(
+    live: campaign_store.LiveSummary | None, campaign: Campaign
+) -> CampaignSummary | None:
+    """The stored snapshot, if it was computed under the campaign's status."""
+    if live is None or live.summary is None:
+        return None
+    snapshot = CampaignSummary.model_validate(live.summary)
+    return snapshot if snapshot.status is campaign.status else None
+
+
+def _served(
+    snapshot: CampaignSummary, campaign: Campaign, age: timedelta
+) -> CampaignSummary:
+    return snapshot.model_copy(
+        update={
+            "name": campaign.name,
+            "planned": campaign.recipients_planned,
+            "age_seconds": round(max(age.total_seconds(), 0.0), 3),
+        }
+    )
+
+
+def _refreshing(live: campaign_store.LiveSummary | None, now: datetime) -> bool:
+    return bool(live and live.refresh_until and live.refresh_until > now)
+
+
+def _live_summary(
+    db: Database,
+    campaign: Campaign,
+    live: campaign_store.LiveSummary | None,
+    now: datetime,
+) -> CampaignSummary:
+    snapshot = _snapshot_of(live, campaign)
+    age = now - snapshot.computed_at if snapshot is not None else None
+    if snapshot is not None and age is not None and age <= SNAPSHOT_MAX_AGE:
+        return _served(snapshot, campaign, age)
+    lease = None
+    if not _refreshing(live, now):
+        lease = campaign_store.lease_summary_refresh(
+            db, campaign.id, live, now + REFRESH_LEASE
+        )
+    if lease is None and snapshot is not None and age is not None:
+        if age <= SNAPSHOT_STALE_BOUND:
+            # Another caller is recounting: the snapshot read is the answer.
+            return _served(snapshot, campaign, age)
+    summary = compute_summary(db, campaign, now).model_copy(update={"age_seconds": 0.0})
+    if lease is not None:
+        campaign_store.store_live_summary(
+            db, campaign.id, summary.model_dump(mode="python"), lease
+        )
+    return summary
+
+
 def campaign_summary(
     db: Database, campaign_id: str, now: datetime
 ) -> CampaignSummary | None:
-    """The campaign's summary (None if there is no such campaign)."""
-    found = campaign_store.get_campaign_doc(db, campaign_id)
+    """The campaign's summary (None if there is no such campaign): frozen once
+    COMPLETED, before that a snapshot at most seconds old."""
+    found = campaign_store.summary_documents(db, campaign_id)
     if found is None:
         return None
-    campaign, stored_fields = found
-    if campaign.status is not CampaignStatus.COMPLETED:
-        return compute_summary(db, campaign, now)
-    stored = campaign_store.frozen_summary(db, campaign_id)
-    if stored is not None:
-        return CampaignSummary.model_validate(stored)
-    final_counts = stored_fields.get("final_counts") or None
-    with log_context(campaign_id=campaign_id):
-        summary = compute_summary(db, campaign, now, final_counts)
-        return _freeze(db, summary.model_copy(update={"frozen": True}))
+    if found.campaign.status is CampaignStatus.COMPLETED:
+        return _frozen_summary(db, found, now)
+    return _live_summary(db, found.campaign, found.live, now)
+
+
+def freeze_if_completed(db: Database, campaign_id: str, now: datetime) -> bool:
+    """Freeze the summary of a COMPLETED campaign unless it is already; whether
+    the campaign's summary is frozen. A running campaign is left alone."""
+    found = campaign_store.summary_documents(db, campaign_id)
+    if found is None or found.campaign.status is not CampaignStatus.COMPLETED:
+        return False
+    return _frozen_summary(db, found, now).frozen

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audience.consent import SUPPRESSING_STATES
-from shared.campaigns.summary import campaign_summary
+from shared.campaigns.summary import freeze_if_completed
 from shared.platform.firestore import Database
 from shared.platform.logging import get_logger, mask_phones_in_log
 from shared.store import events as event_store
@@ -78,8 +78,7 @@ def _freeze_completed_summaries(db: Database, phone: str, now: datetime) -> int:
     campaign_ids = message_store.campaign_ids_messaging(db, phone)
     frozen = 0
     for campaign_id in sorted(campaign_ids):
-        summary = campaign_summary(db, campaign_id, now)
-        frozen += bool(summary is not None and summary.frozen)
+        frozen += freeze_if_completed(db, campaign_id, now)
     return frozen
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -167,16 +168,6 @@ def _where(field_path: str, op: str, value: object) -> firestore.FieldFilter:
 def get_campaign(db: firestore.Client, campaign_id: str) -> Campaign | None:
     snapshot = campaign_ref(db, campaign_id).get()
     return Campaign.from_snapshot(snapshot) if snapshot.exists else None
-
-
-def get_campaign_doc(
-    db: firestore.Client, campaign_id: str
-) -> tuple[Campaign, dict[str, Any]] | None:
-    """The campaign and its stored fields as they are."""
-    snapshot = campaign_ref(db, campaign_id).get()
-    if not snapshot.exists:
-        return None
-    return Campaign.from_snapshot(snapshot), snapshot.to_dict() or {}
 
 
 def create_campaign(db: firestore.Client, campaign: Campaign) -> None:
@@ -365,20 +356,18 @@ def count_batches_done(db: firestore.Client, campaign_id: str, launch_id: str) -
 
 # ---------------------------------------------------------------- reports
 # campaigns/{id}/reports/summary: the summary frozen at completion.
+# campaigns/{id}/reports/live: the last summary computed before completion, with
+# the lease of the one caller refreshing it (`refresh_until`).
 
 REPORTS = "reports"
 FROZEN_SUMMARY = "summary"
+LIVE_SUMMARY = "live"
 
 
 def _frozen_summary_ref(
     db: firestore.Client, campaign_id: str
 ) -> firestore.DocumentReference:
     return campaign_ref(db, campaign_id).collection(REPORTS).document(FROZEN_SUMMARY)
-
-
-def frozen_summary(db: firestore.Client, campaign_id: str) -> dict[str, Any] | None:
-    stored = _frozen_summary_ref(db, campaign_id).get()
-    return (stored.to_dict() or {}) if stored.exists else None
 
 
 def freeze_summary(
@@ -393,3 +382,97 @@ def freeze_summary(
         return ref.get().to_dict() or {}
     operations.add("writes")
     return None
+
+
+def _live_summary_ref(
+    db: firestore.Client, campaign_id: str
+) -> firestore.DocumentReference:
+    return campaign_ref(db, campaign_id).collection(REPORTS).document(LIVE_SUMMARY)
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """The live snapshot as read: the summary (None until one is stored), when
+    a refresh lease runs out, and the version a lease is taken against."""
+
+    summary: dict[str, Any] | None
+    refresh_until: datetime | None
+    update_time: Any
+
+
+@dataclass(frozen=True)
+class SummaryDocuments:
+    campaign: Campaign
+    fields: dict[str, Any]
+    frozen: dict[str, Any] | None
+    live: LiveSummary | None
+
+
+def summary_documents(
+    db: firestore.Client, campaign_id: str
+) -> SummaryDocuments | None:
+    """The campaign, its frozen summary and its live snapshot, in one batched
+    read (None if there is no such campaign)."""
+    refs = [
+        campaign_ref(db, campaign_id),
+        _frozen_summary_ref(db, campaign_id),
+        _live_summary_ref(db, campaign_id),
+    ]
+    by_path = {snapshot.reference.path: snapshot for snapshot in db.get_all(refs)}
+    operations.add("reads", sum(1 for found in by_path.values() if found.exists))
+    campaign, frozen, live = (by_path.get(ref.path) for ref in refs)
+    if campaign is None or not campaign.exists:
+        return None
+    return SummaryDocuments(
+        campaign=Campaign.from_snapshot(campaign),
+        fields=campaign.to_dict() or {},
+        frozen=(frozen.to_dict() or {}) if frozen and frozen.exists else None,
+        live=_live(live) if live and live.exists else None,
+    )
+
+
+def _live(snapshot: firestore.DocumentSnapshot) -> LiveSummary:
+    data = snapshot.to_dict() or {}
+    return LiveSummary(
+        summary=data.get("summary"),
+        refresh_until=data.get("refresh_until"),
+        update_time=snapshot.update_time,
+    )
+
+
+def lease_summary_refresh(
+    db: firestore.Client, campaign_id: str, read: LiveSummary | None, until: datetime
+) -> Any | None:
+    """Take the refresh lease of the live snapshot, provided the snapshot is
+    still the version `read` (absent if None): of callers that read the same
+    version, exactly one wins. The lease's version if won, None if not."""
+    ref = _live_summary_ref(db, campaign_id)
+    try:
+        if read is None:
+            result = ref.create({"summary": None, "refresh_until": until})
+        else:
+            result = ref.update(
+                {"refresh_until": until},
+                option=db.write_option(last_update_time=read.update_time),
+            )
+    except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
+        return None
+    operations.add("writes")
+    return result.update_time
+
+
+def store_live_summary(
+    db: firestore.Client, campaign_id: str, summary: dict[str, Any], lease: Any
+) -> bool:
+    """Store the snapshot and end the lease, unless the lease was lost (it ran
+    out and another caller took it): a newer refresh must not be overwritten."""
+    ref = _live_summary_ref(db, campaign_id)
+    try:
+        ref.update(
+            {"summary": summary, "refresh_until": None},
+            option=db.write_option(last_update_time=lease),
+        )
+    except (gexc.FailedPrecondition, gexc.NotFound):
+        return False
+    operations.add("writes")
+    return True

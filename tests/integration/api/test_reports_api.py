@@ -7,7 +7,9 @@ states exactly the outcomes it summarises.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -16,10 +18,18 @@ from typing import Any
 import pytest
 
 from shared.audience.consent import set_consent
+from shared.campaigns import summary as summary_module
 from shared.campaigns.scheduler import status_counts
+from shared.campaigns.summary import (
+    REFRESH_LEASE,
+    SNAPSHOT_MAX_AGE,
+    SNAPSHOT_STALE_BOUND,
+)
 from shared.delivery.messages import message_id_for
 from shared.delivery.receipts import apply_status_callback
 from shared.payloads import StatusCallback
+from shared.platform.firestore import operations
+from shared.store import campaigns as campaign_store
 from shared.store.campaigns import Campaign, CampaignStatus, campaign_ref
 from shared.store.messages import Message, MessageStatus, rank_of, status_of
 from shared.store.users import ConsentState
@@ -276,9 +286,182 @@ def test_a_running_campaigns_summary_follows_its_messages(api: Any, db: Any) -> 
     factory.add(MessageStatus.SENT)
     assert summary_of(api, campaign.id)["counts"]["SENT"] == 1
     factory.add(MessageStatus.DELIVERED)
+    api.context.clock.now = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
     summary = summary_of(api, campaign.id)
     assert summary["counts"]["DELIVERED"] == 1
     assert summary["delivery_rate"] == 1.0
+
+
+# ------------------------------------------------- a running campaign's snapshot
+
+
+def store_calls() -> dict[str, int]:
+    return dict(operations.snapshot())
+
+
+def calls_since(before: dict[str, int]) -> dict[str, int]:
+    after = operations.snapshot()
+    return {kind: after.get(kind, 0) - before.get(kind, 0) for kind in after}
+
+
+def assert_exact(summary: dict[str, Any], db: Any, campaign_id: str) -> None:
+    expected = recount(db, campaign_id)
+    assert summary["counts"] == expected["counts"]
+    assert summary["targeted"] == expected["targeted"]
+    assert summary["sent"] == expected["sent"]
+    assert summary["delivered"] == expected["delivered"]
+
+
+def snapshot_then_deliver(api: Any, db: Any) -> tuple[str, MessageFactory, Any]:
+    """A running campaign whose summary was read at NOW (its snapshot), after
+    which one more message was DELIVERED; its id, factory and that summary."""
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    factory.add(MessageStatus.SENT)
+    first = summary_of(api, campaign.id)
+    factory.add(MessageStatus.DELIVERED)  # not in the snapshot yet
+    return campaign.id, factory, first
+
+
+def test_a_running_summary_is_answered_from_its_snapshot_within_its_age(
+    api: Any, db: Any
+) -> None:
+    campaign_id, _, first = snapshot_then_deliver(api, db)
+    assert first["age_seconds"] == 0
+
+    api.context.clock.now = NOW + SNAPSHOT_MAX_AGE - timedelta(seconds=1)
+    before = store_calls()
+    polled = summary_of(api, campaign_id)
+    # One batched read of the campaign and its snapshot: no count() at all.
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+    assert polled["counts"]["DELIVERED"] == 0
+    assert polled["computed_at"] == first["computed_at"]
+    assert polled["age_seconds"] == SNAPSHOT_MAX_AGE.total_seconds() - 1
+
+
+def test_a_snapshot_older_than_its_age_is_recounted_then_answered(
+    api: Any, db: Any
+) -> None:
+    campaign_id, factory, _ = snapshot_then_deliver(api, db)
+    factory.add(MessageStatus.SKIPPED, skip_reason="no_consent")
+
+    later = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    api.context.clock.now = later
+    recounted = summary_of(api, campaign_id)
+    assert recounted["age_seconds"] == 0
+    assert datetime.fromisoformat(recounted["computed_at"]) == later
+    assert_exact(recounted, db, campaign_id)
+    assert recounted["skips"] == {"no_consent": 1}
+
+    api.context.clock.now = later + timedelta(seconds=2)
+    before = store_calls()
+    again = summary_of(api, campaign_id)
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+    assert again == {**recounted, "age_seconds": 2.0}
+
+
+def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
+    recounts: list[datetime] = []
+    compute = summary_module.compute_summary
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        recounts.append(args[2])
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(summary_module, "compute_summary", counted)
+    stale = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    callers = 8
+    start = threading.Barrier(callers)
+
+    def poll(_: int) -> Any:
+        start.wait(timeout=30)
+        return summary_module.campaign_summary(db, campaign_id, stale)
+
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        answers = list(pool.map(poll, range(callers)))
+
+    assert recounts == [stale]
+    for answer in answers:
+        assert answer.age_seconds <= SNAPSHOT_STALE_BOUND.total_seconds()
+        # Either the snapshot read (the recount still running) or the recount.
+        assert answer.counts["DELIVERED"] == (1 if answer.age_seconds == 0 else 0)
+    assert any(answer.age_seconds == 0 for answer in answers)
+
+
+def test_a_snapshot_being_refreshed_is_never_answered_beyond_its_bound(
+    api: Any, db: Any
+) -> None:
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
+    # Another API instance takes the refresh once the snapshot is stale, and
+    # then never finishes (it died mid-recount).
+    stale = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    found = campaign_store.summary_documents(db, campaign_id)
+    assert found is not None
+    lease = campaign_store.lease_summary_refresh(
+        db, campaign_id, found.live, stale + REFRESH_LEASE
+    )
+    assert lease is not None
+
+    api.context.clock.now = stale
+    before = store_calls()
+    meanwhile = summary_of(api, campaign_id)
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+    assert meanwhile["age_seconds"] == (stale - NOW).total_seconds()
+    assert meanwhile["counts"]["DELIVERED"] == 0
+
+    beyond = NOW + SNAPSHOT_STALE_BOUND + timedelta(seconds=1)
+    assert beyond < stale + REFRESH_LEASE, "the lease still runs"
+    api.context.clock.now = beyond
+    exact = summary_of(api, campaign_id)
+    assert exact["age_seconds"] == 0
+    assert_exact(exact, db, campaign_id)
+
+    # Once the dead lease runs out, the next caller takes it over and stores.
+    api.context.clock.now = stale + REFRESH_LEASE + timedelta(seconds=1)
+    summary_of(api, campaign_id)
+    api.context.clock.now += timedelta(seconds=1)
+    before = store_calls()
+    assert summary_of(api, campaign_id)["age_seconds"] == 1.0
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+
+
+def test_a_snapshot_of_another_status_is_never_answered(api: Any, db: Any) -> None:
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    factory.add(MessageStatus.QUEUED)
+    summary_of(api, campaign.id)
+    factory.add(MessageStatus.SKIPPED, skip_reason="campaign_cancelled")
+    campaign_ref(db, campaign.id).update({"status": CampaignStatus.CANCELLED.value})
+
+    api.context.clock.now = NOW + timedelta(seconds=1)
+    cancelled = summary_of(api, campaign.id)
+    assert cancelled["status"] == "CANCELLED"
+    assert cancelled["age_seconds"] == 0
+    assert cancelled["skips"] == {"campaign_cancelled": 1}
+
+
+def test_completion_freezes_the_recount_not_the_snapshot(api: Any, db: Any) -> None:
+    campaign = make_campaign(db)
+    factory = MessageFactory(db, campaign.id)
+    last = factory.add(MessageStatus.SENT)
+    running = summary_of(api, campaign.id)
+    assert running["frozen"] is False
+    db.collection("messages").document(last).update(
+        {"status_rank": rank_of(MessageStatus.DELIVERED)}
+    )
+    complete(db, campaign, NOW + timedelta(seconds=1))
+
+    api.context.clock.now = NOW + timedelta(seconds=2)
+    frozen = summary_of(api, campaign.id)
+    assert frozen["frozen"] is True
+    assert frozen["age_seconds"] is None
+    assert_exact(frozen, db, campaign.id)
+    assert frozen["counts"]["DELIVERED"] == 1
+    api.context.clock.now = NOW + timedelta(hours=1)
+    assert summary_of(api, campaign.id) == frozen
 
 
 # ---------------------------------------------------------------- one message

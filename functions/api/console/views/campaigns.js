@@ -11,7 +11,7 @@ import {
 const STATUSES = ["DRAFT", "SCHEDULED", "RUNNING", "PAUSED", "ACTIVE", "COMPLETED", "CANCELLED", "FAILED"];
 const MESSAGE_STATUSES = ["QUEUED", "SENDING", "SENT", "DELIVERED", "READ", "UNDELIVERED", "FAILED", "SKIPPED"];
 const FINAL = new Set(["COMPLETED", "CANCELLED", "FAILED"]);
-const SUMMARY_MS = 5000; // a summary is a handful of count() queries
+const SUMMARY_MS = 5000; // a running campaign's summary is a snapshot at most 5 s old
 const path = (id) => "/v1/campaigns/" + encodeURIComponent(id);
 
 export async function renderList(main) {
