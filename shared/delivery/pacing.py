@@ -68,10 +68,6 @@ def span_seconds(weight: float, rate: float) -> float:
     return weight / rate
 
 
-def batch_duration(total_segments: int, rate: float) -> timedelta:
-    return timedelta(seconds=span_seconds(total_segments, rate))
-
-
 def _after(instant: Instant, seconds: float) -> Instant:
     if isinstance(instant, datetime):
         return instant + timedelta(seconds=seconds)
@@ -220,7 +216,7 @@ class RateGuard:
             if start - now > max_wait:
                 return False
             window.starts.append((start, weight))
-            window.next_free = start + weight / rate
+            window.next_free = start + span_seconds(weight, rate)
         if start > now:
             self._sleep(start - now)
         return True

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.delivery.pacing import batch_duration, plan_send_times
+from shared.delivery.pacing import plan_send_times, span_seconds
 
 BEGIN = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 ONE_SECOND = timedelta(seconds=1)
@@ -55,15 +55,15 @@ def test_zero_segment_entries_take_no_slot() -> None:
     assert seconds_after_begin(times) == [0.0, 1.0, 1.0]
 
 
-def test_batch_duration_is_segments_over_rate() -> None:
-    assert batch_duration(30, 10) == timedelta(seconds=3)
-    assert batch_duration(1, 4) == timedelta(milliseconds=250)
-    assert batch_duration(0, 10) == timedelta(0)
+def test_a_span_is_segments_over_rate() -> None:
+    assert span_seconds(30, 10) == 3
+    assert span_seconds(1, 4) == 0.25
+    assert span_seconds(0, 10) == 0
 
 
-def test_the_batch_duration_ends_where_the_next_batch_would_begin() -> None:
+def test_a_batch_span_ends_where_the_next_batch_would_begin() -> None:
     segments = [2, 1, 3]
-    end = BEGIN + batch_duration(sum(segments), 2)
+    end = BEGIN + timedelta(seconds=span_seconds(sum(segments), 2))
     assert plan_send_times(BEGIN, [*segments, 1], rate=2)[-1] == end
 
 
