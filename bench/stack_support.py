@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +222,135 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------- the emulator's raw rates
+
+RAW_CITIES = ("Colombo", "Kandy", "Galle", "Jaffna", "Matara")
+# As contact_importer writes: parts of this many rows (a user and its consent
+# event each), this many parts in flight.
+RAW_BATCH_ROWS = 200
+RAW_IN_FLIGHT = 8
+
+
+def raw_row_documents(index: int, now: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an imported row costs: a user and its consent event."""
+    from shared.store.users import ConsentState, consent_event, new_user, user_doc
+
+    state = ConsentState.STOP if index % 50 == 0 else ConsentState.OPT_IN
+    attributes = {
+        "name": f"Customer {index}",
+        "city": RAW_CITIES[index % len(RAW_CITIES)],
+        "age": 18 + index % 70,
+        "tier": "gold" if index % 7 == 0 else "basic",
+    }
+    user = new_user(f"+9477{index:07d}", attributes, None, state, "import", now)
+    event = consent_event(None, state, "import", now, f"import raw row {index + 1}")
+    return user_doc(user), event
+
+
+def raw_rates_here(rows: int, batch_rows: int, in_flight: int) -> dict[str, Any]:
+    """Write `rows` rows in plain WriteBatches, then read them back in batched
+    gets, into the emulator and project of this process's environment."""
+    from datetime import UTC, datetime
+
+    from google.cloud import firestore
+
+    from shared.platform.firestore_writes import batch_create
+    from shared.store.users import record_consent_change, user_ref
+
+    db = firestore.Client(project=os.environ["GCP_PROJECT"])
+    now = datetime.now(UTC)
+
+    def write(start: int) -> None:
+        batch = db.batch()
+        for index in range(start, min(start + batch_rows, rows)):
+            user, event = raw_row_documents(index, now)
+            # The cheapest writes the client can send: the emulator's rate.
+            batch_create(batch, user_ref(db, user["phone"]), user)
+            record_consent_change(batch, db, user["phone"], event)
+        batch.commit(timeout=600)
+
+    def read(start: int) -> int:
+        end = min(start + batch_rows, rows)
+        refs = [user_ref(db, f"+9477{index:07d}") for index in range(start, end)]
+        return sum(1 for snapshot in db.get_all(refs) if snapshot.exists)
+
+    starts = range(0, rows, batch_rows)
+    with ThreadPoolExecutor(in_flight) as pool:
+        started = time.perf_counter()
+        list(pool.map(write, starts))
+        written = time.perf_counter() - started
+        started = time.perf_counter()
+        found = sum(pool.map(read, starts))
+        read_seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "write_seconds": written,
+        "read_seconds": read_seconds,
+        "read_found": found,
+    }
+
+
+@dataclass(frozen=True)
+class RawRates:
+    """The emulator's own rates, measured on a bench's stack in the same run."""
+
+    rows: int
+    write_seconds: float
+    read_seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.write_seconds
+
+    @property
+    def docs_written_per_s(self) -> float:
+        return 2 * self.rows / self.write_seconds
+
+    @property
+    def docs_read_per_s(self) -> float:
+        return self.rows / self.read_seconds
+
+    def line(self) -> str:
+        return (
+            f"raw emulator, same run: {self.rows:,} rows (a user and a consent "
+            f"event each) in WriteBatches of {RAW_BATCH_ROWS} rows, "
+            f"{RAW_IN_FLIGHT} in flight: {self.write_seconds:.1f}s = "
+            f"{self.rows_per_s:,.0f} rows/s = {self.docs_written_per_s:,.0f} "
+            f"docs written/s; batched gets: {self.docs_read_per_s:,.0f} docs read/s"
+        )
+
+
+def raw_rates(endpoints: dict[str, Any], rows: int) -> RawRates:
+    """The raw batched write (and read) rate of the stack's Firestore emulator.
+
+    Written by a process of its own (the bench's threads do not share its GIL)
+    into a project of its own on the same emulator, so that the stack's data
+    is left as it is and the database starts empty; that project is emptied
+    after.
+    """
+    host = endpoints["firestore_emulator"]
+    project = f"{endpoints['project']}-raw"
+    url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
+    requests.delete(url, timeout=900).raise_for_status()
+    env = {**os.environ, "FIRESTORE_EMULATOR_HOST": host, "GCP_PROJECT": project}
+    env["PYTHONPATH"] = str(REPO)
+    args = [str(rows), str(RAW_BATCH_ROWS), str(RAW_IN_FLIGHT)]
+    out = subprocess.run(  # noqa: S603 - this module, fixed arguments
+        [sys.executable, "-m", "bench.stack_support", *args],
+        env=env,
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    requests.delete(url, timeout=900).raise_for_status()
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["read_found"] != rows:
+        raise RuntimeError(f"raw reads found {result['read_found']} of {rows} rows")
+    return RawRates(rows, result["write_seconds"], result["read_seconds"])
+
+
+if __name__ == "__main__":
+    print(json.dumps(raw_rates_here(*(int(value) for value in sys.argv[1:4]))))
