@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.platform.bulk import delete_in_batches
 from shared.platform.firestore import operations
+from shared.platform.firestore_writes import auto_id, batch_create, batch_set
 from shared.platform.logging import get_logger, mask_phone
 from shared.platform.paging import Listing
 from shared.platform.privacy import suppression_key
@@ -139,7 +140,7 @@ def record_consent_change(
     event: dict[str, Any],
 ) -> None:
     """Append to the user's consent history inside the caller's batch."""
-    writer.set(consent_events(db, phone).document(), event)
+    batch_set(writer, consent_events(db, phone).document(auto_id()), event)
 
 
 # ---------------------------------------------------------------- reads
@@ -484,7 +485,7 @@ class UserBatch:
 
     def create(self, user: User) -> None:
         """A new user; the batch fails if the phone exists meanwhile."""
-        self.batch.create(user_ref(self.db, user.phone), user_doc(user))
+        batch_create(self.batch, user_ref(self.db, user.phone), user_doc(user))
 
     def replace_suppressed(self, user: User, read_at: Any) -> None:
         """A live profile over an erased number's suppressed one."""
