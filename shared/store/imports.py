@@ -114,12 +114,22 @@ def get_import(db: firestore.Client, import_id: str) -> ImportReport | None:
     return ImportReport.model_validate({**(snapshot.to_dict() or {}), "id": import_id})
 
 
-def import_exists(db: firestore.Client, import_id: str) -> bool:
-    return bool(import_ref(db, import_id).get(field_paths=["status"]).exists)
+@dataclass(frozen=True)
+class ChunkState:
+    import_exists: bool
+    chunk_counted: bool
 
 
-def chunk_counted(db: firestore.Client, import_id: str, chunk_no: int) -> bool:
-    return bool(_chunk_ref(db, import_id, chunk_no).get().exists)
+def chunk_state(db: firestore.Client, import_id: str, chunk_no: int) -> ChunkState:
+    """Whether the import's report exists and the chunk is counted: one read
+    of both documents (a chunk's steps are serial, so each round trip shows)."""
+    report, chunk = import_ref(db, import_id), _chunk_ref(db, import_id, chunk_no)
+    found = {
+        snapshot.reference.path
+        for snapshot in db.get_all([report, chunk], field_paths=["status"])
+        if snapshot.exists
+    }
+    return ChunkState(report.path in found, chunk.path in found)
 
 
 def written_parts(
