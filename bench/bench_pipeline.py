@@ -10,6 +10,8 @@ writes per delivered message (counted by the platform layer of every function,
 with two status callbacks per message: sent and delivered), then the CPU each
 process of the stack used from launch to the last receipt, in seconds and in ms
 per delivered message (the product's functions marked and summed apart).
+Beside the table: the raw batched write and read rate of the same stack's
+Firestore emulator in the same run (`stack_support.raw_rates`, as bench_import).
 
 With --profile DIR, py-spy (requirements-dev.txt; needs ptrace permission)
 samples the send-path functions, the simulator and the dispatcher over the same
@@ -29,6 +31,7 @@ from bench.stack_support import (
     Api,
     firestore_client,
     ops_totals,
+    raw_rates,
     running_stack,
     seed_users,
 )
@@ -158,11 +161,17 @@ def main() -> None:
         help="sample the send path with py-spy; collapsed stacks go to DIR",
     )
     parser.add_argument("--profile-rate", type=int, default=50, help="samples/s")
+    parser.add_argument(
+        "--raw-rows", type=int, default=10_000, help="rows of the raw write rate"
+    )
     args = parser.parse_args()
     env = {"LOCAL_TASKS_MAX_DPS": "2000", "LOCAL_TASKS_MAX_CONCURRENT": "32"}
     with running_stack(args.base_port, env) as endpoints:
         results = run_sizes(endpoints, args)
         print_cpu(endpoints)
+        # After the runs, on the same stack: the emulator's own rates beside them.
+        raw = raw_rates(endpoints, args.raw_rows)
+    print(f"\n{raw.line()}")
     print("\nrecipients  seconds  msgs/s  fan-out/s  reads/msg  writes/msg")
     for r in results:
         print(
