@@ -13,6 +13,9 @@ completion and that read is the only thing that can still show there.
 CANCELLED and FAILED campaigns are summarised live, since their last messages
 may still settle.
 
+A DRAFT campaign has no messages yet, so its summary is zeros, answered
+from the campaign alone.
+
 Until then a summary costs about twenty aggregation queries over the messages,
 too much to answer every poll of a dashboard. So the last one computed is kept
 as a snapshot in `campaigns/{id}/reports/live`, read in the same batched read
@@ -362,6 +365,27 @@ def _live_summary(
     return summary
 
 
+def _draft_summary(campaign: Campaign, now: datetime) -> CampaignSummary:
+    """A DRAFT has no messages (fan-out and the router start at launch or
+    activation), so its summary is all zeros, answered without a count."""
+    return CampaignSummary(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        planned=campaign.recipients_planned,
+        targeted=0,
+        counts={status.value: 0 for status in STATUS_RANK},
+        skips={},
+        sent=0,
+        delivered=0,
+        failures=[],
+        opt_outs=OptOuts(),
+        total_segments=0,
+        computed_at=now,
+        age_seconds=0.0,
+    )
+
+
 def campaign_summary(
     db: Database, campaign_id: str, now: datetime
 ) -> CampaignSummary | None:
@@ -372,6 +396,8 @@ def campaign_summary(
         return None
     if found.campaign.status is CampaignStatus.COMPLETED:
         return _frozen_summary(db, found, now)
+    if found.campaign.status is CampaignStatus.DRAFT:
+        return _draft_summary(found.campaign, now)
     return _live_summary(db, found.campaign, found.live, now)
 
 

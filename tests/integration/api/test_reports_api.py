@@ -53,13 +53,15 @@ def new_phone() -> str:
     return f"+1415555{next(_numbers):04d}"
 
 
-def make_campaign(db: Any, **fields: Any) -> Campaign:
+def make_campaign(
+    db: Any, status: CampaignStatus = CampaignStatus.RUNNING, **fields: Any
+) -> Campaign:
     campaign = Campaign(
         id=f"camp{next(_numbers)}",
         name="Black Friday",
         template_id="t1",
         segment_id="s1",
-        status=CampaignStatus.RUNNING,
+        status=status,
         launch_id="launch1",
         launched_at=LAUNCHED,
         recipients_planned=20,
@@ -209,6 +211,26 @@ def test_a_campaign_without_messages_has_an_empty_summary(api: Any, db: Any) -> 
     assert summary["first_sent_at"] is None
     assert summary["failures"] == []
     assert summary["opt_outs"] == {"count": 0, "rate": None, "by_source": {}}
+
+
+def test_a_draft_campaigns_summary_is_zeros_without_a_count(api: Any, db: Any) -> None:
+    # A DRAFT has no messages: fan-out starts at launch. Nothing is counted
+    # and no snapshot is written, however often a dashboard polls it.
+    campaign = make_campaign(db, status=CampaignStatus.DRAFT)
+    before = store_calls()
+    summary = summary_of(api, campaign.id)
+    assert calls_since(before) == {"reads": 1, "writes": 0}
+    assert summary["status"] == "DRAFT"
+    assert summary["targeted"] == 0
+    assert set(summary["counts"].values()) == {0}
+    running = summary_of(api, make_campaign(db).id)
+    assert summary["counts"] == running["counts"]
+    assert summary["skips"] == running["skips"]
+    assert summary["opt_outs"] == running["opt_outs"]
+    assert summary["sent"] == summary["delivered"] == summary["total_segments"] == 0
+    assert summary["failures"] == []
+    assert summary["age_seconds"] == 0
+    assert summary["planned"] == 20
 
 
 def test_summary_of_an_unknown_campaign_is_404(api: Any) -> None:
