@@ -382,6 +382,35 @@ def test_a_snapshot_older_than_its_age_is_recounted_then_answered(
     assert again == {**recounted, "age_seconds": 2.0}
 
 
+def test_a_recount_longer_than_the_age_is_fresh_from_when_it_ended(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20,000 messages under load: a recount takes longer than the snapshot's
+    # age. Counted from its start, every caller after it would recount again.
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
+    took = SNAPSHOT_MAX_AGE + timedelta(seconds=3)
+    ticks = iter([100.0, 100.0 + took.total_seconds()])
+    monkeypatch.setattr(summary_module, "monotonic", lambda: next(ticks), raising=False)
+    began = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    api.context.clock.now = began
+    recounted = summary_of(api, campaign_id)
+    assert recounted["counts"]["DELIVERED"] == 1
+
+    # The recount ended at began + took; two seconds after that, its snapshot
+    # is the answer, and says how old its counts are.
+    api.context.clock.now = began + took + timedelta(seconds=2)
+    before = store_calls()
+    polled = summary_of(api, campaign_id)
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+    assert polled["computed_at"] == recounted["computed_at"]
+    assert polled["age_seconds"] == (took + timedelta(seconds=2)).total_seconds()
+
+    # Past its age from the end, it is recounted as before.
+    monkeypatch.setattr(summary_module, "monotonic", lambda: 0.0)
+    api.context.clock.now = began + took + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    assert summary_of(api, campaign_id)["age_seconds"] == 0
+
+
 def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
     api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
