@@ -8,7 +8,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from shared.api.http import ApiError, ApiRequest, QueryParam
-from shared.platform.paging import InvalidPageToken, Listing, read_page
+from shared.platform.paging import InvalidPageToken, Listing, PageOf, read_page
+from shared.platform.shared_reads import SharedReads
 
 MAX_LIMIT = 500
 PAGING = (
@@ -24,6 +25,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
     next_page_token: str | None = None
+
+
+# A list page asked for by many callers at once is read once for all of those
+# who asked before that read began (a dashboard polls the same first page).
+_pages: SharedReads[Page[Any]] = SharedReads()
 
 
 def page_limit(request: ApiRequest, default: int = 50) -> int:
@@ -43,13 +49,24 @@ def paged(
     listing: Listing[StoredT],
     view: Callable[[StoredT], ModelT],
 ) -> Page[ModelT]:
-    """The page of `listing` the request asks for, each item as `view` shows it."""
+    """The page of `listing` the request asks for, each item as `view` shows it.
+
+    Identical requests at once share one read, begun after each of them came.
+    """
     limit = page_limit(request)
-    try:
-        page = read_page(listing, limit, request.query.get("page_token"))
-    except InvalidPageToken as exc:
-        raise ApiError(400, "invalid_page_token", "page_token is not valid") from exc
-    # Items are sent as their own models (aliases included) whatever they are.
-    return Page[Any](
-        items=[view(item) for item in page.items], next_page_token=page.next_token
-    )
+
+    def read() -> Page[Any]:
+        try:
+            page: PageOf[StoredT] = read_page(
+                listing, limit, request.query.get("page_token")
+            )
+        except InvalidPageToken as exc:
+            raise ApiError(
+                400, "invalid_page_token", "page_token is not valid"
+            ) from exc
+        # Items are sent as their own models (aliases included) whatever they are.
+        return Page[Any](
+            items=[view(item) for item in page.items], next_page_token=page.next_token
+        )
+
+    return _pages.read((request.path, tuple(sorted(request.query.items()))), read)

@@ -113,12 +113,12 @@ def create_user(
     """
 
     def apply(stored: UserTransaction) -> User:
-        current = stored.read()
+        current, suppression = stored.read_with_suppression()
         exists = current is not None
         if current is not None and not current.suppressed:
             raise UserExists(phone)
         if current is None:
-            current = stored.read_suppression()
+            current = suppression
         decided = upserted_consent(current, state)
         user = new_user(phone, attributes, timezone, decided or state, source, now)
         if decided is None and current is not None:

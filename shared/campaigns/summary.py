@@ -13,6 +13,9 @@ completion and that read is the only thing that can still show there.
 CANCELLED and FAILED campaigns are summarised live, since their last messages
 may still settle.
 
+A DRAFT campaign has no messages yet, so its summary is zeros, answered
+from the campaign alone.
+
 Until then a summary costs about twenty aggregation queries over the messages,
 too much to answer every poll of a dashboard. So the last one computed is kept
 as a snapshot in `campaigns/{id}/reports/live`, read in the same batched read
@@ -21,8 +24,11 @@ older one is recomputed by the one caller that takes the snapshot's refresh
 lease (a write preconditioned on the version it read, so of many API instances
 polling at once exactly one recounts); the others answer the snapshot they read
 while it is younger than SNAPSHOT_STALE_BOUND, and recount for themselves
-beyond it. A snapshot computed under another campaign status is never served.
-Every answer says how old it is (`age_seconds`, from `computed_at`).
+beyond it. Both ages count from when the recount ended (`counted_at`), so a
+recount slower than SNAPSHOT_MAX_AGE (20,000 messages under load) does not
+make every later caller recount at once. A snapshot computed under another
+campaign status is never served. Every answer says how old its counts are
+(`age_seconds`, from `computed_at`, when the recount began).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 
 from pydantic import BaseModel, Field
 
@@ -331,6 +338,19 @@ def _served(
     )
 
 
+def _since_counted(
+    live: campaign_store.LiveSummary | None,
+    snapshot: CampaignSummary | None,
+    now: datetime,
+) -> timedelta | None:
+    """How long ago the snapshot's recount ended (its start, for a snapshot
+    stored without its end): a recount that outlives the snapshot's age must
+    not make every caller after it recount again."""
+    if live is None or snapshot is None:
+        return None
+    return now - (live.counted_at or snapshot.computed_at)
+
+
 def _refreshing(live: campaign_store.LiveSummary | None, now: datetime) -> bool:
     return bool(live and live.refresh_until and live.refresh_until > now)
 
@@ -342,24 +362,47 @@ def _live_summary(
     now: datetime,
 ) -> CampaignSummary:
     snapshot = _snapshot_of(live, campaign)
-    age = now - snapshot.computed_at if snapshot is not None else None
-    if snapshot is not None and age is not None and age <= SNAPSHOT_MAX_AGE:
-        return _served(snapshot, campaign, age)
+    since = _since_counted(live, snapshot, now)
+    if snapshot is not None and since is not None and since <= SNAPSHOT_MAX_AGE:
+        return _served(snapshot, campaign, now - snapshot.computed_at)
     lease = None
     if not _refreshing(live, now):
         lease = campaign_store.lease_summary_refresh(
             db, campaign.id, live, now + REFRESH_LEASE
         )
-    if lease is None and snapshot is not None and age is not None:
-        if age <= SNAPSHOT_STALE_BOUND:
+    if lease is None and snapshot is not None and since is not None:
+        if since <= SNAPSHOT_STALE_BOUND:
             # Another caller is recounting: the snapshot read is the answer.
-            return _served(snapshot, campaign, age)
+            return _served(snapshot, campaign, now - snapshot.computed_at)
+    started = monotonic()
     summary = compute_summary(db, campaign, now).model_copy(update={"age_seconds": 0.0})
     if lease is not None:
+        counted_at = now + timedelta(seconds=monotonic() - started)
         campaign_store.store_live_summary(
-            db, campaign.id, summary.model_dump(mode="python"), lease
+            db, campaign.id, summary.model_dump(mode="python"), lease, counted_at
         )
     return summary
+
+
+def _draft_summary(campaign: Campaign, now: datetime) -> CampaignSummary:
+    """A DRAFT has no messages (fan-out and the router start at launch or
+    activation), so its summary is all zeros, answered without a count."""
+    return CampaignSummary(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        planned=campaign.recipients_planned,
+        targeted=0,
+        counts={status.value: 0 for status in STATUS_RANK},
+        skips={},
+        sent=0,
+        delivered=0,
+        failures=[],
+        opt_outs=OptOuts(),
+        total_segments=0,
+        computed_at=now,
+        age_seconds=0.0,
+    )
 
 
 def campaign_summary(
@@ -372,6 +415,8 @@ def campaign_summary(
         return None
     if found.campaign.status is CampaignStatus.COMPLETED:
         return _frozen_summary(db, found, now)
+    if found.campaign.status is CampaignStatus.DRAFT:
+        return _draft_summary(found.campaign, now)
     return _live_summary(db, found.campaign, found.live, now)
 
 

@@ -10,12 +10,15 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from google.api_core import gapic_v1
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
 
 from shared.platform.config import core_settings
 from shared.platform.once import once
@@ -81,6 +84,62 @@ def count_of(query: firestore.Query) -> int:
 def ping(db: firestore.Client, timeout: float) -> None:
     """One read, to prove Firestore answers; raises whatever the client raises."""
     db.collection("_health").document("ping").get(timeout=timeout)
+
+
+class DecodedSnapshot(firestore.DocumentSnapshot):
+    """A query result decoded once and owned by its one reader.
+
+    The library deep-copies each document's data when it builds a snapshot and
+    again in `to_dict()`; with its timestamps that costs more than the read.
+    """
+
+    def __init__(
+        self,
+        reference: firestore.DocumentReference,
+        data: dict[str, Any],
+        read_time: Any,
+        create_time: Any,
+        update_time: Any,
+    ) -> None:
+        self._reference = reference
+        self._data = data
+        self._exists = True
+        self.read_time = read_time
+        self.create_time = create_time
+        self.update_time = update_time
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._data
+
+
+def stream_query(query: firestore.Query) -> Iterator[firestore.DocumentSnapshot]:
+    """`query.stream()` for a query over one collection, at a third of its CPU.
+
+    The same RunQuery call; each document is decoded straight from the
+    response's protobuf (not through the proto-plus wrappers) and not copied.
+    A query over a collection group streams as the library does.
+    """
+    collection: Any = query._parent
+    if query._all_descendants:
+        yield from query.stream()
+        return
+    responses, prefix = query._get_stream_iterator(None, gapic_v1.method.DEFAULT, None)
+    client = collection._client
+    for response in responses:
+        result = response._pb
+        if not result.HasField("document"):
+            continue
+        document = result.document
+        parent, _, document_id = document.name.rpartition("/")
+        if parent != prefix:
+            raise ValueError(f"unexpected document {document.name} under {prefix}")
+        yield DecodedSnapshot(
+            collection.document(document_id),
+            cast(dict[str, Any], _helpers.decode_dict(document.fields, client)),
+            DatetimeWithNanoseconds.from_timestamp_pb(result.read_time),
+            DatetimeWithNanoseconds.from_timestamp_pb(document.create_time),
+            DatetimeWithNanoseconds.from_timestamp_pb(document.update_time),
+        )
 
 
 KeyT = TypeVar("KeyT")

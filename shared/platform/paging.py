@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from google.cloud import firestore
 
 from shared.platform.documents import is_document_id
+from shared.platform.firestore import stream_query
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ def read_page(listing: Listing[T], limit: int, token: str | None) -> PageOf[T]:
         ).order_by("__name__", direction=firestore.Query.DESCENDING)
         if token:
             query = query.start_after(_newest_cursor(listing, field, token))
-    snapshots = list(query.limit(limit + 1).stream())
+    snapshots = list(stream_query(query.limit(limit + 1)))
     more = len(snapshots) > limit
     snapshots = snapshots[:limit]
     next_token = _token_after(snapshots[-1], field) if more and snapshots else None

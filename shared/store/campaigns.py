@@ -393,11 +393,13 @@ def _live_summary_ref(
 @dataclass(frozen=True)
 class LiveSummary:
     """The live snapshot as read: the summary (None until one is stored), when
-    a refresh lease runs out, and the version a lease is taken against."""
+    its recount ended, when a refresh lease runs out, and the version a lease
+    is taken against."""
 
     summary: dict[str, Any] | None
     refresh_until: datetime | None
     update_time: Any
+    counted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -437,6 +439,7 @@ def _live(snapshot: firestore.DocumentSnapshot) -> LiveSummary:
         summary=data.get("summary"),
         refresh_until=data.get("refresh_until"),
         update_time=snapshot.update_time,
+        counted_at=data.get("counted_at"),
     )
 
 
@@ -462,14 +465,19 @@ def lease_summary_refresh(
 
 
 def store_live_summary(
-    db: firestore.Client, campaign_id: str, summary: dict[str, Any], lease: Any
+    db: firestore.Client,
+    campaign_id: str,
+    summary: dict[str, Any],
+    lease: Any,
+    counted_at: datetime,
 ) -> bool:
-    """Store the snapshot and end the lease, unless the lease was lost (it ran
-    out and another caller took it): a newer refresh must not be overwritten."""
+    """Store the snapshot, counted until `counted_at`, and end the lease, unless
+    the lease was lost (it ran out and another caller took it): a newer refresh
+    must not be overwritten."""
     ref = _live_summary_ref(db, campaign_id)
     try:
         ref.update(
-            {"summary": summary, "refresh_until": None},
+            {"summary": summary, "counted_at": counted_at, "refresh_until": None},
             option=db.write_option(last_update_time=lease),
         )
     except (gexc.FailedPrecondition, gexc.NotFound):

@@ -162,13 +162,8 @@ def get_users(db: firestore.Client, phones: Sequence[str]) -> list[User]:
     return sorted(users, key=lambda user: order[user.phone])
 
 
-def suppressed_user(
-    db: firestore.Client,
-    phone: str,
-    transaction: firestore.Transaction | None = None,
-) -> User | None:
+def _suppressed(phone: str, snapshot: firestore.DocumentSnapshot) -> User | None:
     """An erased, opted-out number as a suppressed profile (consent only)."""
-    snapshot = suppression_ref(db, phone).get(transaction=transaction)
     if not snapshot.exists:
         return None
     data = snapshot.to_dict() or {}
@@ -318,8 +313,15 @@ class UserTransaction:
         snapshot = self._ref.get(transaction=self._transaction)
         return User.from_doc(snapshot.to_dict() or {}) if snapshot.exists else None
 
-    def read_suppression(self) -> User | None:
-        return suppressed_user(self._db, self.phone, self._transaction)
+    def read_with_suppression(self) -> tuple[User | None, User | None]:
+        """The stored profile (live or suppressed) and, when there is none, the
+        number's suppression entry: both documents in one batched read."""
+        refs = [self._ref, suppression_ref(self._db, self.phone)]
+        found = {s.reference.path: s for s in self._transaction.get_all(refs)}
+        profile, suppression = (found[ref.path] for ref in refs)
+        if profile.exists:
+            return User.from_doc(profile.to_dict() or {}), None
+        return None, _suppressed(self.phone, suppression)
 
     def set(self, user: User) -> None:
         self._transaction.set(self._ref, user_doc(user))

@@ -53,13 +53,15 @@ def new_phone() -> str:
     return f"+1415555{next(_numbers):04d}"
 
 
-def make_campaign(db: Any, **fields: Any) -> Campaign:
+def make_campaign(
+    db: Any, status: CampaignStatus = CampaignStatus.RUNNING, **fields: Any
+) -> Campaign:
     campaign = Campaign(
         id=f"camp{next(_numbers)}",
         name="Black Friday",
         template_id="t1",
         segment_id="s1",
-        status=CampaignStatus.RUNNING,
+        status=status,
         launch_id="launch1",
         launched_at=LAUNCHED,
         recipients_planned=20,
@@ -211,6 +213,26 @@ def test_a_campaign_without_messages_has_an_empty_summary(api: Any, db: Any) -> 
     assert summary["opt_outs"] == {"count": 0, "rate": None, "by_source": {}}
 
 
+def test_a_draft_campaigns_summary_is_zeros_without_a_count(api: Any, db: Any) -> None:
+    # A DRAFT has no messages: fan-out starts at launch. Nothing is counted
+    # and no snapshot is written, however often a dashboard polls it.
+    campaign = make_campaign(db, status=CampaignStatus.DRAFT)
+    before = store_calls()
+    summary = summary_of(api, campaign.id)
+    assert calls_since(before) == {"reads": 1, "writes": 0}
+    assert summary["status"] == "DRAFT"
+    assert summary["targeted"] == 0
+    assert set(summary["counts"].values()) == {0}
+    running = summary_of(api, make_campaign(db).id)
+    assert summary["counts"] == running["counts"]
+    assert summary["skips"] == running["skips"]
+    assert summary["opt_outs"] == running["opt_outs"]
+    assert summary["sent"] == summary["delivered"] == summary["total_segments"] == 0
+    assert summary["failures"] == []
+    assert summary["age_seconds"] == 0
+    assert summary["planned"] == 20
+
+
 def test_summary_of_an_unknown_campaign_is_404(api: Any) -> None:
     response = api("GET", "/v1/campaigns/nope/summary")
     assert response.status == 404
@@ -358,6 +380,35 @@ def test_a_snapshot_older_than_its_age_is_recounted_then_answered(
     again = summary_of(api, campaign_id)
     assert calls_since(before) == {"reads": 2, "writes": 0}
     assert again == {**recounted, "age_seconds": 2.0}
+
+
+def test_a_recount_longer_than_the_age_is_fresh_from_when_it_ended(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20,000 messages under load: a recount takes longer than the snapshot's
+    # age. Counted from its start, every caller after it would recount again.
+    campaign_id, _, _ = snapshot_then_deliver(api, db)
+    took = SNAPSHOT_MAX_AGE + timedelta(seconds=3)
+    ticks = iter([100.0, 100.0 + took.total_seconds()])
+    monkeypatch.setattr(summary_module, "monotonic", lambda: next(ticks), raising=False)
+    began = NOW + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    api.context.clock.now = began
+    recounted = summary_of(api, campaign_id)
+    assert recounted["counts"]["DELIVERED"] == 1
+
+    # The recount ended at began + took; two seconds after that, its snapshot
+    # is the answer, and says how old its counts are.
+    api.context.clock.now = began + took + timedelta(seconds=2)
+    before = store_calls()
+    polled = summary_of(api, campaign_id)
+    assert calls_since(before) == {"reads": 2, "writes": 0}
+    assert polled["computed_at"] == recounted["computed_at"]
+    assert polled["age_seconds"] == (took + timedelta(seconds=2)).total_seconds()
+
+    # Past its age from the end, it is recounted as before.
+    monkeypatch.setattr(summary_module, "monotonic", lambda: 0.0)
+    api.context.clock.now = began + took + SNAPSHOT_MAX_AGE + timedelta(seconds=1)
+    assert summary_of(api, campaign_id)["age_seconds"] == 0
 
 
 def test_of_callers_finding_a_stale_snapshot_at_once_exactly_one_recounts(
