@@ -257,18 +257,27 @@ def patch_twilio_gateway(plan: FaultPlan) -> None:
 
 def patch_firestore_commits(plan: FaultPlan) -> None:
     """Every commit may answer Aborted: single-document writes and batches
-    (create, set, update, delete all commit a WriteBatch) and transactions,
+    (create, set, update, delete all commit a WriteBatch; the blind updates
+    built directly commit through `blind_update.commit`) and transactions,
     whose Aborted the client's transactional retry loop sees as from the
     server. Nothing was written either way."""
     from google.cloud.firestore_v1 import batch, transaction
 
+    from shared.platform import blind_update
+
     original_batch_commit = batch.WriteBatch.commit
+    original_blind_commit = blind_update.commit
     original_transaction_commit = transaction.Transaction._commit
 
     def batch_commit(self: Any, *args: Any, **kwargs: Any) -> Any:
         if plan.should("firestore_aborted"):
             raise gexc.Aborted("injected: commit aborted")
         return original_batch_commit(self, *args, **kwargs)
+
+    def blind_commit(*args: Any, **kwargs: Any) -> Any:
+        if plan.should("firestore_aborted"):
+            raise gexc.Aborted("injected: commit aborted")
+        return original_blind_commit(*args, **kwargs)
 
     def transaction_commit(self: Any) -> Any:
         if plan.should("firestore_aborted"):
@@ -279,6 +288,7 @@ def patch_firestore_commits(plan: FaultPlan) -> None:
 
     # Injection replaces the methods in place; mypy rejects assigning to a method.
     batch.WriteBatch.commit = batch_commit  # type: ignore[method-assign]
+    blind_update.commit = blind_commit
     transaction.Transaction._commit = transaction_commit  # type: ignore[method-assign]
 
 

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.bulk_writer import BulkWriteFailure, BulkWriter
 from google.cloud.firestore_v1.types.write import WriteResult
 from pydantic import BaseModel, Field
 
+from shared.platform.blind_update import blind_update
 from shared.platform.bulk import (
     BulkCreateResult,
     create_all_if_absent,
@@ -215,10 +216,15 @@ def update(
     """
     operations.add("writes")
     if deadline is None:
-        message_ref(db, message_id).update(dict(fields))
+        blind_update(db, MESSAGES, message_id, fields)
         return
-    message_ref(db, message_id).update(
-        dict(fields), retry=Retry(timeout=deadline), timeout=deadline
+    blind_update(
+        db,
+        MESSAGES,
+        message_id,
+        fields,
+        retry=Retry(timeout=deadline),
+        timeout=deadline,
     )
 
 

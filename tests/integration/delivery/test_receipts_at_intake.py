@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.cloud.firestore_v1 import batch
+from google.api_core.retry import Retry
+from google.cloud.firestore_v1.services.firestore import client as gapic
 
-from shared.delivery.receipts import apply_at_intake, apply_status_callback
+from shared.delivery.receipts import (
+    apply_at_intake,
+    apply_status_callback,
+    status_update,
+)
+from shared.delivery.status import TWILIO_STATUS
 from shared.platform.firestore import operations
 from shared.store.messages import MessageStatus
 from tests.integration.delivery.test_receipts_emulator import (
@@ -72,10 +78,11 @@ def test_a_failed_write_leaves_the_callback_to_the_queue(
 ) -> None:
     make_message(db)
 
-    def unavailable(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def aborted(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise gexc.Aborted("commit aborted")
 
-    monkeypatch.setattr(batch.WriteBatch, "commit", unavailable)
+    # The client's commit RPC, beneath however the write was built.
+    monkeypatch.setattr(gapic.FirestoreClient, "commit", aborted)
     assert not apply_at_intake(db, callback("delivered"))
     monkeypatch.undo()
     assert status(db) is MessageStatus.SENT
@@ -90,13 +97,19 @@ def test_a_write_past_its_deadline_leaves_the_callback_to_the_queue(
 ) -> None:
     make_message(db)
 
+    retries: list[Any] = []
+
     def unavailable(self: Any, *args: Any, **kwargs: Any) -> Any:
+        retries.append(kwargs.get("retry"))
         raise gexc.ServiceUnavailable("emulator down")
 
-    monkeypatch.setattr(batch.WriteBatch, "commit", unavailable)
-    # The client would retry Unavailable for a minute; intake stops at its
-    # deadline and answers through the queue instead.
+    monkeypatch.setattr(gapic.FirestoreClient, "commit", unavailable)
+    # The client would retry Unavailable for a minute; intake gives the
+    # client's retry its deadline, and answers through the queue after it.
     assert not apply_at_intake(db, callback("delivered"), deadline=0.5)
+    [retry] = retries
+    assert isinstance(retry, Retry)
+    assert retry.timeout == 0.5
 
 
 def test_a_missing_message_is_left_to_the_queue_and_nothing_is_created(
@@ -138,3 +151,34 @@ def test_a_twilio_retry_restamps_its_status_time_as_the_queue_did(db: Any) -> No
     doc = message(db)
     assert doc["delivered_at"] == NOW + timedelta(seconds=5)
     assert len(doc["receipts"]) == 1
+
+
+LIBRARY_ID = "camp1_14155550198"
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        ["sent", "delivered"],
+        ["delivered", "sent", "sent", "delivered"],  # out of order, duplicates
+        ["sent", "undelivered", "delivered", "read", "failed"],
+    ],
+)
+def test_the_direct_write_leaves_the_document_the_library_update_leaves(
+    db: Any, sequence: list[str]
+) -> None:
+    """The same callbacks through `DocumentReference.update` (the old path) and
+    through intake's directly built write end in the same document."""
+    make_message(db)
+    make_message(db, LIBRARY_ID)
+    for offset, name in enumerate(sequence):
+        extra = {"ErrorCode": "30003"} if name in ("undelivered", "failed") else {}
+        late = callback(name, **extra).model_copy(
+            update={"received_at": NOW + timedelta(seconds=offset)}
+        )
+        assert apply_at_intake(db, late)
+        status_name = TWILIO_STATUS[name]
+        db.collection("messages").document(LIBRARY_ID).update(
+            status_update(late, status_name)
+        )
+    assert message(db) == message(db, LIBRARY_ID)

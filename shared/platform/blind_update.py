@@ -1,0 +1,173 @@
+"""One blind update, with its `Write` built straight in protobuf.
+
+`DocumentReference.update` builds the same `Write` through field-path parsing,
+a document extractor and proto-plus wrappers: in the webhook and the sender,
+whose hot writes are one update each, that building cost more CPU than the RPC
+(profile in docs/architecture.md §9). For the shapes those writes have, plain
+top-level fields whose values are plain data, Maximum, Minimum, Increment,
+ArrayUnion or ArrayRemove, this module builds the very `Write` the library
+builds (the unit tests compare them field by field) and sends it through the
+client's own GAPIC commit, with the client's metadata, retry and timeout.
+Anything else (a dotted path, a delete or server-timestamp sentinel, a value
+type not listed below) goes through `DocumentReference.update` unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.cloud import firestore
+from google.cloud._helpers import _datetime_to_pb_timestamp
+from google.cloud.firestore_v1 import transforms
+from google.cloud.firestore_v1.types import firestore as firestore_types
+
+# The raw protobuf classes beneath proto-plus: no wrapper per value.
+_CommitRequest = firestore_types.CommitRequest.pb()
+
+# A top-level name that the API takes unquoted and that is no nested path.
+_SIMPLE_FIELD = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+
+
+class _Unsupported(Exception):
+    """A shape this module does not build: the library builds it instead."""
+
+
+def _fill(target: Any, value: Any) -> None:
+    """Encode `value` into the Value message `target` as `encode_value` would."""
+    if _fill_scalar(target, value):
+        return
+    if isinstance(value, list | tuple):
+        _fill_array(target.array_value, value)
+    elif type(value) is dict:
+        fields = target.map_value.fields
+        target.map_value.SetInParent()
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Unsupported
+            _fill(fields[key], item)
+    else:
+        # References, GeoPoints, vectors, BSON types, sentinels nested in data.
+        raise _Unsupported
+
+
+def _fill_scalar(target: Any, value: Any) -> bool:
+    if value is None:
+        target.null_value = 0
+    elif isinstance(value, bool):  # before int: a bool is an int
+        target.boolean_value = value
+    elif isinstance(value, int):
+        target.integer_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, DatetimeWithNanoseconds):
+        target.timestamp_value.CopyFrom(value.timestamp_pb())
+    elif isinstance(value, datetime.datetime):
+        target.timestamp_value.CopyFrom(_datetime_to_pb_timestamp(value))
+    elif type(value) is bytes:
+        target.bytes_value = value
+    else:
+        return False
+    return True
+
+
+def _fill_array(target: Any, values: Any) -> None:
+    target.SetInParent()
+    for element in values:
+        _fill(target.values.add(), element)
+
+
+def _fill_transform(transform: Any, value: Any) -> None:
+    if isinstance(value, transforms.ArrayUnion):
+        _fill_array(transform.append_missing_elements, value.values)
+    elif isinstance(value, transforms.ArrayRemove):
+        _fill_array(transform.remove_all_from_array, value.values)
+    elif isinstance(value, transforms.Increment):
+        _fill(transform.increment, value.value)
+    elif isinstance(value, transforms.Maximum):
+        _fill(transform.maximum, value.value)
+    elif isinstance(value, transforms.Minimum):
+        _fill(transform.minimum, value.value)
+    else:
+        raise _Unsupported
+
+
+_TRANSFORMS = (
+    transforms.ArrayUnion,
+    transforms.ArrayRemove,
+    transforms.Increment,
+    transforms.Maximum,
+    transforms.Minimum,
+)
+
+
+def _fill_write(write: Any, document_path: str, fields: Mapping[str, Any]) -> None:
+    """`pbs_for_update(document_path, fields, None)[0]`, built directly."""
+    if not fields:
+        raise _Unsupported  # the library's own error for an empty update
+    plain = []
+    for name in sorted(fields):
+        if not _SIMPLE_FIELD.fullmatch(name):
+            raise _Unsupported
+        value = fields[name]
+        if isinstance(value, _TRANSFORMS):
+            _fill_transform(write.update_transforms.add(field_path=name), value)
+        elif isinstance(value, transforms.Sentinel):
+            raise _Unsupported  # DELETE_FIELD, SERVER_TIMESTAMP
+        else:
+            _fill(write.update.fields[name], value)
+            plain.append(name)
+    write.update.name = document_path
+    write.update_mask.SetInParent()
+    write.update_mask.field_paths.extend(plain)
+    # update() requires the document to exist, as the library's default does.
+    write.current_document.exists = True
+
+
+def commit_request(
+    db: firestore.Client, collection: str, document_id: str, fields: Mapping[str, Any]
+) -> Any | None:
+    """The raw CommitRequest of the update, or None for a shape not built here."""
+    if not document_id or "/" in document_id:
+        return None  # the library's reference checks its path
+    request = _CommitRequest(database=db._database_string)
+    document_path = f"{db._database_string}/documents/{collection}/{document_id}"
+    try:
+        _fill_write(request.writes.add(), document_path, fields)
+    except (_Unsupported, TypeError, ValueError, OverflowError):
+        return None
+    return request
+
+
+def blind_update(
+    db: firestore.Client,
+    collection: str,
+    document_id: str,
+    fields: Mapping[str, Any],
+    **retry_timeout: Any,
+) -> None:
+    """`document(...).update(fields, **retry_timeout)`, built cheaply when it can.
+
+    Raises what the update raises (NotFound for a missing document).
+    """
+    request = commit_request(db, collection, document_id, fields)
+    if request is None:
+        ref = db.collection(collection).document(document_id)
+        ref.update(dict(fields), **retry_timeout)
+        return
+    commit(db, request, **retry_timeout)
+
+
+def commit(db: firestore.Client, request: Any, **retry_timeout: Any) -> Any:
+    """Send a raw CommitRequest: the client's own GAPIC commit, metadata (the
+    database prefix, the emulator's authorization) and retry."""
+    return db._firestore_api.commit(
+        request=firestore_types.CommitRequest.wrap(request),
+        metadata=db._rpc_metadata,
+        **retry_timeout,
+    )
