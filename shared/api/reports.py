@@ -20,6 +20,7 @@ from shared.campaigns.summary import CampaignSummary, campaign_summary
 from shared.inbound.keywords import Classification
 from shared.platform.firestore import Database, count_each
 from shared.platform.logging import mask_phone
+from shared.platform.shared_reads import SharedReads
 from shared.store import campaigns as campaign_store
 from shared.store import inbound as inbound_store
 from shared.store import messages as message_store
@@ -151,4 +152,11 @@ def build_dashboard(db: Database, now: datetime) -> Dashboard:
     ),
 )
 def read_dashboard(request: ApiRequest, context: ApiContext) -> Dashboard:
-    return build_dashboard(context.db, context.clock())
+    # About thirty count() queries: consoles polling at once share one set,
+    # begun after each of them asked (never an older one).
+    return _dashboards.read(
+        "dashboard", lambda: build_dashboard(context.db, context.clock())
+    )
+
+
+_dashboards: SharedReads[Dashboard] = SharedReads()

@@ -107,8 +107,10 @@ class RenderView(BaseModel):
 
 def template_view(template: Template) -> TemplateView:
     info = count_segments(template.body)
-    return TemplateView(
-        **template.model_dump(),
+    # The template is validated already: its fields are taken as they are,
+    # not dumped and validated a second time (a list page has fifty).
+    return TemplateView.model_construct(
+        **dict(template),
         encoding=info.encoding.value,
         segments=info.segments,
     )

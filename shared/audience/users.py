@@ -19,9 +19,11 @@ from shared.platform.firestore import Database
 from shared.store.users import (
     SUPPRESSION,
     ConsentState,
+    ProfileEdit,
     User,
     UserTransaction,
     consent_event,
+    edit_profile,
     in_user_transaction,
     new_user,
 )
@@ -150,7 +152,7 @@ def patch_user(
 ) -> User:
     """Merge attributes (None deletes a key) and optionally set the timezone."""
 
-    def apply(stored: UserTransaction) -> User:
+    def apply(stored: ProfileEdit) -> User:
         user = stored.read()
         if user is None:
             raise UserNotFound(phone)
@@ -168,4 +170,4 @@ def patch_user(
         stored.update_profile(attributes, now, user.timezone, set_timezone)
         return user
 
-    return in_user_transaction(db, phone, apply)
+    return edit_profile(db, phone, apply)

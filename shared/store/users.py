@@ -353,17 +353,82 @@ class UserTransaction:
         set_timezone: bool = False,
     ) -> None:
         """Merge attributes (None deletes a key), maybe set the timezone."""
-        changes: dict[str, Any] = {"updated_at": now}
-        for name, value in attributes.items():
-            changes[attribute_field(name)] = (
-                firestore.DELETE_FIELD if value is None else value
-            )
-        if set_timezone:
-            changes["timezone"] = timezone
+        changes = _profile_changes(attributes, now, timezone, set_timezone)
         self._transaction.update(self._ref, changes)
 
     def record_consent_change(self, event: dict[str, Any]) -> None:
         record_consent_change(self._transaction, self._db, self.phone, event)
+
+
+def _profile_changes(
+    attributes: Mapping[str, Any],
+    now: datetime,
+    timezone: str | None,
+    set_timezone: bool,
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {"updated_at": now}
+    for name, value in attributes.items():
+        changes[attribute_field(name)] = (
+            firestore.DELETE_FIELD if value is None else value
+        )
+    if set_timezone:
+        changes["timezone"] = timezone
+    return changes
+
+
+class ProfileEdit:
+    """One user's profile, read, then updated only if unchanged since: two
+    RPCs where a transaction takes three (begin, read, commit)."""
+
+    def __init__(self, db: firestore.Client, phone: str) -> None:
+        self._db = db
+        self._ref = user_ref(db, phone)
+        self._version: Any = None
+        self._changes: dict[str, Any] | None = None
+
+    def read(self) -> User | None:
+        """The stored profile (live or suppressed), None if there is none."""
+        snapshot = self._ref.get()
+        self._version = snapshot.update_time
+        return User.from_doc(snapshot.to_dict() or {}) if snapshot.exists else None
+
+    def update_profile(
+        self,
+        attributes: Mapping[str, Any],
+        now: datetime,
+        timezone: str | None = None,
+        set_timezone: bool = False,
+    ) -> None:
+        """Merge attributes (None deletes a key), maybe set the timezone."""
+        self._changes = _profile_changes(attributes, now, timezone, set_timezone)
+
+    def commit(self) -> bool:
+        """Write the update unless the profile changed since it was read."""
+        if self._changes is None:
+            return True
+        option = self._db.write_option(last_update_time=self._version)
+        try:
+            self._ref.update(self._changes, option=option)
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        return True
+
+
+# Attempts of a profile edit that finds the profile changed under it each time.
+PROFILE_EDIT_ATTEMPTS = 5
+
+
+def edit_profile(
+    db: firestore.Client, phone: str, work: Callable[[ProfileEdit], T]
+) -> T:
+    """Run `work` over one user's profile, again if the profile changed
+    between its read and its write; Aborted (a 503) if it keeps changing."""
+    for _ in range(PROFILE_EDIT_ATTEMPTS):
+        edit = ProfileEdit(db, phone)
+        result = work(edit)
+        if edit.commit():
+            return result
+    raise gexc.Aborted(f"profile of {mask_phone(phone)} kept changing")
 
 
 def in_user_transaction(

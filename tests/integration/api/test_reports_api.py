@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from shared.api import reports as reports_module
 from shared.audience.consent import set_consent
 from shared.campaigns import summary as summary_module
 from shared.campaigns.scheduler import status_counts
@@ -47,6 +48,16 @@ ACCEPTED = {
     MessageStatus.READ,
     MessageStatus.UNDELIVERED,
 }
+
+
+def wait_until(condition: Any, bound: float = 30.0) -> None:
+    """Wait on a condition of the threads under test (bounded, never timed)."""
+    pause = threading.Event()
+    for _ in range(int(bound / 0.01)):
+        if condition():
+            return
+        pause.wait(0.01)
+    raise AssertionError("condition not met")
 
 
 def new_phone() -> str:
@@ -638,6 +649,42 @@ def test_the_dashboard_counts_users_campaigns_and_the_last_day(
         "by_classification": {"STOP": 1, "START": 0, "HELP": 0, "REPLY": 1},
     }
     assert set(board["messages_by_status"]) == {s.value for s in MessageStatus}
+
+
+def test_dashboards_asked_for_at_once_share_one_set_of_counts(
+    api: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = reports_module.build_dashboard
+    builds: list[datetime] = []
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def counted(db: Any, now: datetime) -> Any:
+        builds.append(now)
+        if len(builds) == 1:
+            first_started.set()
+            assert release_first.wait(30)
+        return build(db, now)
+
+    monkeypatch.setattr(reports_module, "build_dashboard", counted)
+
+    def sharing() -> int:
+        shared = getattr(reports_module, "_dashboards", None)
+        state = shared._keys.get("dashboard") if shared else None
+        return state.callers if state else 0
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(api, "GET", "/v1/dashboard")
+        assert first_started.wait(30)
+        # Two consoles poll while the first set of counts is being made.
+        later = [pool.submit(api, "GET", "/v1/dashboard") for _ in range(2)]
+        wait_until(lambda: sharing() == 3 or len(builds) == 3)
+        release_first.set()
+        answers = [first.result(30), *(f.result(30) for f in later)]
+
+    assert [a.status for a in answers] == [200, 200, 200]
+    # The two later callers share the one set begun after they asked.
+    assert len(builds) == 2
+    assert answers[1].body == answers[2].body
 
 
 def test_engine_outcomes_are_named_in_the_summary_not_other(api: Any, db: Any) -> None:
