@@ -9,22 +9,25 @@ reserves the interval
 
     begin = max(next_free, earliest);  end = begin + weight / planned rate
 
-and moves `next_free` to `end` (`next_interval`). Inside an interval messages
-go back to back: message i starts at begin + (segments before i) / planned
-rate (`plan_send_times`). The planned rate is the rate less
-`LATENCY_ALLOWANCE` (`planned_rate`): the guard below can sustain only
-rate / (1 + the send's latency), and a plan faster than the guard would pile
-sends up in it until they are refused and retried. Three users hold the
-budget in different places:
+and moves `next_free` to `end` (`next_interval`). Inside an interval each
+message starts after the one before, its segments over the planned rate
+later, and no sooner than its segments fit the guard's window stretched by
+the allowance (`plan_offsets`; one message at a time: `steady_span`). The
+planned rate is the rate less `LATENCY_ALLOWANCE` (`planned_rate`): the
+guard below sustains only rate / (1 + the send's latency), and a plan faster
+than the guard would pile sends up in it until they are refused and
+retried; a plan that reaches the guard on time never waits in it while a
+send takes at most the allowance. Three users hold the budget in different
+places:
 
 - Fan-out keeps it on a cursor document per launch (shared/store/campaigns.py
   owns its layout), read and moved in one transaction per batch, with
   earliest = now + a lead for writing and enqueueing the batch. Reservations
   never overlap, so batches fanned out in parallel never share a second; a
   redelivered batch finds its reservation recorded under its batch number and
-  reuses it, so it plans the same times again. A message of k segments counts
-  whole at its start, so a window of planned starts can hold up to k - 1 more
-  when long messages sit at its edge; the guard holds those back.
+  reuses it, so it plans the same times again. Across two batches a window
+  can hold k - 1 segments more when a k-segment message opens the second
+  batch; the guard holds it back.
 - The event router keeps it in memory per instance (`PacingLedger`): a cursor
   document would take one transaction per event on one document, and
   Firestore sustains about one write per second per document, so a campaign
