@@ -4,10 +4,10 @@
 one-second window of accept times may hold more than the rate.
 
 Plans. Every plan here is one budget: per campaign, the first free instant
-`next_free`. Taking `weight` segments from it, `earliest` at the soonest,
+`next_free`. Taking a plan of `seconds` from it, `earliest` at the soonest,
 reserves the interval
 
-    begin = max(next_free, earliest);  end = begin + weight / planned rate
+    begin = max(next_free, earliest);  end = begin + seconds
 
 and moves `next_free` to `end` (`next_interval`). Inside an interval each
 message starts after the one before, its segments over the planned rate
