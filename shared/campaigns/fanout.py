@@ -9,7 +9,12 @@ from typing import Any
 
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
-from shared.delivery.pacing import next_interval, plan_send_times, span_seconds
+from shared.delivery.pacing import (
+    next_interval,
+    plan_offsets,
+    planned_rate,
+    span_seconds,
+)
 from shared.payloads import RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database
@@ -71,10 +76,10 @@ def fan_out_batch(
         for user in _recipients(db, batch)
     ]
     segments = [p.doc["segments"] if p.sendable else 0 for p in planned]
-    begin = reserve_send_window(db, campaign, batch, sum(segments), now)
-    send_times = plan_send_times(begin, segments, campaign.rate_limit_mps)
-    for message, send_at in zip(planned, send_times, strict=True):
-        message.doc["send_at"] = send_at
+    offsets, span = plan_offsets(segments, campaign.rate_limit_mps)
+    begin = reserve_send_window(db, campaign, batch, sum(segments), now, span)
+    for message, offset in zip(planned, offsets, strict=True):
+        message.doc["send_at"] = begin + timedelta(seconds=offset)
     versions, existing = _create_messages(db, planned)
     sends = [
         send_task(p.message_id, p.doc, versions[p.message_id])
@@ -97,13 +102,14 @@ def reserve_send_window(
     batch: RecipientBatch,
     total_segments: int,
     now: datetime,
+    seconds: float | None = None,
 ) -> datetime:
     """Reserve this batch's sending interval on the launch's pacing cursor.
 
     See shared/delivery/pacing.py for how slots are assigned.
     """
     return reserve_interval(
-        db, campaign, batch.launch_id, batch.batch_no, total_segments, now
+        db, campaign, batch.launch_id, batch.batch_no, total_segments, now, seconds
     )
 
 
@@ -114,19 +120,24 @@ def reserve_interval(
     batch_no: int | None,
     total_segments: int,
     now: datetime,
+    seconds: float | None = None,
 ) -> datetime:
-    """Reserve the interval `total_segments` take at the campaign's rate on the
-    launch's pacing cursor; its begin."""
+    """Reserve `seconds` (by default, what `total_segments` take at the
+    planned rate) on the launch's pacing cursor; its begin."""
     # Sends planned before the batch's tasks exist would all be overdue at
     # once and go out in a burst, so the earliest slot leaves time to finish.
     earliest = now + FANOUT_LEAD
-    seconds = span_seconds(total_segments, campaign.rate_limit_mps)
+    span = (
+        span_seconds(total_segments, planned_rate(campaign.rate_limit_mps))
+        if seconds is None
+        else seconds
+    )
     return campaign_store.reserve_interval(
         db,
         campaign.id,
         launch_id,
         batch_no,
-        take=lambda next_free: next_interval(next_free, earliest, seconds),
+        take=lambda next_free: next_interval(next_free, earliest, span),
         segments=total_segments,
     )
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.campaigns.fanout import reserve_interval
 from shared.delivery.messages import message_expire_at, send_task
-from shared.delivery.pacing import plan_send_times
+from shared.delivery.pacing import plan_offsets
 from shared.platform.firestore import Database
 from shared.platform.tasks import TaskQueue
 from shared.store import messages as message_store
@@ -34,8 +34,10 @@ def resume_held_messages(
     resumed = 0
     for page in message_store.pages_held(db, campaign.id):
         segments = [int(m.data.get("segments", 1)) for m in page]
-        begin = reserve_interval(db, campaign, launch_id, None, sum(segments), now)
-        times = plan_send_times(begin, segments, campaign.rate_limit_mps)
+        offsets, span = plan_offsets(segments, campaign.rate_limit_mps)
+        total = sum(segments)
+        begin = reserve_interval(db, campaign, launch_id, None, total, now, span)
+        times = [begin + timedelta(seconds=offset) for offset in offsets]
         changes = {
             m.id: {
                 "held": False,

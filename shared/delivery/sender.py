@@ -24,6 +24,7 @@ from shared.delivery.errors import OPT_OUT_CODES
 from shared.delivery.gateway import (
     LOOKUP_LIMIT,
     OutboundMessage,
+    SendAccepted,
     TwilioGateway,
     TwilioSendError,
     channel_address,
@@ -299,6 +300,10 @@ def _claim_and_send(
     ctx: SendContext,
     audit: list[dict[str, Any]],
 ) -> SendResult:
+    if _rate_backlogged(deps, ctx):
+        # The guard would refuse it: retry later without claiming, so a
+        # backlog costs no writes.
+        return SendResult(503, "rate_backlog")
     attempt_id = uuid.uuid4().hex
     claim = {"step": "claim", "outcome": "claimed", "reason": attempt_id, "at": ctx.now}
     claimed = _update_if_unchanged(
@@ -315,8 +320,7 @@ def _claim_and_send(
     )
     outbound = _outbound(deps, ctx.message, ctx.campaign)
     try:
-        _wait_for_rate(deps, ctx)
-        accepted = deps.gateway.send(outbound)
+        accepted = _send_paced(deps, ctx, outbound)
     except TwilioSendError as exc:
         return _send_failed(deps, ctx.message, claimed, exc)
     _record_sent(deps, ctx.message.id, accepted.sid, "sent")
@@ -324,19 +328,43 @@ def _claim_and_send(
     return SendResult(200, "sent")
 
 
-def _wait_for_rate(deps: SenderDeps, ctx: SendContext) -> None:
-    """Hold the send until the campaign has room; right before Twilio, so the
-    guard's clock and Twilio's accept time differ by one request."""
+def _rate_backlogged(deps: SenderDeps, ctx: SendContext) -> bool:
+    campaign = ctx.campaign
+    return (
+        campaign is not None
+        and deps.rate_guard.backlog(campaign.id) > RATE_WAIT_SECONDS
+    )
+
+
+def _send_paced(
+    deps: SenderDeps, ctx: SendContext, outbound: OutboundMessage
+) -> SendAccepted:
+    """Send once the campaign has room, right before Twilio; the guard counts
+    the send until its answer is in (shared/delivery/pacing.py)."""
     campaign = ctx.campaign
     if campaign is None:
-        return
-    if not deps.rate_guard.acquire(
+        return deps.gateway.send(outbound)
+    slot = deps.rate_guard.acquire(
         campaign.id,
         campaign.rate_limit_mps,
         ctx.message.segments,
         max_wait=RATE_WAIT_SECONDS,
-    ):
+    )
+    if slot is None:
         raise TwilioSendError("campaign rate: no room in time", None, 429)
+    # Until Twilio answers, it may accept the message at any moment; after an
+    # ambiguous answer, still for as long as a request may take.
+    hold = deps.twilio.request_timeout_seconds
+    try:
+        accepted = deps.gateway.send(outbound)
+    except TwilioSendError as exc:
+        deps.rate_guard.finish(slot, hold if exc.outcome_unknown else 0.0)
+        raise
+    except BaseException:
+        deps.rate_guard.finish(slot, hold)
+        raise
+    deps.rate_guard.finish(slot)
+    return accepted
 
 
 def _record_sent(deps: SenderDeps, message_id: str, sid: str, how: str) -> None:

@@ -34,7 +34,7 @@ from shared.audience.phones import InvalidPhone, normalize_phone
 from shared.audience.segments import matches_properties, user_matches
 from shared.campaigns.planning import PlannedMessage, render_for
 from shared.delivery.messages import message_id_for, send_task
-from shared.delivery.pacing import PacingLedger, span_seconds
+from shared.delivery.pacing import PacingLedger, steady_span
 from shared.payloads import IngestedEvent
 from shared.platform.config import CoreSettings
 from shared.platform.firestore import Database
@@ -73,7 +73,7 @@ class CampaignPacer:
         self._ledger: PacingLedger[datetime] = PacingLedger()
 
     def reserve(self, campaign: Campaign, segments: int, now: datetime) -> datetime:
-        seconds = span_seconds(segments, campaign.rate_limit_mps)
+        seconds = steady_span(segments, campaign.rate_limit_mps)
         return self._ledger.take(campaign.id, now, seconds)
 
 

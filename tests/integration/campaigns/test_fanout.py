@@ -20,6 +20,7 @@ from shared.campaigns.evaluation import BATCH_SIZE, evaluate_launch
 from shared.campaigns.fanout import FANOUT_LEAD, fan_out_batch, reserve_send_window
 from shared.campaigns.scheduler import sweep_stranded_queued
 from shared.delivery.messages import encode_version, message_id_for
+from shared.delivery.pacing import LATENCY_ALLOWANCE
 from shared.payloads import BatchRecipient, CampaignLaunch, RecipientBatch
 from shared.platform.config import CoreSettings
 from shared.platform.pubsub import Topic
@@ -40,6 +41,8 @@ QUEUED = rank_of(MessageStatus.QUEUED)
 ONE_SECOND = timedelta(seconds=1)
 # How much the first slot of a launch is set after the fan-out's `now`.
 LEAD = FANOUT_LEAD
+# Plans keep to the rate less the latency allowance (shared/delivery/pacing.py).
+STRETCH = 1 + LATENCY_ALLOWANCE
 
 
 # --- factories -----------------------------------------------------------------
@@ -151,7 +154,7 @@ def test_a_batch_becomes_messages_with_deterministic_ids_and_paced_times(
         assert doc["generation"] == 0
         assert (doc["encoding"], doc["segments"]) == ("GSM7", 1)
         # Back to back at 2 segments per second, in the batch's order.
-        assert doc["send_at"] == clock.now + LEAD + timedelta(seconds=i / 2)
+        assert doc["send_at"] == clock.now + LEAD + timedelta(seconds=i * STRETCH / 2)
 
 
 def test_each_sendable_message_gets_one_named_task_carrying_it_and_its_version(
@@ -233,7 +236,8 @@ def test_a_missing_variable_skips_the_message_without_a_task_or_a_slot(
     assert skipped.id not in {t.body["message_id"] for t in task_queue.tasks}
     # The skipped recipient uses no sending time: Cid follows Ann directly.
     third = db.collection("messages").document(message_id_for(CAMPAIGN, PHONES[2]))
-    assert third.get().to_dict()["send_at"] == clock.now + LEAD + timedelta(seconds=0.5)
+    slot = timedelta(seconds=STRETCH / 2)
+    assert third.get().to_dict()["send_at"] == clock.now + LEAD + slot
 
 
 def test_a_default_filter_covers_a_missing_variable(
@@ -315,7 +319,8 @@ def test_long_messages_take_as_many_slots_as_segments(
         messages_by_id(db)[message_id_for(CAMPAIGN, p)].to_dict()["send_at"]
         for p in PHONES[:3]
     ]
-    assert [(t - clock.now - LEAD).total_seconds() for t in times] == [0.0, 1.0, 2.0]
+    offsets = [(t - clock.now - LEAD).total_seconds() for t in times]
+    assert offsets == pytest.approx([0.0, STRETCH, 2 * STRETCH])
 
 
 def test_two_batches_share_the_rate_without_overlapping(
@@ -333,7 +338,7 @@ def test_two_batches_share_the_rate_without_overlapping(
     second = [
         docs[message_id_for(CAMPAIGN, p)].to_dict()["send_at"] for p in phones[7:]
     ]
-    assert min(second) == max(first) + timedelta(seconds=1 / 4)
+    assert min(second) == max(first) + timedelta(seconds=STRETCH / 4)
     assert most_in_one_second(first + second) == 4
 
 
@@ -363,7 +368,7 @@ def test_reservations_of_two_batches_never_overlap(db: Any, clock: Any) -> None:
     first = reserve_send_window(db, campaign, batch(batch_no=0), 10, clock.now)
     second = reserve_send_window(db, campaign, batch(batch_no=1), 5, clock.now)
     assert first == clock.now + LEAD
-    assert second == first + timedelta(seconds=2)  # 10 segments at 5/s
+    assert second == first + timedelta(seconds=2 * STRETCH)  # 10 segments at 5/s
 
 
 def test_a_redelivered_batch_reuses_its_reservation(db: Any, clock: Any) -> None:
@@ -374,7 +379,7 @@ def test_a_redelivered_batch_reuses_its_reservation(db: Any, clock: Any) -> None
     assert again == first
     # ...and it did not move the cursor: the next batch follows the first one.
     nxt = reserve_send_window(db, campaign, batch(batch_no=1), 5, clock.now)
-    assert nxt == first + timedelta(seconds=2)
+    assert nxt == first + timedelta(seconds=2 * STRETCH)
 
 
 def test_a_reservation_never_starts_in_the_past(db: Any, clock: Any) -> None:
@@ -411,13 +416,14 @@ def test_parallel_reservations_never_overlap(db: Any, clock: Any) -> None:
         thread.join()
     assert set(begins) == set(sizes), errors
     intervals = sorted(
-        (begins[n], begins[n] + timedelta(seconds=sizes[n] / 10)) for n in sizes
+        (begins[n], begins[n] + timedelta(seconds=sizes[n] * STRETCH / 10))
+        for n in sizes
     )
     for (_, end), (begin, _) in zip(intervals, intervals[1:], strict=False):
         assert begin >= end
     # Back to back from the first slot: no gap either.
     assert intervals[0][0] == clock.now + LEAD
-    total = timedelta(seconds=sum(sizes.values()) / 10)
+    total = timedelta(seconds=sum(sizes.values()) * STRETCH / 10)
     assert intervals[-1][1] == clock.now + LEAD + total
 
 

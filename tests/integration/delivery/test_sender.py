@@ -23,6 +23,7 @@ from shared.delivery.gateway import (
     TwilioSendError,
 )
 from shared.delivery.messages import message_id_for, send_task
+from shared.delivery.pacing import RateGuard
 from shared.delivery.receipts import apply_status_callback
 from shared.delivery.sender import SenderDeps, SendResult, send_message
 from shared.payloads import SendTaskBody, StatusCallback
@@ -32,6 +33,7 @@ from shared.platform.tasks import SendTask, task_name_for
 from shared.store.campaigns import CampaignSettings, CampaignStatus, campaign_cache
 from shared.store.messages import MessageStatus, rank_of, status_of
 from shared.store.users import ConsentState, new_user, user_doc
+from tests.conftest import SleepingClock
 
 pytestmark = pytest.mark.integration
 
@@ -464,6 +466,83 @@ def test_a_retriable_error_releases_the_claim_and_the_retry_sends_once(
     doc = message(deps.db)
     assert status_of(doc["status_rank"]) is MessageStatus.SENT
     assert doc["attempts"] == 2
+
+
+# --- the campaign's rate -------------------------------------------------------
+
+SECOND_PHONE = "+12125550101"
+
+
+def fake_guard() -> tuple[RateGuard, SleepingClock]:
+    """A rate guard on a clock that moves only when the guard waits."""
+    clock = SleepingClock(1000.0)
+
+    def no_answer_comes(timeout: float) -> bool:
+        clock.now += timeout
+        return False
+
+    return RateGuard(clock=clock, sleep=clock.sleep, wait=no_answer_comes), clock
+
+
+def test_a_send_with_an_unknown_outcome_keeps_its_place_in_the_rate(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """Twilio may still accept a send that timed out, so the next send of its
+    campaign does not take its place within the rate: it is refused (and
+    retried later by the queue), nothing sent."""
+    guard, _ = fake_guard()
+    deps = dataclasses.replace(deps, rate_guard=guard)
+    make_campaign(db, rate_limit_mps=1.0)
+    make_user(db, clock.now)
+    make_user(db, clock.now, phone=SECOND_PHONE)
+    first = make_message(db, clock.now)
+    second_id = message_id_for(CAMPAIGN, SECOND_PHONE)
+    second = make_message(db, clock.now, second_id, phone=SECOND_PHONE)
+    gateway.failures.append(
+        TwilioSendError("read timed out", None, None, outcome_unknown=True)
+    )
+    assert run(deps, first) == SendResult(503, "outcome_unknown")
+
+    assert run(deps, second) == SendResult(503, "retriable_error")
+    assert gateway.sent == []
+    doc = message(db, second_id)
+    assert status_of(doc["status_rank"]) is MessageStatus.QUEUED
+    assert doc["audit"][-1]["reason"].startswith("429")
+
+
+def test_a_send_answered_frees_its_place_a_second_after_the_answer(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    guard, guard_clock = fake_guard()
+    deps = dataclasses.replace(deps, rate_guard=guard)
+    make_campaign(db, rate_limit_mps=1.0)
+    make_user(db, clock.now)
+    make_user(db, clock.now, phone=SECOND_PHONE)
+    first = make_message(db, clock.now)
+    second_id = message_id_for(CAMPAIGN, SECOND_PHONE)
+    second = make_message(db, clock.now, second_id, phone=SECOND_PHONE)
+    assert run(deps, first) == SendResult(200, "sent")
+    assert run(deps, second) == SendResult(200, "sent")
+    assert guard_clock.slept == [1.0]
+    assert len(gateway.sent) == 2
+
+
+def test_a_rate_backlog_is_retried_later_without_a_claim(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, task: SendTask
+) -> None:
+    """Sends of the campaign already spaced more than the sender waits ahead:
+    the task is handed back before any write, so a backlog costs nothing."""
+    guard = RateGuard(clock=lambda: 1000.0, sleep=lambda _s: None)
+    for _ in range(8):
+        slot = guard.acquire(CAMPAIGN, 1.0, 1, max_wait=1e9)
+        assert slot is not None
+        guard.finish(slot)
+    assert guard.backlog(CAMPAIGN) == 8.0
+    deps = dataclasses.replace(deps, rate_guard=guard)
+    before = message(deps.db)
+    assert run(deps, task) == SendResult(503, "rate_backlog")
+    assert message(deps.db) == before
+    assert gateway.sent == []
 
 
 def test_a_permanent_error_fails_the_message_with_its_code(

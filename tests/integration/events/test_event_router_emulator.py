@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.delivery.messages import message_id_for
+from shared.delivery.pacing import LATENCY_ALLOWANCE
 from shared.events.router import route_event
 from shared.payloads import IngestedEvent
 from shared.store.events import EVENTS
@@ -183,7 +184,9 @@ def test_sends_of_one_campaign_are_paced_at_its_rate(
     for n in range(4):
         route_event(instance, event(clock, event_id=f"e{n}"), clock())
     send_at = [message(db, ann_id(campaign_id, f"e{n}"))["send_at"] for n in range(4)]
-    assert send_at == [clock.now + timedelta(seconds=0.5 * n) for n in range(4)]
+    # At the planned rate: the rate less the latency allowance.
+    step = 0.5 * (1 + LATENCY_ALLOWANCE)
+    assert send_at == [clock.now + timedelta(seconds=step * n) for n in range(4)]
 
 
 def test_triggered_lifecycle_and_resume_re_enqueues_held_messages(

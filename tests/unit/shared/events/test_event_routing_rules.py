@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.delivery.pacing import LATENCY_ALLOWANCE
 from shared.events.router import (
     CampaignPacer,
     NotMatched,
@@ -84,14 +85,17 @@ def test_the_pacer_spaces_a_campaign_at_its_rate() -> None:
     pacer = CampaignPacer()
     slow = campaign(rate=2)
     times = [pacer.reserve(slow, 1, NOW) for _ in range(4)]
-    assert times == [NOW + timedelta(seconds=0.5 * i) for i in range(4)]
+    # At the planned rate: the rate less the latency allowance.
+    step = 0.5 * (1 + LATENCY_ALLOWANCE)
+    assert times == [NOW + timedelta(seconds=step * i) for i in range(4)]
 
 
 def test_the_pacer_counts_segments_and_keeps_campaigns_apart() -> None:
     pacer = CampaignPacer()
     a, b = campaign(rate=1, campaign_id="a"), campaign(rate=1, campaign_id="b")
     assert pacer.reserve(a, 3, NOW) == NOW
-    assert pacer.reserve(a, 1, NOW) == NOW + timedelta(seconds=3)
+    after_three = NOW + timedelta(seconds=3 * (1 + LATENCY_ALLOWANCE))
+    assert pacer.reserve(a, 1, NOW) == after_three
     assert pacer.reserve(b, 1, NOW) == NOW
 
 
