@@ -3,7 +3,7 @@
 `DocumentReference.update` builds the same `Write` through field-path parsing,
 a document extractor and proto-plus wrappers: in the webhook and the sender,
 whose hot writes are one update each, that building cost more CPU than the RPC
-(profile in docs/architecture.md §9). For the shapes those writes have, plain
+(docs/architecture.md §9). For the shapes those writes have, plain
 top-level fields whose values are plain data, Maximum, Minimum, Increment,
 ArrayUnion or ArrayRemove, this module builds the very `Write` the library
 builds (the unit tests compare them field by field) and sends it through the
