@@ -14,16 +14,15 @@ type not listed below) goes through `DocumentReference.update` unchanged.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
-from google.cloud._helpers import _datetime_to_pb_timestamp
 from google.cloud.firestore_v1 import transforms
 from google.cloud.firestore_v1.types import firestore as firestore_types
+
+from shared.platform.firestore_writes import fill_array, fill_value
 
 # The raw protobuf classes beneath proto-plus: no wrapper per value.
 _CommitRequest = firestore_types.CommitRequest.pb()
@@ -36,63 +35,17 @@ class _Unsupported(Exception):
     """A shape this module does not build: the library builds it instead."""
 
 
-def _fill(target: Any, value: Any) -> None:
-    """Encode `value` into the Value message `target` as `encode_value` would."""
-    if _fill_scalar(target, value):
-        return
-    if isinstance(value, list | tuple):
-        _fill_array(target.array_value, value)
-    elif type(value) is dict:
-        fields = target.map_value.fields
-        target.map_value.SetInParent()
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _Unsupported
-            _fill(fields[key], item)
-    else:
-        # References, GeoPoints, vectors, BSON types, sentinels nested in data.
-        raise _Unsupported
-
-
-def _fill_scalar(target: Any, value: Any) -> bool:
-    if value is None:
-        target.null_value = 0
-    elif isinstance(value, bool):  # before int: a bool is an int
-        target.boolean_value = value
-    elif isinstance(value, int):
-        target.integer_value = value
-    elif isinstance(value, float):
-        target.double_value = value
-    elif isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, DatetimeWithNanoseconds):
-        target.timestamp_value.CopyFrom(value.timestamp_pb())
-    elif isinstance(value, datetime.datetime):
-        target.timestamp_value.CopyFrom(_datetime_to_pb_timestamp(value))
-    elif type(value) is bytes:
-        target.bytes_value = value
-    else:
-        return False
-    return True
-
-
-def _fill_array(target: Any, values: Any) -> None:
-    target.SetInParent()
-    for element in values:
-        _fill(target.values.add(), element)
-
-
 def _fill_transform(transform: Any, value: Any) -> None:
     if isinstance(value, transforms.ArrayUnion):
-        _fill_array(transform.append_missing_elements, value.values)
+        fill_array(transform.append_missing_elements, value.values)
     elif isinstance(value, transforms.ArrayRemove):
-        _fill_array(transform.remove_all_from_array, value.values)
+        fill_array(transform.remove_all_from_array, value.values)
     elif isinstance(value, transforms.Increment):
-        _fill(transform.increment, value.value)
+        fill_value(transform.increment, value.value)
     elif isinstance(value, transforms.Maximum):
-        _fill(transform.maximum, value.value)
+        fill_value(transform.maximum, value.value)
     elif isinstance(value, transforms.Minimum):
-        _fill(transform.minimum, value.value)
+        fill_value(transform.minimum, value.value)
     else:
         raise _Unsupported
 
@@ -120,7 +73,7 @@ def _fill_write(write: Any, document_path: str, fields: Mapping[str, Any]) -> No
         elif isinstance(value, transforms.Sentinel):
             raise _Unsupported  # DELETE_FIELD, SERVER_TIMESTAMP
         else:
-            _fill(write.update.fields[name], value)
+            fill_value(write.update.fields[name], value)
             plain.append(name)
     write.update.name = document_path
     write.update_mask.SetInParent()

@@ -32,7 +32,7 @@ _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _ID_LENGTH = 20
 
 
-class _NotPlain(TypeError):
+class NotPlain(TypeError):
     """A value this module does not build; the client's encoder does."""
 
 
@@ -46,8 +46,9 @@ def _fill_timestamp(value_pb: Any, value: datetime) -> None:
     timestamp.nanos = nanos or delta.microseconds * 1000
 
 
-def _fill(value_pb: Any, value: Any) -> None:  # noqa: C901 - one branch a type
-    """Set `value_pb` (a google.firestore.v1.Value) to `value`."""
+def fill_value(value_pb: Any, value: Any) -> None:  # noqa: C901 - one branch a type
+    """Set `value_pb` (a google.firestore.v1.Value) to `value`, as the
+    client's `encode_value` would; NotPlain for a value it does not build."""
     if value is None:
         value_pb.null_value = struct_pb2.NULL_VALUE
     elif isinstance(value, bool):
@@ -63,14 +64,18 @@ def _fill(value_pb: Any, value: Any) -> None:  # noqa: C901 - one branch a type
     elif isinstance(value, dict):
         _fill_map(value_pb.map_value, value)
     elif isinstance(value, list | tuple):
-        array = value_pb.array_value
-        array.SetInParent()  # an empty list is still an array
-        for item in value:
-            _fill(array.values.add(), item)
+        fill_array(value_pb.array_value, value)
     elif isinstance(value, bytes):
         value_pb.bytes_value = value
     else:
-        raise _NotPlain(type(value).__name__)
+        raise NotPlain(type(value).__name__)
+
+
+def fill_array(array_pb: Any, values: Any) -> None:
+    """Set `array_pb` (an ArrayValue) to the list or tuple `values`."""
+    array_pb.SetInParent()  # an empty list is still an array
+    for item in values:
+        fill_value(array_pb.values.add(), item)
 
 
 def _fill_map(map_pb: Any, data: dict[str, Any]) -> None:
@@ -78,8 +83,8 @@ def _fill_map(map_pb: Any, data: dict[str, Any]) -> None:
     fields = map_pb.fields
     for key, value in data.items():
         if not isinstance(key, str):
-            raise _NotPlain("a field name must be a string")
-        _fill(fields[key], value)
+            raise NotPlain("a field name must be a string")
+        fill_value(fields[key], value)
 
 
 def document_name(ref: firestore.DocumentReference) -> str:
@@ -109,7 +114,7 @@ def plain_write(name: str, data: dict[str, Any], must_not_exist: bool) -> Any:
     update.name = name
     try:
         _fill_map(update, data)
-    except _NotPlain:
+    except NotPlain:
         return None
     if must_not_exist:
         write_pb.current_document.CopyFrom(_PRECONDITION(exists=False))
