@@ -178,6 +178,7 @@ def run_import(
     posted = [post_upload(http, api, chunk) for chunk in uploads]
     reports = wait_completed(http, api, [report for report, _ in posted])
     completed = time.perf_counter() - started
+    import_rss = {n: group_peak_rss_mb(p) for n, p in groups.items()}
     if profiler is not None:  # the import, not the preview
         profiler.stop()
         for name in MEASURED:
@@ -196,7 +197,10 @@ def run_import(
         "seconds": completed,
         "seen": seen,
         "seen_seconds": time.perf_counter() - started,
-        "peak_rss_mb": {n: group_peak_rss_mb(p) for n, p in groups.items()},
+        "peak_rss_mb": import_rss,
+        "peak_rss_with_preview_mb": {
+            n: group_peak_rss_mb(p) for n, p in groups.items()
+        },
         "cpu_seconds": {
             n: group_cpu_seconds(p) - cpu_before[n] for n, p in groups.items()
         },
@@ -219,8 +223,10 @@ def print_import(kind: str, rows: int, result: dict[str, Any], raw: RawRates) ->
         f"    to a preview counting {result['seen']:,} of {rows:,}: "
         f"{result['seen_seconds']:.1f}s = {seen_rate:,.0f} rows/s = "
         f"{seen_rate / raw.rows_per_s:.2f} of raw\n"
-        f"    peak RSS api {rss['api']:.0f} MB, contact_importer "
-        f"{rss['contact_importer']:.0f} MB; CPU api {cpu['api']:.1f}s, "
+        f"    peak RSS to COMPLETED: api {rss['api']:.0f} MB, contact_importer "
+        f"{rss['contact_importer']:.0f} MB (api with the preview "
+        f"{result['peak_rss_with_preview_mb']['api']:.0f} MB); "
+        f"CPU api {cpu['api']:.1f}s, "
         f"contact_importer {cpu['contact_importer']:.1f}s",
         flush=True,
     )

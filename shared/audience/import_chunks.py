@@ -258,10 +258,11 @@ def _stored_outcome(data: dict[str, Any]) -> ChunkOutcome:
 def write_parts(db: Database, chunk: ImportChunk) -> ChunkOutcome:
     """Every part of the chunk not written yet, a few in flight at once."""
     contacts = [contact_of(row) for row in chunk.rows]
-    done = written_parts(db, chunk.import_id, chunk.chunk_no)
+    starts = range(0, len(contacts), PART_ROWS)
+    done = written_parts(db, chunk.import_id, chunk.chunk_no, len(starts))
     outcome = ChunkOutcome()
     pending: list[tuple[PartMarker, list[Contact]]] = []
-    for number, start in enumerate(range(0, len(contacts), PART_ROWS)):
+    for number, start in enumerate(starts):
         if number in done:
             outcome.add(_stored_outcome(done[number]))
             continue

@@ -317,6 +317,31 @@ def test_an_erased_number_is_restored_without_losing_its_opt_out(api: Any) -> No
     assert user(api, phone)["consent"]["state"] == "STOP"
 
 
+@pytest.mark.parametrize("part_rows", [2, 200])
+def test_erased_numbers_keep_their_opt_out_whether_parts_are_small_or_large(
+    api: Any, monkeypatch: pytest.MonkeyPatch, part_rows: int
+) -> None:
+    # Parts of 2 rows meet more suppression entries than phones (their own
+    # entries are read); parts of 200, fewer (every entry is read).
+    from shared.audience import import_chunks
+
+    monkeypatch.setattr(import_chunks, "PART_ROWS", part_rows)
+    erased = ["+94771234571", "+94771234572", "+94771234573"]
+    for phone in erased:
+        api("POST", "/v1/users", json={"phone": phone, "consent_state": "STOP"})
+        assert api("DELETE", f"/v1/users/{phone}").status == 200
+    fresh = ["+94771234581", "+94771234582", "+94771234583"]
+    rows = [erased[0], fresh[0], fresh[1], erased[2], fresh[2]]
+    report = imported(
+        api, "phone,consent_state\n" + "".join(f"{p},OPT_IN\n" for p in rows)
+    )
+    assert (report["created"], report["failed"]) == (5, 0)
+    for phone in (erased[0], erased[2]):
+        assert user(api, phone)["consent"]["state"] == "STOP"
+    for phone in fresh:
+        assert user(api, phone)["consent"]["state"] == "OPT_IN"
+
+
 MULTIPART = (
     b"--XyZ\r\n"
     b'Content-Disposition: form-data; name="note"\r\n\r\n'
