@@ -124,23 +124,31 @@ def plain_write(name: str, data: dict[str, Any], must_not_exist: bool) -> Any:
 Writer = firestore.WriteBatch | firestore.Transaction
 
 
+def _add_plain_write(
+    batch: Writer,
+    ref: firestore.DocumentReference,
+    data: dict[str, Any],
+    must_not_exist: bool,
+) -> bool:
+    """Add the plain `Write` to `batch`; False when `data` is not plain."""
+    write_pb = plain_write(document_name(ref), data, must_not_exist)
+    if write_pb is None:
+        return False
+    batch._add_write_pbs([write_pb])
+    return True
+
+
 def batch_create(
     batch: Writer, ref: firestore.DocumentReference, data: dict[str, Any]
 ) -> None:
     """`batch.create(ref, data)`: fails the commit if the document exists."""
-    write_pb = plain_write(document_name(ref), data, must_not_exist=True)
-    if write_pb is None:
+    if not _add_plain_write(batch, ref, data, must_not_exist=True):
         batch.create(ref, data)
-        return
-    batch._add_write_pbs([write_pb])
 
 
 def batch_set(
     batch: Writer, ref: firestore.DocumentReference, data: dict[str, Any]
 ) -> None:
     """`batch.set(ref, data)`: replaces the whole document."""
-    write_pb = plain_write(document_name(ref), data, must_not_exist=False)
-    if write_pb is None:
+    if not _add_plain_write(batch, ref, data, must_not_exist=False):
         batch.set(ref, data)
-        return
-    batch._add_write_pbs([write_pb])
