@@ -484,28 +484,47 @@ def fake_guard() -> tuple[RateGuard, SleepingClock]:
     return RateGuard(clock=clock, sleep=clock.sleep, wait=no_answer_comes), clock
 
 
-def test_a_send_with_an_unknown_outcome_keeps_its_place_in_the_rate(
-    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
-) -> None:
-    """Twilio may still accept a send that timed out, so the next send of its
-    campaign does not take its place within the rate: it is refused (and
-    retried later by the queue), nothing sent."""
-    guard, _ = fake_guard()
-    deps = dataclasses.replace(deps, rate_guard=guard)
+@dataclasses.dataclass(frozen=True)
+class TwoMessages:
+    """Two queued messages of one campaign at 1 segment/s, sent by deps whose
+    rate guard runs on `guard_clock`."""
+
+    deps: SenderDeps
+    guard_clock: SleepingClock
+    first: SendTask
+    second: SendTask
+    second_id: str
+
+
+def two_messages_at_one_per_second(
+    db: Any, deps: SenderDeps, clock: Any
+) -> TwoMessages:
+    guard, guard_clock = fake_guard()
     make_campaign(db, rate_limit_mps=1.0)
     make_user(db, clock.now)
     make_user(db, clock.now, phone=SECOND_PHONE)
     first = make_message(db, clock.now)
     second_id = message_id_for(CAMPAIGN, SECOND_PHONE)
     second = make_message(db, clock.now, second_id, phone=SECOND_PHONE)
+    guarded = dataclasses.replace(deps, rate_guard=guard)
+    return TwoMessages(guarded, guard_clock, first, second, second_id)
+
+
+def test_a_send_with_an_unknown_outcome_keeps_its_place_in_the_rate(
+    db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
+) -> None:
+    """Twilio may still accept a send that timed out, so the next send of its
+    campaign does not take its place within the rate: it is refused (and
+    retried later by the queue), nothing sent."""
+    two = two_messages_at_one_per_second(db, deps, clock)
     gateway.failures.append(
         TwilioSendError("read timed out", None, None, outcome_unknown=True)
     )
-    assert run(deps, first) == SendResult(503, "outcome_unknown")
+    assert run(two.deps, two.first) == SendResult(503, "outcome_unknown")
 
-    assert run(deps, second) == SendResult(503, "retriable_error")
+    assert run(two.deps, two.second) == SendResult(503, "retriable_error")
     assert gateway.sent == []
-    doc = message(db, second_id)
+    doc = message(db, two.second_id)
     assert status_of(doc["status_rank"]) is MessageStatus.QUEUED
     assert doc["audit"][-1]["reason"].startswith("429")
 
@@ -513,17 +532,10 @@ def test_a_send_with_an_unknown_outcome_keeps_its_place_in_the_rate(
 def test_a_send_answered_frees_its_place_a_second_after_the_answer(
     db: Any, deps: SenderDeps, gateway: FakeGateway, clock: Any
 ) -> None:
-    guard, guard_clock = fake_guard()
-    deps = dataclasses.replace(deps, rate_guard=guard)
-    make_campaign(db, rate_limit_mps=1.0)
-    make_user(db, clock.now)
-    make_user(db, clock.now, phone=SECOND_PHONE)
-    first = make_message(db, clock.now)
-    second_id = message_id_for(CAMPAIGN, SECOND_PHONE)
-    second = make_message(db, clock.now, second_id, phone=SECOND_PHONE)
-    assert run(deps, first) == SendResult(200, "sent")
-    assert run(deps, second) == SendResult(200, "sent")
-    assert guard_clock.slept == [1.0]
+    two = two_messages_at_one_per_second(db, deps, clock)
+    assert run(two.deps, two.first) == SendResult(200, "sent")
+    assert run(two.deps, two.second) == SendResult(200, "sent")
+    assert two.guard_clock.slept == [1.0]
     assert len(gateway.sent) == 2
 
 
