@@ -345,17 +345,6 @@ class UserTransaction:
             self._ref, {"consent": _consent_doc(consent), "updated_at": now}
         )
 
-    def update_profile(
-        self,
-        attributes: Mapping[str, Any],
-        now: datetime,
-        timezone: str | None = None,
-        set_timezone: bool = False,
-    ) -> None:
-        """Merge attributes (None deletes a key), maybe set the timezone."""
-        changes = _profile_changes(attributes, now, timezone, set_timezone)
-        self._transaction.update(self._ref, changes)
-
     def record_consent_change(self, event: dict[str, Any]) -> None:
         record_consent_change(self._transaction, self._db, self.phone, event)
 
